@@ -1,0 +1,5 @@
+import sys
+
+from edgeort.cli import main
+
+sys.exit(main())

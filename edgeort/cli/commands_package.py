@@ -1,0 +1,7 @@
+"""CLI commands (package)."""
+
+from __future__ import annotations
+
+import click
+
+COMMANDS: list[click.Command] = []

@@ -1,0 +1,129 @@
+"""Device profiles: TOML files -> validated, frozen :class:`Profile` objects.
+
+The schema is documented field by field in ``docs/profiles.md``. Loading reports every
+problem of every file at once in one :class:`~edgeort.errors.ProfileError`.
+
+(The dataclasses below are the contract the rest of edgeort codes against; the loader
+and validator follow them.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "FAMILIES",
+    "PRECISIONS",
+    "Match",
+    "ModelPrep",
+    "Profile",
+    "Recipe",
+    "Runtime",
+    "SessionSettings",
+    "Verify",
+]
+
+PRECISIONS = ("fp32", "fp16", "int8", "w8a16", "int4")
+FAMILIES = ("cnn", "transformer", "default")
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """How to recognise the target. Every non-empty predicate must hold."""
+
+    os: tuple[str, ...] = ()  # linux | darwin | windows | android | ios
+    arch: tuple[str, ...] = ()  # x86_64 | arm64
+    cpu_flags_all: tuple[str, ...] = ()
+    cpu_flags_any: tuple[str, ...] = ()
+    cpu_flags_none: tuple[str, ...] = ()
+    soc_any: tuple[str, ...] = ()  # case-insensitive substrings of DeviceInfo.soc
+    accelerators_any: tuple[str, ...] = ()  # "kind:vendor", e.g. "npu:qualcomm", "gpu:nvidia"
+    priority: int = 0  # higher wins among profiles that fit
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """Which EP runs the variant and how it is started."""
+
+    ep: str  # exact ORT EP name, e.g. "QNNExecutionProvider"
+    device: str = ""  # cpu | gpu | npu | "" (any); OrtHardwareDevice type wanted
+    package: str = "onnxruntime"  # pip distribution that provides the EP
+    plugin_module: str = ""  # module exposing get_library_path() for plugin EPs
+    min_ort: str = "1.24.2"
+    fallback: tuple[str, ...] = ("CPUExecutionProvider",)
+    simulated_on: tuple[str, ...] = ()  # arches where this EP only runs in simulation
+    provider_options: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    graph_optimization_level: str = "all"  # disable | basic | extended | layout | all
+    intra_op_threads: str | int = "performance"  # "physical" | "performance" | N (0 = ORT)
+    inter_op_threads: int = 1
+    execution_mode: str = "sequential"  # sequential | parallel
+    config: Mapping[str, str] = field(default_factory=dict)  # add_session_config_entry
+
+
+@dataclass(frozen=True, slots=True)
+class Recipe:
+    """One way to prepare the model's weights/activations for the target."""
+
+    precision: str = "fp32"  # one of PRECISIONS
+    mode: str = "none"  # none | dynamic | static | qnn | weight_only
+    format: str = "qdq"  # qdq | qoperator
+    activation_type: str = "int8"  # int8 | uint8 | int16 | uint16
+    weight_type: str = "int8"  # int8 | uint8 | int4 | uint4
+    per_channel: bool = False
+    reduce_range: bool = False
+    calibrate_method: str = "minmax"  # minmax | entropy | percentile
+    op_types: tuple[str, ...] = ()  # op types to quantize; () = the quantizer's default
+    nodes_to_exclude: tuple[str, ...] = ()
+    keep_io_types: bool = True  # fp16: inputs/outputs stay fp32
+    bits: int = 4  # weight_only
+    block_size: int = 128  # weight_only
+    symmetric_weights: bool = True
+    symmetric_activations: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPrep:
+    fixed_shapes: bool = False
+    ort_format: bool = False
+    offline_optimization: str = "basic"  # none | basic | extended: level baked into the file
+    fuse_transformers: bool = True
+    # Candidate recipes per model family ("cnn", "transformer", "default"), best first.
+    # The packager builds each, gates each, and keeps the first that passes -- or, when
+    # the EP is present at build time, the fastest that passes.
+    recipes: Mapping[str, tuple[Recipe, ...]] = field(default_factory=dict)
+
+    def recipes_for(self, family: str) -> tuple[Recipe, ...]:
+        return self.recipes.get(family) or self.recipes.get("default") or (Recipe(),)
+
+
+@dataclass(frozen=True, slots=True)
+class Verify:
+    """The accuracy gate. ``max_drop`` is 1 - mean cosine for ``cosine``, and points of
+    top-1 accuracy (fraction, 0.005 = 0.5 points) for ``top1``."""
+
+    metric: str = "cosine"  # cosine | top1
+    max_drop: float = 0.01
+    fallback: tuple[str, ...] = ("per_channel", "exclude_sensitive", "fp16", "fp32")
+    speed_gate: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    name: str
+    description: str
+    version: str
+    short: str  # cpu | openvino | qnn | coreml | nnapi | directml | tensorrt
+    runtime: Runtime
+    match: Match = field(default_factory=Match)
+    session: SessionSettings = field(default_factory=SessionSettings)
+    model: ModelPrep = field(default_factory=ModelPrep)
+    verify: Verify = field(default_factory=Verify)
+    extends: str | None = None
+    source: Path | None = None  # the file it came from; None for built in code
+    builtin: bool = True
