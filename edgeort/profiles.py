@@ -120,6 +120,8 @@ class Profile:
     version: str
     short: str  # cpu | openvino | qnn | coreml | nnapi | directml | tensorrt
     runtime: Runtime
+    # The profile a short name resolves to when packaging for a device that is not here.
+    default: bool = False
     match: Match = field(default_factory=Match)
     session: SessionSettings = field(default_factory=SessionSettings)
     model: ModelPrep = field(default_factory=ModelPrep)

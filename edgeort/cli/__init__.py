@@ -38,9 +38,16 @@ def cli(verbose: int) -> None:
 
 
 def _register() -> None:
-    from edgeort.cli import commands_measure, commands_package, commands_probe, commands_run
+    from edgeort.cli import (
+        commands_measure,
+        commands_package,
+        commands_probe,
+        commands_profiles,
+        commands_run,
+    )
 
-    for module in (commands_probe, commands_package, commands_run, commands_measure):
+    modules = (commands_probe, commands_profiles, commands_package, commands_run, commands_measure)
+    for module in modules:
         for command in module.COMMANDS:
             cli.add_command(command)
 
