@@ -1,0 +1,26 @@
+"""Shared pytest fixtures for edgeort's tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep every test's cache/config out of the real user directories."""
+    base = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("EDGEORT_CACHE_DIR", str(base / "cache"))
+    monkeypatch.setenv("EDGEORT_CONFIG_DIR", str(base / "config"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(base / "xdg-cache"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(base / "xdg-config"))
+    os.environ.pop("EDGEORT_TRUSTED_KEYS", None)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
