@@ -1,0 +1,355 @@
+"""The loaded model: validated ``run()``, placement and IO binding over one ORT session.
+
+:class:`Model` is what :func:`edgeort.load` returns. Every per-input check is computed
+once, at construction (:class:`_InputCheck`), so ``run()`` does a handful of attribute
+compares per input before calling ``InferenceSession.run``. The hot path touches no
+shared mutable state, so one ``Model`` may be used from many threads at once; ORT
+sessions are thread-safe for ``run`` and edgeort creates its sessions with
+``enable_fallback=0``, so ORT never re-creates a session under a running call.
+
+Feeds are checked against the recorded signature (:class:`TensorSpec`-like objects with
+``name``, ``dtype``, ``shape``): missing, extra, dtype (no silent casts, except Python
+lists and scalars, converted to the expected dtype when that is a same-kind cast), rank
+and fixed dims. Any exception ORT raises while running is translated into an
+:class:`~edgeort.errors.InputError` or :class:`~edgeort.errors.ProviderError`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import onnxruntime as ort
+
+from edgeort.errors import EdgeortError, InputError, ProviderError, UsageError
+
+__all__ = ["Model", "PlacedNode", "Placement", "SpecLike", "translate_ort_error"]
+
+_PY_SCALARS = (bool, int, float, complex, str, bytes)
+_STRING_KINDS = frozenset("USO")
+
+
+class SpecLike(Protocol):
+    """What a tensor signature must provide (``edgeort.bundle.TensorSpec`` does)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def dtype(self) -> str: ...
+    @property
+    def shape(self) -> tuple[int | str | None, ...] | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedNode:
+    """One node of the optimised graph and the EP that runs it."""
+
+    ep: str
+    name: str
+    op_type: str
+    domain: str
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Which EP runs which nodes, as ORT recorded it when the session was created."""
+
+    nodes: tuple[PlacedNode, ...]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Number of nodes per EP, EPs in the order ORT listed them."""
+        return dict(Counter(n.ep for n in self.nodes))
+
+    def on(self, ep: str) -> tuple[PlacedNode, ...]:
+        return tuple(n for n in self.nodes if n.ep == ep)
+
+    def __str__(self) -> str:
+        return ", ".join(f"{ep}: {n} node(s)" for ep, n in self.counts.items()) or "no nodes"
+
+
+def _shape_text(shape: Sequence[int | str | None] | None) -> str:
+    if shape is None:
+        return "any shape"
+    dims = ", ".join("?" if d is None else str(d) for d in shape)
+    return f"({dims})"
+
+
+@dataclass(frozen=True, slots=True)
+class _InputCheck:
+    """Everything ``run()`` needs to check one input, computed once at load."""
+
+    name: str
+    dtype: np.dtype[Any] | None  # None: string tensor (any of U, S, O kinds)
+    rank: int | None  # None: rank unknown, not checked
+    fixed: tuple[tuple[int, int], ...]  # (axis, size) of every fixed dim
+    expected: str
+
+    @classmethod
+    def from_spec(cls, spec: SpecLike) -> _InputCheck:
+        dtype = None if spec.dtype in ("string", "str", "object") else np.dtype(spec.dtype)
+        shape = None if spec.shape is None else tuple(spec.shape)
+        rank = None if shape is None else len(shape)
+        fixed = tuple((i, d) for i, d in enumerate(shape or ()) if isinstance(d, int) and d >= 0)
+        return cls(spec.name, dtype, rank, fixed, f"{spec.dtype}{_shape_text(shape)}")
+
+    def fail(self, what: str, got: str) -> InputError:
+        return InputError(
+            f"input {self.name!r}: {what}: expected {self.expected}, got {got}",
+            input_name=self.name,
+            expected=self.expected,
+            got=got,
+        )
+
+    def convert(self, value: Any) -> np.ndarray:
+        """A non-ndarray feed -> ndarray; lists and scalars take the expected dtype."""
+        try:
+            arr = np.asarray(value)
+        except (ValueError, TypeError) as exc:
+            raise self.fail(
+                "not convertible to an array", f"{type(value).__name__} ({exc})"
+            ) from None
+        if not isinstance(value, (list, tuple, *_PY_SCALARS)) or self.dtype is None:
+            return arr
+        if arr.dtype.kind in _STRING_KINDS or arr.dtype == object:
+            return arr
+        if not np.can_cast(arr.dtype, self.dtype, casting="same_kind"):
+            raise self.fail("wrong dtype", f"a Python {type(value).__name__} of {arr.dtype}")
+        return arr.astype(self.dtype)
+
+    def check(self, value: Any) -> np.ndarray:
+        arr = value if type(value) is np.ndarray else self.convert(value)
+        if self.dtype is None:
+            if arr.dtype.kind not in _STRING_KINDS:
+                raise self.fail("wrong dtype", f"{arr.dtype}{_shape_text(arr.shape)}")
+        elif arr.dtype != self.dtype:
+            raise self.fail("wrong dtype (edgeort never casts arrays)", _got(arr))
+        shape = arr.shape
+        if self.rank is not None and len(shape) != self.rank:
+            raise self.fail(f"wrong rank {len(shape)}", _got(arr))
+        for axis, size in self.fixed:
+            if shape[axis] != size:
+                raise self.fail(f"wrong size {shape[axis]} of dim {axis}", _got(arr))
+        return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
+
+
+def _got(arr: np.ndarray) -> str:
+    return f"{arr.dtype}{_shape_text(arr.shape)}"
+
+
+def translate_ort_error(
+    exc: BaseException, *, action: str, provider: str | None, path: str | None = None
+) -> EdgeortError:
+    """Map an ORT/Python exception from ``action`` to the matching :class:`EdgeortError`."""
+    name = type(exc).__name__
+    message = f"{action} failed ({name}): {exc}"
+    if name in ("InvalidArgument",) or isinstance(exc, (ValueError, TypeError)):
+        return InputError(message)
+    return ProviderError(message, provider=provider, path=path)
+
+
+class Model:
+    """A verified bundle variant running in an ONNX Runtime session.
+
+    Create it with :func:`edgeort.load`. ``run(feeds)`` returns ``{output name: array}``.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_checks",
+        "_close_lock",
+        "_input_names",
+        "_inputs",
+        "_output_names",
+        "_outputs",
+        "_profile",
+        "_provider",
+        "_reasons",
+        "_session",
+        "_variant",
+    )
+
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        *,
+        inputs: Sequence[SpecLike],
+        outputs: Sequence[SpecLike],
+        variant: Any = None,
+        profile: Any = None,
+        reasons: Mapping[str, str] | None = None,
+    ) -> None:
+        self._session: ort.InferenceSession | None = session
+        self._inputs = tuple(inputs)
+        self._outputs = tuple(outputs)
+        self._checks = tuple(_InputCheck.from_spec(s) for s in self._inputs)
+        self._input_names = frozenset(s.name for s in self._inputs)
+        self._output_names = [s.name for s in self._outputs]
+        self._variant = variant
+        self._profile = profile
+        self._reasons = dict(reasons or {})
+        self._provider = session.get_providers()[0]
+        self._close_lock = threading.Lock()
+
+    # -- running ---------------------------------------------------------------------
+    def run(
+        self, feeds: Mapping[str, Any], output_names: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Run the model on ``feeds`` (``{input name: array}``) and return all outputs
+        (or ``output_names``) by name. Raises :class:`InputError` for feeds that do not
+        match the signature and :class:`ProviderError` for failures inside ORT."""
+        session = self._session
+        if session is None:
+            raise UsageError("run() on a closed Model; load the bundle again")
+        names = self._output_names if output_names is None else self._outputs_for(output_names)
+        checked = self._check_feeds(feeds)
+        try:
+            values = session.run(names, checked)
+        except Exception as exc:
+            raise translate_ort_error(exc, action="run()", provider=self._provider) from exc
+        return dict(zip(names, values, strict=True))
+
+    __call__ = run
+
+    def _check_feeds(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        if not isinstance(feeds, Mapping):
+            raise InputError(
+                f"feeds must be a mapping {{input name: array}}, got {type(feeds).__name__}",
+                expected="dict",
+                got=type(feeds).__name__,
+            )
+        if len(feeds) != len(self._checks) or not self._input_names.issuperset(feeds):
+            self._raise_names(feeds)
+        return {c.name: c.check(feeds[c.name]) for c in self._checks}
+
+    def _raise_names(self, feeds: Mapping[str, Any]) -> None:
+        expected = ", ".join(sorted(self._input_names))
+        for check in self._checks:
+            if check.name not in feeds:
+                raise InputError(
+                    f"missing input {check.name!r} ({check.expected}); the model takes: {expected}",
+                    input_name=check.name,
+                    expected=check.expected,
+                    got="nothing",
+                )
+        extra = sorted(str(k) for k in feeds if k not in self._input_names)
+        raise InputError(
+            f"unknown input {extra[0]!r}; the model takes: {expected}",
+            input_name=extra[0],
+            expected=expected,
+            got=", ".join(extra),
+        )
+
+    def _outputs_for(self, output_names: Sequence[str]) -> list[str]:
+        names = [output_names] if isinstance(output_names, str) else list(output_names)
+        unknown = [n for n in names if n not in self._output_names]
+        if unknown:
+            raise UsageError(
+                f"unknown output {unknown[0]!r}; the model has: {', '.join(self._output_names)}",
+                option="output_names",
+            )
+        return names
+
+    # -- IO binding ------------------------------------------------------------------
+    def io_binding(self, *, device: str = "cpu", device_id: int = 0) -> ort.IOBinding:
+        """A fresh ``IOBinding`` with every output bound to ``device`` (e.g. ``"cuda"``,
+        ``"dml"``). Bind inputs with ``bind_cpu_input``/``bind_ortvalue_input`` and run it
+        with :meth:`run_with_binding`. One binding per thread: bindings are not shared."""
+        binding = self._live().io_binding()
+        for name in self._output_names:
+            binding.bind_output(name, device, device_id)
+        return binding
+
+    def run_with_binding(
+        self, binding: ort.IOBinding, *, copy_to_cpu: bool = True
+    ) -> dict[str, Any]:
+        """Run with an IO binding; outputs as numpy arrays (or ``OrtValue``s on the
+        device when ``copy_to_cpu=False``)."""
+        session = self._live()
+        try:
+            session.run_with_iobinding(binding)
+            values = binding.copy_outputs_to_cpu() if copy_to_cpu else binding.get_outputs()
+        except Exception as exc:
+            raise translate_ort_error(
+                exc, action="run_with_binding()", provider=self._provider
+            ) from exc
+        return dict(zip(self._output_names, values, strict=True))
+
+    # -- introspection ---------------------------------------------------------------
+    def placement(self) -> Placement:
+        """Which EP runs which node (recorded at session creation)."""
+        try:
+            subgraphs = self._live().get_provider_graph_assignment_info()
+        except Exception as exc:
+            raise UsageError(
+                "this session did not record its EP graph assignment "
+                f"(session.record_ep_graph_assignment_info=1 is needed at creation): {exc}"
+            ) from exc
+        nodes = tuple(
+            PlacedNode(sg.ep_name, n.name, n.op_type, n.domain)
+            for sg in subgraphs
+            for n in sg.get_nodes()
+        )
+        return Placement(nodes)
+
+    @property
+    def inputs(self) -> tuple[SpecLike, ...]:
+        return self._inputs
+
+    @property
+    def outputs(self) -> tuple[SpecLike, ...]:
+        return self._outputs
+
+    @property
+    def variant(self) -> Any:
+        """The bundle :class:`~edgeort.bundle.Variant` this session runs."""
+        return self._variant
+
+    @property
+    def profile(self) -> Any:
+        """The :class:`~edgeort.profiles.Profile` the variant was made for (None if unknown)."""
+        return self._profile
+
+    @property
+    def providers(self) -> list[str]:
+        return self._live().get_providers()
+
+    @property
+    def session(self) -> ort.InferenceSession:
+        return self._live()
+
+    @property
+    def reasons(self) -> dict[str, str]:
+        """Per variant name: why it was picked, or why it was skipped."""
+        return dict(self._reasons)
+
+    def _live(self) -> ort.InferenceSession:
+        session = self._session
+        if session is None:
+            raise UsageError("this Model is closed; load the bundle again")
+        return session
+
+    # -- lifetime --------------------------------------------------------------------
+    def close(self) -> None:
+        """Drop the session. Runs already in flight finish on their own reference."""
+        with self._close_lock:
+            self._session = None
+
+    @property
+    def closed(self) -> bool:
+        return self._session is None
+
+    def __enter__(self) -> Model:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        name = getattr(self._variant, "name", None)
+        state = "closed" if self._session is None else self._provider
+        return f"<edgeort.Model variant={name!r} {state}>"
