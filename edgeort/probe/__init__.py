@@ -1,0 +1,102 @@
+"""The probe: what is this device? -> :class:`~edgeort.device.DeviceInfo`.
+
+``probe()`` reads the OS, CPU (vendor, model, normalised ISA flags, performance and
+efficiency cores), memory, battery, SoC, accelerators and ONNX Runtime (version, built-in
+EPs, plugin EPs and their devices). Every read goes through a :class:`Sources` object
+(:class:`HostSources` by default, :class:`CapturedSources` for a device captured into a
+directory), and a missing or broken signal becomes an ``absent`` entry, never an error.
+
+It imports neither onnx nor click. The JSON form is documented in ``docs/probe.md``.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any
+
+from edgeort.device import DeviceInfo
+from edgeort.probe._cpu import ARM_FLAGS, X86_FLAGS, read_cpu
+from edgeort.probe._ort import OrtState, ort_notes
+from edgeort.probe._platform import (
+    merge_ort_hardware,
+    normalise_arch,
+    read_accelerators,
+    read_os,
+    read_soc,
+)
+from edgeort.probe._sources import CapturedSources, HostSources, PlatformValues, Sources
+
+__all__ = [
+    "ARM_FLAGS",
+    "X86_FLAGS",
+    "CapturedSources",
+    "HostSources",
+    "OrtState",
+    "PlatformValues",
+    "Sources",
+    "probe",
+]
+
+
+def probe(*, register_plugins: bool = True, sources: Sources | None = None) -> DeviceInfo:
+    """Describe the device at hand (or the captured one ``sources`` reads).
+
+    ``register_plugins``: register installed plugin EPs (OpenVINO, QNN, ...) with ONNX
+    Runtime first, so their devices are listed; the registration is kept for the process.
+    """
+    src = sources if sources is not None else HostSources()
+    absent: dict[str, str] = {}
+    os_name, os_version, props = read_os(src, absent)
+    arch = normalise_arch(src.platform.machine)
+    cpu = read_cpu(src, os_name, arch, absent)
+    soc = read_soc(src, props, cpu.board, cpu.model)
+    if soc is None:
+        absent["soc"] = "no /sys/devices/soc0, getprop, device-tree model or SoC brand string"
+    accelerators = read_accelerators(src, os_name, arch, cpu.model)
+    ort = src.ort_state(register_plugins=register_plugins)
+    merge_ort_hardware(accelerators, ort.hardware)
+    if ort.error:
+        absent["onnxruntime"] = ort.error
+    memory = src.memory()
+    if memory is None:
+        absent["memory"] = "psutil.virtual_memory() failed"
+    battery = src.battery()
+    if battery is None:
+        absent["battery"] = "no battery reported (psutil.sensors_battery() is None)"
+    notes = [*cpu.notes, *ort_notes(ort, arch=arch, cpu_vendor=cpu.vendor,
+                                    accelerators=tuple(accelerators))]  # fmt: skip
+    return DeviceInfo(
+        os=os_name,
+        os_version=os_version,
+        arch=arch,
+        cpu_vendor=cpu.vendor,
+        cpu_model=cpu.model,
+        cpu_flags=cpu.flags,
+        physical_cores=cpu.physical,
+        logical_cores=cpu.logical,
+        performance_cores=cpu.performance,
+        efficiency_cores=cpu.efficiency,
+        memory_total=memory[0] if memory else None,
+        memory_available=memory[1] if memory else None,
+        battery=battery,
+        soc=soc,
+        accelerators=tuple(accelerators),
+        ort_version=ort.version,
+        ort_build_providers=ort.build_providers,
+        plugin_eps=ort.plugin_eps,
+        ep_devices=ort.ep_devices,
+        notes=tuple(notes),
+        absent=dict(sorted(absent.items())),
+    )
+
+
+class _CallableModule(types.ModuleType):
+    """``edgeort.probe`` is both this package and the function: once the submodule is
+    imported, ``edgeort.probe`` names the module, so calling it must still work."""
+
+    def __call__(self, **kwargs: Any) -> DeviceInfo:
+        return probe(**kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

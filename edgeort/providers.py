@@ -1,0 +1,324 @@
+"""Execution providers: find plugin EP packages, register them once, list their devices.
+
+A plugin EP is a pip distribution following ONNX Runtime's plugin packaging convention:
+its name is ``onnxruntime-ep-<id>`` (or one of :data:`KNOWN_PLUGINS`, e.g. the older
+``onnxruntime-qnn``) and its top-level module exposes ``get_library_path()`` and
+``get_ep_names()`` / ``get_ep_name()``. Discovery reads distribution metadata only and
+imports nothing but those plugin modules.
+
+Registration (:func:`ensure_registered`) is idempotent, thread-safe and remembers both
+success and failure; a missing plugin is ``False`` plus a reason
+(:func:`registration_error`), never an exception.
+
+For tests of hardware this machine lacks, :class:`FakeProviders` makes a
+:class:`~edgeort.device.DeviceInfo` claim CoreML, NNAPI, DirectML, TensorRT... are there.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from edgeort.device import DeviceInfo, EpDevice, PluginEp
+
+__all__ = [
+    "KNOWN_PLUGINS",
+    "FakeProviders",
+    "KnownPlugin",
+    "discover_plugins",
+    "ensure_registered",
+    "ep_devices",
+    "list_ep_devices",
+    "plugin_install_hint",
+    "register_all",
+    "registration_error",
+    "to_ep_device",
+]
+
+log = logging.getLogger(__name__)
+
+PLUGIN_PREFIX = "onnxruntime-ep-"
+
+
+@dataclass(frozen=True, slots=True)
+class KnownPlugin:
+    ep_name: str
+    package: str  # pip distribution
+    module: str  # import name exposing get_library_path()
+    extra: str  # edgeort extra that installs it: pip install edgeort[<extra>]
+
+
+KNOWN_PLUGINS: dict[str, KnownPlugin] = {
+    "OpenVINOExecutionProvider": KnownPlugin(
+        "OpenVINOExecutionProvider",
+        "onnxruntime-ep-openvino",
+        "onnxruntime_ep_openvino",
+        "openvino",
+    ),
+    "QNNExecutionProvider": KnownPlugin(
+        "QNNExecutionProvider", "onnxruntime-qnn", "onnxruntime_qnn", "qnn"
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    """One installed plugin distribution, as found (before registration)."""
+
+    package: str
+    module: str
+    version: str | None
+    ep_names: tuple[str, ...]
+    library_path: str | None
+    error: str | None
+
+
+_LOCK = threading.RLock()
+_SPECS: tuple[_Spec, ...] | None = None
+_RESULTS: dict[str, bool] = {}  # registration name -> registered?
+_ERRORS: dict[str, str] = {}  # ep name -> why it is not registered
+
+
+def _normalise(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def _dist_name(dist: metadata.Distribution) -> str:
+    # PathDistribution knows its name from the .dist-info folder: no METADATA parse.
+    cheap = getattr(dist, "_normalized_name", None)
+    return _normalise(cheap if isinstance(cheap, str) else (dist.metadata["Name"] or ""))
+
+
+def _plugin_dists() -> list[metadata.Distribution]:
+    known = {_normalise(p.package) for p in KNOWN_PLUGINS.values()}
+    found: dict[str, metadata.Distribution] = {}
+    for dist in metadata.distributions():
+        name = _dist_name(dist)
+        if (name.startswith(PLUGIN_PREFIX) or name in known) and name not in found:
+            found[name] = dist  # first on sys.path wins, like import
+    return [found[n] for n in sorted(found)]
+
+
+def _module_name(dist: metadata.Distribution, package: str) -> str:
+    for plugin in KNOWN_PLUGINS.values():
+        if _normalise(plugin.package) == package:
+            return plugin.module
+    top = (dist.read_text("top_level.txt") or "").split()
+    return top[0] if top else package.replace("-", "_")
+
+
+def _inspect(dist: metadata.Distribution) -> _Spec:
+    package = _dist_name(dist)
+    module_name = _module_name(dist, package)
+    known = [p.ep_name for p in KNOWN_PLUGINS.values() if _normalise(p.package) == package]
+    try:
+        module = importlib.import_module(module_name)
+        names = _ep_names(module) or tuple(known)
+        lib = str(module.get_library_path())
+    except Exception as exc:  # a broken plugin must not break the probe
+        why = f"import {module_name} / get_library_path() failed: {type(exc).__name__}: {exc}"
+        return _Spec(package, module_name, dist.version, tuple(known), None, why)
+    error = None if Path(lib).is_file() else f"library {lib} does not exist"
+    return _Spec(package, module_name, dist.version, names, lib, error)
+
+
+def _ep_names(module: Any) -> tuple[str, ...]:
+    if hasattr(module, "get_ep_names"):
+        return tuple(str(n) for n in module.get_ep_names())
+    if hasattr(module, "get_ep_name"):
+        return (str(module.get_ep_name()),)
+    return ()
+
+
+def _specs() -> tuple[_Spec, ...]:
+    global _SPECS
+    with _LOCK:
+        if _SPECS is None:
+            _SPECS = tuple(_inspect(d) for d in _plugin_dists())
+        return _SPECS
+
+
+def _forget_discovery() -> None:
+    """Drop the cached discovery and failures (tests that install a plugin at run time)."""
+    global _SPECS
+    with _LOCK:
+        _SPECS = None
+        for name in [n for n, ok in _RESULTS.items() if not ok]:
+            del _RESULTS[name]
+        _ERRORS.clear()
+
+
+def _spec_for(ep_name: str) -> _Spec | None:
+    return next((s for s in _specs() if ep_name in s.ep_names), None)
+
+
+def discover_plugins() -> tuple[PluginEp, ...]:
+    """Every installed plugin EP, one entry per EP name, with its registration state."""
+    out = []
+    with _LOCK:
+        for spec in _specs():
+            for ep in spec.ep_names or (f"<unknown EP of {spec.package}>",):
+                registered = _RESULTS.get(_registration_name(spec), False)
+                error = None if registered else _ERRORS.get(ep, spec.error)
+                out.append(
+                    PluginEp(
+                        ep_name=ep,
+                        package=spec.package,
+                        module=spec.module,
+                        library_path=spec.library_path,
+                        version=spec.version,
+                        registered=registered,
+                        error=error,
+                    )
+                )
+    return tuple(out)
+
+
+def _registration_name(spec: _Spec) -> str:
+    return spec.ep_names[0] if spec.ep_names else spec.package
+
+
+def ensure_registered(ep_name: str) -> bool:
+    """Register the plugin library providing ``ep_name`` with ONNX Runtime, once.
+
+    Returns ``False`` (and records why, see :func:`registration_error`) when no installed
+    plugin provides it or registration fails. Never raises for a missing plugin.
+    """
+    with _LOCK:
+        spec = _spec_for(ep_name)
+        if spec is None:
+            _ERRORS.setdefault(
+                ep_name, f"{ep_name} is not installed: {plugin_install_hint(ep_name)}"
+            )
+            return False
+        key = _registration_name(spec)
+        if key not in _RESULTS:
+            _RESULTS[key] = _register(spec, key)
+        return _RESULTS[key]
+
+
+def _register(spec: _Spec, key: str) -> bool:
+    def fail(why: str) -> bool:
+        for ep in spec.ep_names:
+            _ERRORS[ep] = why
+        log.info("plugin EP %s not registered: %s", key, why)
+        return False
+
+    if spec.error or spec.library_path is None:
+        return fail(f"{spec.package}: {spec.error}")
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        return fail(f"onnxruntime cannot be imported: {exc}")
+    if any(d.ep_name in spec.ep_names for d in ort.get_ep_devices()):
+        return True  # registered by someone else in this process
+    try:
+        ort.register_execution_provider_library(key, spec.library_path)
+    except Exception as exc:  # ORT raises its own Fail/InvalidArgument types
+        if "already registered" in str(exc):
+            return True
+        return fail(f"{spec.package}: registering {spec.library_path} failed: {exc}")
+    log.debug("registered plugin EP library %s as %s", spec.library_path, key)
+    return True
+
+
+def registration_error(ep_name: str) -> str | None:
+    """Why ``ep_name`` is not registered (after :func:`ensure_registered` said ``False``)."""
+    with _LOCK:
+        return _ERRORS.get(ep_name)
+
+
+def register_all() -> tuple[PluginEp, ...]:
+    """Register every installed plugin EP; returns :func:`discover_plugins` afterwards."""
+    for spec in _specs():
+        for ep in spec.ep_names[:1]:
+            ensure_registered(ep)
+    return discover_plugins()
+
+
+def ep_devices(ep_name: str) -> list[Any]:
+    """The ``onnxruntime.OrtEpDevice`` objects of ``ep_name`` (registering its plugin)."""
+    if _spec_for(ep_name) is not None:
+        ensure_registered(ep_name)
+    import onnxruntime as ort
+
+    return [d for d in ort.get_ep_devices() if d.ep_name == ep_name]
+
+
+def to_ep_device(dev: Any) -> EpDevice:
+    """An ``onnxruntime.OrtEpDevice`` as a plain :class:`EpDevice` record."""
+    hw = dev.device
+    meta = {str(k): str(v) for k, v in dict(dev.ep_metadata).items()}
+    meta.update({f"device.{k}": str(v) for k, v in dict(hw.metadata).items()})
+    meta["device.device_id"] = str(hw.device_id)
+    return EpDevice(
+        ep_name=str(dev.ep_name),
+        ep_vendor=str(dev.ep_vendor),
+        device_type=str(hw.type).rsplit(".", 1)[-1].lower(),
+        device_vendor=str(hw.vendor),
+        vendor_id=int(hw.vendor_id),
+        metadata=meta,
+    )
+
+
+def list_ep_devices() -> tuple[EpDevice, ...]:
+    """Every ``onnxruntime.get_ep_devices()`` entry now (no registration done here)."""
+    import onnxruntime as ort
+
+    return tuple(to_ep_device(d) for d in ort.get_ep_devices())
+
+
+def plugin_install_hint(ep_name: str, package: str | None = None) -> str:
+    """What to pip install for ``ep_name`` (``package``: the profile's, if it knows better)."""
+    known = KNOWN_PLUGINS.get(ep_name)
+    if known is not None:
+        return f"pip install {known.package} (or: pip install edgeort[{known.extra}])"
+    if package:
+        return f"pip install {package}"
+    return f"install the package that provides {ep_name} (plugin EPs: onnxruntime-ep-<name>)"
+
+
+@dataclass(frozen=True, slots=True)
+class FakeProviders:
+    """Simulated availability of EPs this machine cannot run -- for tests only.
+
+    ``build`` names are added to ``DeviceInfo.ort_build_providers`` (as if the onnxruntime
+    wheel had them compiled in, like CoreML in the macOS arm64 wheel); ``devices`` are added
+    to ``DeviceInfo.ep_devices``. :meth:`apply` also adds a note saying it was faked.
+    """
+
+    build: tuple[str, ...] = ()
+    devices: tuple[EpDevice, ...] = ()
+
+    @classmethod
+    def of(cls, *ep_names: str, device_type: str = "") -> FakeProviders:
+        """Fake ``ep_names`` as built in; with ``device_type``, also give each a device."""
+        devices = tuple(fake_ep_device(n, device_type) for n in ep_names if device_type)
+        return cls(build=tuple(ep_names), devices=devices)
+
+    def apply(self, device: DeviceInfo) -> DeviceInfo:
+        names = sorted({*self.build, *(d.ep_name for d in self.devices)})
+        note = f"FakeProviders (tests only): simulated availability of {', '.join(names)}"
+        return replace(
+            device,
+            ort_build_providers=_merged(device.ort_build_providers, self.build),
+            ep_devices=(*device.ep_devices, *self.devices),
+            notes=(*device.notes, note),
+        )
+
+
+def fake_ep_device(ep_name: str, device_type: str, vendor: str = "fake") -> EpDevice:
+    """An :class:`EpDevice` record for a fake EP (``ep_vendor`` says ``FakeProviders``)."""
+    return EpDevice(ep_name, "FakeProviders", device_type, vendor, 0, {"fake": "1"})
+
+
+def _merged(first: Iterable[str], more: Iterable[str]) -> tuple[str, ...]:
+    out = list(first)
+    out.extend(n for n in more if n not in out)
+    return tuple(out)
