@@ -1,0 +1,68 @@
+"""The device side imports only the stdlib, numpy, onnxruntime, psutil and platformdirs.
+
+Checked in a fresh interpreter, so nothing another test imported can hide a heavy import.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+HEAVY = ("onnx", "click", "onnxruntime.quantization", "onnxruntime.transformers")
+DEVICE_MODULES = (
+    "edgeort.runtime",
+    "edgeort.model",
+    "edgeort.choice",
+    "edgeort.ortcompat",
+    "edgeort.bundle",
+    "edgeort.select",
+    "edgeort.profiles",
+    "edgeort.probe",
+    "edgeort.providers",
+    "edgeort.device",
+    "edgeort.errors",
+    "edgeort._fs",
+)
+
+SCRIPT = """
+import json, sys
+import edgeort
+edgeort.load; edgeort.probe; edgeort.open_bundle
+import {modules}
+heavy = {heavy!r}
+print(json.dumps({{
+    "loaded": sorted(m for m in heavy if m in sys.modules),
+    "onnx_like": sorted(m for m in sys.modules if m == "onnx" or m.startswith("onnx.")),
+    "load": edgeort.load.__module__,
+}}))
+"""
+
+
+def run_fresh(code: str) -> dict[str, object]:
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_device_side_never_imports_onnx_or_click() -> None:
+    result = run_fresh(SCRIPT.format(modules=", ".join(DEVICE_MODULES), heavy=HEAVY))
+    assert result["loaded"] == []
+    assert result["onnx_like"] == []
+    assert result["load"] == "edgeort.runtime"
+
+
+def test_the_check_sees_a_heavy_import() -> None:
+    """The same script reports onnx once something imports it (the test can fail)."""
+    code = SCRIPT.format(modules="edgeort.runtime, onnx", heavy=HEAVY)
+    result = run_fresh(code)
+    assert "onnx" in result["loaded"]
