@@ -58,7 +58,7 @@ ARM_IMPLEMENTERS = {0x41: "arm", 0x42: "broadcom", 0x43: "cavium", 0x46: "fujits
 _ARM_PARTS = {0xD03: "Cortex-A53", 0xD04: "Cortex-A35", 0xD05: "Cortex-A55",
               0xD07: "Cortex-A57", 0xD08: "Cortex-A72", 0xD09: "Cortex-A73",
               0xD0A: "Cortex-A75", 0xD0B: "Cortex-A76", 0xD0C: "Neoverse-N1",
-              0xD0D: "Cortex-A77", 0xD40: "Neoverse-V1", 0xD41: "Cortex-A78",
+              0xD0D: "Cortex-A77", 0xD40: "Neoverse-V1", 0xD41: "Cortex-A78", 0xD42: "Cortex-A78AE",
               0xD44: "Cortex-X1", 0xD46: "Cortex-A510", 0xD47: "Cortex-A710",
               0xD48: "Cortex-X2", 0xD49: "Neoverse-N2", 0xD4D: "Cortex-A715",
               0xD4E: "Cortex-X3", 0xD4F: "Neoverse-V2", 0xD80: "Cortex-A520",
@@ -243,9 +243,7 @@ def _per_cpu(src: Sources, cpus: list[int], leaf: str) -> dict[int, int] | None:
 
 
 def _sysctl(src: Sources) -> dict[str, str]:
-    out = src.run(
-        ["sysctl", "hw", "machdep.cpu", "kern.osproductversion", "sysctl.proc_translated"]
-    )
+    out = src.run(["sysctl", "hw", "machdep.cpu"])
     values = {}
     for line in (out or "").splitlines():
         key, sep, value = line.partition(":")
@@ -276,7 +274,8 @@ def _darwin(
     else:
         eff = _int_or_none(ctl.get("hw.perflevel1.physicalcpu")) or 0
     notes: tuple[str, ...] = ()
-    if ctl.get("sysctl.proc_translated") == "1":
+    translated = arch == "x86_64" and src.run(["sysctl", "-n", "sysctl.proc_translated"])
+    if translated and translated.strip() == "1":
         notes = (
             f"this {arch} Python runs under Rosetta 2 on Apple Silicon: install an arm64 "
             "Python to use the arm64 onnxruntime wheel (CoreML, NEON kernels)",

@@ -14,7 +14,7 @@ from typing import Any
 from edgeort.device import Accelerator, EpDevice, PluginEp
 from edgeort.probe._platform import PCI_VENDORS
 
-__all__ = ["OrtState", "ort_notes", "read_host_ort"]
+__all__ = ["OrtState", "no_device_why", "ort_notes", "read_host_ort"]
 
 _HW_KINDS = {"gpu": "gpu", "npu": "npu"}
 
@@ -129,11 +129,12 @@ def _plugin_notes(
         return []
     return [
         f"{who} is registered but reports no OrtEpDevice, so it cannot run here: "
-        + _no_device_why(plugin.ep_name, cpu_vendor, accelerators)
+        + no_device_why(plugin.ep_name, cpu_vendor, accelerators)
     ]
 
 
-def _no_device_why(ep_name: str, cpu_vendor: str, accelerators: tuple[Accelerator, ...]) -> str:
+def no_device_why(ep_name: str, cpu_vendor: str, accelerators: tuple[Accelerator, ...]) -> str:
+    """Why a registered plugin EP lists no device here, as far as the probe can tell."""
     if ep_name == "OpenVINOExecutionProvider":
         intel = [a for a in accelerators if a.vendor == "intel"]
         if cpu_vendor != "intel" and not intel:

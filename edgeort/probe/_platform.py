@@ -68,7 +68,10 @@ def read_os(src: Sources, absent: dict[str, str]) -> tuple[str, str, dict[str, s
     if system == "linux":
         return "linux", _linux_version(src, absent), {}
     if system == "darwin":
-        return "darwin", pv.release, {}
+        version = (src.run(["sysctl", "-n", "kern.osproductversion"]) or "").strip()
+        if not version:
+            absent["os_version"] = "sysctl -n kern.osproductversion gave no output"
+        return "darwin", version or f"Darwin {pv.release}", {}
     if system == "windows":
         return "windows", f"{pv.release} ({pv.version})", {}
     return system or pv.sys_platform, pv.release, {}
@@ -115,6 +118,8 @@ def read_accelerators(src: Sources, os_name: str, arch: str, brand: str) -> list
     cdsp = src.glob("/dev/fastrpc-cdsp*")
     if cdsp:
         found.append(Accelerator("npu", "qualcomm", "Hexagon NPU (FastRPC cdsp)", cdsp[0]))
+    if src.exists("/dev/kgsl-3d0"):  # Adreno on Android / Qualcomm Linux (no DRM node)
+        found.append(Accelerator("gpu", "qualcomm", "Adreno GPU (kgsl)", "/dev/kgsl-3d0"))
     if os_name == "darwin" and brand.startswith("Apple"):
         source = "sysctl machdep.cpu.brand_string"
         found.append(Accelerator("gpu", "apple", f"{brand} GPU", source))

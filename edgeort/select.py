@@ -1,0 +1,270 @@
+"""Ranking: which device profiles fit this device, best first, and why.
+
+Like ``packaging.tags.sys_tags()``, :func:`rank` returns an ordered list: the profiles
+that fit, best first (``match.priority``; a profile whose EP runs only in simulation on
+this arch ranks below every real one), then the excluded ones. Every candidate carries
+its reasons: what matched, or exactly what is missing (the ISA flags, the pip package,
+the device, the OS).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from edgeort.device import DeviceInfo
+from edgeort.errors import Problem, ProfileError, UsageError
+from edgeort.profiles import Profile
+
+__all__ = ["Candidate", "evaluate", "intra_op_threads", "rank", "resolve_target"]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One profile judged against one device."""
+
+    profile: Profile
+    fits: bool
+    score: int  # match.priority; higher is better among those that fit
+    reasons: tuple[str, ...]  # why it fits, or why it is excluded
+    simulated: bool  # the EP runs in simulation on this arch (runtime.simulated_on)
+    threads: int  # intra-op threads this profile gets on this device
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``ranking`` entries of ``edgeort probe --json`` (docs/probe.md)."""
+        p = self.profile
+        return {
+            "profile": p.name,
+            "short": p.short,
+            "ep": p.runtime.ep,
+            "fits": self.fits,
+            "score": self.score,
+            "simulated": self.simulated,
+            "threads": self.threads,
+            "reasons": list(self.reasons),
+            "source": str(p.source) if p.source else "builtin",
+        }
+
+
+def rank(profiles: Iterable[Profile], device: DeviceInfo) -> list[Candidate]:
+    """Every profile judged: fitting ones first (real before simulated, then by priority,
+    then name), then the excluded ones (by priority, then name)."""
+    judged = [evaluate(p, device) for p in profiles]
+    return sorted(
+        judged,
+        key=lambda c: (not c.fits, c.fits and c.simulated, -c.score, c.profile.name),
+    )
+
+
+def evaluate(profile: Profile, device: DeviceInfo) -> Candidate:
+    """Judge one profile: every predicate is checked, so every failing one is reported."""
+    ok: list[str] = []
+    bad: list[str] = []
+    simulated = device.arch in profile.runtime.simulated_on
+    _check_os(profile, device, ok, bad)
+    if simulated:
+        ok.append(
+            f"{device.arch} is in runtime.simulated_on: {profile.runtime.ep} runs in "
+            "simulation here, so the hardware predicates are waived"
+        )
+    else:
+        _check_hardware(profile, device, ok, bad)
+    _check_ep(profile, device, simulated, ok, bad)
+    return Candidate(
+        profile=profile,
+        fits=not bad,
+        score=profile.match.priority,
+        reasons=tuple(bad or ok),
+        simulated=simulated,
+        threads=intra_op_threads(profile, device),
+    )
+
+
+def _check_os(profile: Profile, device: DeviceInfo, ok: list[str], bad: list[str]) -> None:
+    wanted = profile.match.os
+    if not wanted:
+        return
+    if device.os in wanted:
+        ok.append(f"os {device.os} matches")
+    else:
+        bad.append(f"os is {device.os}; profile is for {', '.join(wanted)}")
+
+
+def _check_hardware(profile: Profile, device: DeviceInfo, ok: list[str], bad: list[str]) -> None:
+    m = profile.match
+    if m.arch:
+        if device.arch in m.arch:
+            ok.append(f"arch {device.arch} matches")
+        else:
+            bad.append(f"arch is {device.arch}; profile is for {', '.join(m.arch)}")
+    vendors = getattr(m, "cpu_vendor_any", ())
+    if vendors:
+        if device.cpu_vendor in vendors:
+            ok.append(f"CPU vendor {device.cpu_vendor} matches")
+        else:
+            vendor = device.cpu_vendor or "unknown"
+            bad.append(f"CPU vendor is {vendor}; profile is for {', '.join(vendors)}")
+    _check_flags(profile, device.cpu_flags, ok, bad)
+    if m.soc_any:
+        soc = (device.soc or "").lower()
+        hit = next((s for s in m.soc_any if s.lower() in soc), None)
+        if hit:
+            ok.append(f"SoC {device.soc!r} matches {hit!r}")
+        else:
+            bad.append(
+                f"SoC is {device.soc or 'unknown'!r}; profile wants one of {list(m.soc_any)}"
+            )
+    if m.accelerators_any:
+        have = {f"{a.kind}:{a.vendor}": a for a in device.accelerators}
+        hit = next((a for a in m.accelerators_any if a in have), None)
+        if hit:
+            ok.append(f"accelerator {hit} present ({have[hit].source})")
+        else:
+            found = ", ".join(sorted(have)) or "none"
+            bad.append(f"no accelerator {' or '.join(m.accelerators_any)} (found: {found})")
+
+
+def _check_flags(profile: Profile, flags: frozenset[str], ok: list[str], bad: list[str]) -> None:
+    m = profile.match
+    missing = [f for f in m.cpu_flags_all if f not in flags]
+    if missing:
+        bad.append(f"CPU lacks {', '.join(missing)} (cpu_flags_all)")
+    elif m.cpu_flags_all:
+        ok.append(f"{', '.join(m.cpu_flags_all)} present")
+    if m.cpu_flags_any:
+        have = [f for f in m.cpu_flags_any if f in flags]
+        if have:
+            ok.append(f"{', '.join(have)} present")
+        else:
+            bad.append(f"CPU has none of {', '.join(m.cpu_flags_any)} (cpu_flags_any)")
+    unwanted = [f for f in m.cpu_flags_none if f in flags]
+    if unwanted:
+        bad.append(f"CPU has {', '.join(unwanted)}, which this profile excludes (cpu_flags_none)")
+    elif m.cpu_flags_none:
+        ok.append(f"no {', '.join(m.cpu_flags_none)}")
+
+
+def _check_ep(
+    profile: Profile, device: DeviceInfo, simulated: bool, ok: list[str], bad: list[str]
+) -> None:
+    rt = profile.runtime
+    if device.ort_version is None:
+        bad.append(f"onnxruntime is not installed (this profile needs pip package {rt.package})")
+        return
+    if _version(device.ort_version) < _version(rt.min_ort):
+        bad.append(f"onnxruntime {device.ort_version} is older than runtime.min_ort {rt.min_ort}")
+    plugin = next((p for p in device.plugin_eps if p.ep_name == rt.ep), None)
+    types = device.ep_device_types(rt.ep)
+    if rt.ep in device.ort_build_providers:
+        ok.append(f"{rt.ep} built into onnxruntime {device.ort_version}")
+    elif plugin is None:
+        bad.append(_not_installed(profile))
+        return
+    elif not plugin.registered:
+        bad.append(
+            f"{rt.ep} is installed ({plugin.package} {plugin.version or '?'}) but not "
+            f"registered: {plugin.error or 'registration was not attempted'}"
+        )
+        return
+    elif not types:
+        from edgeort.probe._ort import no_device_why
+
+        why = no_device_why(rt.ep, device.cpu_vendor, device.accelerators)
+        bad.append(f"{rt.ep} is installed and registered but reports no device here: {why}")
+        return
+    elif not simulated:
+        ok.append(f"{rt.ep} registered ({plugin.package} {plugin.version or '?'})")
+    _check_device_type(profile, types, device, simulated, ok, bad)
+
+
+def _check_device_type(
+    profile: Profile,
+    types: frozenset[str],
+    device: DeviceInfo,
+    simulated: bool,
+    ok: list[str],
+    bad: list[str],
+) -> None:
+    rt = profile.runtime
+    if simulated:
+        backend = "HTP" if rt.ep == "QNNExecutionProvider" else (rt.device or "device")
+        ok.append(f"{rt.ep} registered (simulated {backend} on {device.arch})")
+    elif rt.device and types and rt.device not in types:
+        bad.append(
+            f"{rt.ep} has devices of type {', '.join(sorted(types))}; profile wants {rt.device}"
+        )
+    elif rt.device and rt.device in types:
+        ok.append(f"{rt.ep} has a {rt.device} device")
+
+
+def _not_installed(profile: Profile) -> str:
+    from edgeort.providers import KNOWN_PLUGINS, plugin_install_hint
+
+    rt = profile.runtime
+    if rt.plugin_module or rt.ep in KNOWN_PLUGINS:
+        return f"{rt.ep} not installed: {plugin_install_hint(rt.ep, rt.package)}"
+    if rt.package == "onnxruntime":
+        where = "/".join(profile.match.os or ("other platforms",))
+        arch = "/".join(profile.match.arch)
+        return f"{rt.ep} is not in this onnxruntime build; onnxruntime has it on {where} {arch}"
+    return f"{rt.ep} is not in this onnxruntime build; it ships in pip package {rt.package}"
+
+
+def _version(text: str) -> tuple[int, ...]:
+    parts = []
+    for piece in text.split("+")[0].split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def intra_op_threads(profile: Profile, device: DeviceInfo) -> int:
+    """Threads for ``profile`` here: ``"performance"`` = physical performance cores,
+    ``"physical"`` = physical cores, an int N = N (0 = let ORT decide)."""
+    value = profile.session.intra_op_threads
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if value == "performance":
+        return device.performance_cores or device.physical_cores or device.logical_cores or 1
+    if value == "physical":
+        return device.physical_cores or device.logical_cores or 1
+    where = str(profile.source) if profile.source else f"profile {profile.name}"
+    message = f"expected 'physical', 'performance' or an integer >= 0, got {value!r}"
+    raise ProfileError([Problem(where, "session.intra_op_threads", message)])
+
+
+def resolve_target(
+    name: str, profiles: Iterable[Profile], device: DeviceInfo | None = None
+) -> Profile:
+    """A profile by exact name, or by short name (``cpu``, ``qnn``, ...): with a device,
+    the best one that fits here; otherwise (or if none fits) the one marked default."""
+    profiles = tuple(profiles)
+    for profile in profiles:
+        if profile.name == name:
+            return profile
+    same = [p for p in profiles if p.short == name]
+    if not same:
+        known = sorted({p.name for p in profiles} | {p.short for p in profiles})
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise UsageError(
+            f"unknown target {name!r}{hint} (known: {', '.join(known) or 'none'})",
+            option="target",
+        )
+    if device is not None:
+        best = next((c.profile for c in rank(same, device) if c.fits), None)
+        if best is not None:
+            return best
+    defaults = [p for p in same if p.default]
+    if len(defaults) == 1 or len(same) == 1:
+        return (defaults or same)[0]
+    names = ", ".join(sorted(p.name for p in same))
+    raise UsageError(
+        f"target {name!r} names {len(same)} profiles ({names}) and "
+        f"{'several are' if defaults else 'none is'} marked default; name one exactly",
+        option="target",
+    )
