@@ -131,3 +131,124 @@ def test_two_input_model_matches_reference() -> None:
     ref = reference_two_input(x, ids)
     np.testing.assert_array_equal(y, ref["y"])
     np.testing.assert_array_equal(z, ref["z"])
+
+
+# -- bundles ---------------------------------------------------------------------------
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "digits" / "model.onnx"
+EP_PACKAGES = {
+    "CPUExecutionProvider": "onnxruntime",
+    "OpenVINOExecutionProvider": "onnxruntime-ep-openvino",
+    "QNNExecutionProvider": "onnxruntime-qnn",
+}
+
+
+def fixed_batch(model: onnx.ModelProto, batch: int = 1) -> onnx.ModelProto:
+    """A copy whose first input/output dim is fixed (QNN wants static shapes)."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    for value in (*out.graph.input, *out.graph.output):
+        dim = value.type.tensor_type.shape.dim[0]
+        dim.Clear()
+        dim.dim_value = batch
+    return out
+
+
+def signature(model: onnx.ModelProto) -> tuple[list[Any], list[Any]]:
+    """bundle.TensorSpec lists read from an ONNX model's graph inputs/outputs."""
+    from edgeort.bundle import TensorSpec
+
+    def spec(value: onnx.ValueInfoProto) -> Any:
+        t = value.type.tensor_type
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name
+        dims = tuple(
+            d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim
+        )
+        return TensorSpec(value.name, dtype, dims)
+
+    return [spec(v) for v in model.graph.input], [spec(v) for v in model.graph.output]
+
+
+def variant_spec(
+    tmp: Path,
+    name: str,
+    ep: str,
+    model: onnx.ModelProto,
+    *,
+    profile: str,
+    device: str = "",
+    provider_options: dict[str, str] | None = None,
+    session_options: dict[str, str] | None = None,
+    metadata: dict[str, Any] | None = None,
+    min_ort: str = "1.24.2",
+    ir_version: int | None = None,
+    opsets: dict[str, int] | None = None,
+) -> Any:
+    """A VariantSpec for ``model`` saved under tmp/src/<name>/model.onnx."""
+    from edgeort.bundle import VariantSpec
+
+    src = tmp / "src" / name
+    save(model, src / "model.onnx")
+    inputs, outputs = signature(model)
+    return VariantSpec(
+        name=name,
+        ep=ep,
+        device=device,
+        source_dir=src,
+        model_file="model.onnx",
+        provider_options=provider_options or {},
+        session_options=session_options or {},
+        profile=profile,
+        profile_version="1",
+        precision="fp32",
+        inputs=inputs,
+        outputs=outputs,
+        ir_version=ir_version if ir_version is not None else model.ir_version,
+        opsets=opsets if opsets is not None else {o.domain: o.version for o in model.opset_import},
+        min_ort=min_ort,
+        ep_package=EP_PACKAGES.get(ep, "onnxruntime"),
+        metadata=metadata or {},
+    )
+
+
+QNN_OPTIONS = {"backend_type": "htp"}
+
+
+def example_bundle(tmp: Path, *, zip: bool = False, with_qnn: bool = True) -> Path:
+    """examples/digits as openvino + cpu (+ qnn, fixed batch 1) variants."""
+    from edgeort.bundle import write_bundle
+
+    model = onnx.load(EXAMPLE)
+    specs = [
+        variant_spec(
+            tmp, "openvino-cpu", "OpenVINOExecutionProvider", model, profile="openvino-cpu"
+        ),
+        variant_spec(tmp, "cpu", "CPUExecutionProvider", model, profile="cpu-x86-64", device="cpu"),
+    ]
+    if with_qnn:
+        specs.append(
+            variant_spec(
+                tmp,
+                "qnn",
+                "QNNExecutionProvider",
+                fixed_batch(model),
+                profile="qnn-htp",
+                provider_options=QNN_OPTIONS,
+            )
+        )
+    out = tmp / ("digits.zip" if zip else "digits.ortpackage")
+    return write_bundle(out, specs, package_name="digits", zip=zip)
+
+
+def digits_input(batch: int = 1, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((batch, 1, 8, 8)).astype(np.float32)
+
+
+def digits_reference(x: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(str(EXAMPLE), providers=["CPUExecutionProvider"])
+    return session.run(None, {"image": x})[0]
+
+
+def openvino_has_device() -> bool:
+    from edgeort.providers import ep_devices
+
+    return bool(ep_devices("OpenVINOExecutionProvider"))

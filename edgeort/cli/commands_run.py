@@ -1,7 +1,248 @@
-"""CLI commands (run)."""
+"""``edgeort run`` (load a bundle, run it once) and ``edgeort inspect`` (what is in a bundle
+and which variant this device would pick, without creating a session)."""
 
 from __future__ import annotations
 
-import click
+import io
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
-COMMANDS: list[click.Command] = []
+import click
+import numpy as np
+
+from edgeort.errors import DataError, UsageError
+
+__all__ = ["COMMANDS", "generate_inputs", "parse_inputs"]
+
+_BUNDLE = click.Path(exists=True, path_type=Path)
+
+
+def parse_inputs(pairs: Sequence[str]) -> dict[str, np.ndarray]:
+    """``["name=file.npy", ...]`` -> ``{name: array}`` (no pickles)."""
+    feeds: dict[str, np.ndarray] = {}
+    for pair in pairs:
+        name, sep, file = pair.partition("=")
+        if not sep or not name or not file:
+            raise UsageError(f"--input {pair!r}: expected NAME=FILE.npy", option="--input")
+        if name in feeds:
+            raise UsageError(f"--input {name!r} given twice", option="--input")
+        path = Path(file)
+        try:
+            value = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise DataError(
+                f"--input {name}: cannot read {path} as .npy: {exc}", path=path
+            ) from exc
+        if not isinstance(value, np.ndarray):
+            raise DataError(f"--input {name}: {path} is not a single .npy array", path=path)
+        feeds[name] = value
+    return feeds
+
+
+def generate_inputs(specs: Sequence[Any], seed: int = 0) -> dict[str, np.ndarray]:
+    """Random feeds that fit the signature: dynamic dims 1, floats N(0,1), ints 0/1."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for spec in specs:
+        shape = tuple(d if isinstance(d, int) and d >= 0 else 1 for d in spec.shape)
+        dtype = np.dtype(spec.dtype)
+        if dtype.kind == "f":
+            feeds[spec.name] = rng.standard_normal(shape).astype(dtype)
+        elif dtype.kind in "iu":
+            feeds[spec.name] = rng.integers(0, 2, shape).astype(dtype)
+        elif dtype.kind == "b":
+            feeds[spec.name] = np.zeros(shape, dtype)
+        else:
+            raise UsageError(
+                f"cannot generate input {spec.name!r} of dtype {spec.dtype}; give --input",
+                option="--input",
+            )
+    return feeds
+
+
+def _write_npz(path: Path, outputs: Mapping[str, np.ndarray]) -> None:
+    from edgeort._fs import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **outputs)
+    try:
+        atomic_write_bytes(path, buffer.getvalue())
+    except OSError as exc:
+        raise DataError(f"cannot write {path}: {exc}", path=path) from exc
+
+
+def _describe(arr: np.ndarray) -> dict[str, Any]:
+    flat = arr.reshape(-1)[:8]
+    return {"dtype": str(arr.dtype), "shape": list(arr.shape), "head": flat.tolist()}
+
+
+@click.command("run")
+@click.argument("bundle", type=_BUNDLE)
+@click.option("-i", "--input", "input_pairs", multiple=True, metavar="NAME=FILE.npy",
+              help="An input array (repeatable). Default: random, from the signature.")  # fmt: skip
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write all outputs to this .npz file.")  # fmt: skip
+@click.option("--profile", help="Use this profile or variant name only.")
+@click.option("--provider", "providers", multiple=True, metavar="EP",
+              help="Allowed EPs in preference order (repeatable).")  # fmt: skip
+@click.option("--strict", is_flag=True, help="No fallback; no node may fall back to the CPU EP.")
+@click.option("--threads", type=click.IntRange(min=0), help="Intra-op threads (0 = ORT's).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for generated inputs.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
+def run_command(
+    bundle: Path,
+    input_pairs: tuple[str, ...],
+    output: Path | None,
+    profile: str | None,
+    providers: tuple[str, ...],
+    strict: bool,
+    threads: int | None,
+    seed: int,
+    as_json: bool,
+) -> None:
+    """Load BUNDLE on this device and run it once."""
+    from edgeort.runtime import load
+
+    feeds = parse_inputs(input_pairs)
+    with load(
+        bundle,
+        profile=profile,
+        providers=list(providers) or None,
+        strict=strict,
+        threads=threads,
+    ) as model:
+        generated = not feeds
+        if generated:
+            feeds = generate_inputs(model.inputs, seed)
+        outputs = model.run(feeds)
+        report = {
+            "bundle": str(bundle),
+            "variant": model.variant.name,
+            "ep": model.variant.ep,
+            "providers": model.providers,
+            "placement": model.placement().counts,
+            "reasons": model.reasons,
+            "inputs_generated": generated,
+            "inputs": {k: _describe(v) for k, v in feeds.items()},
+            "outputs": {k: _describe(v) for k, v in outputs.items()},
+            "output_file": str(output) if output else None,
+        }
+    if output is not None:
+        _write_npz(output, outputs)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+        return
+    click.echo("\n".join(_run_lines(report)))
+
+
+def _run_lines(report: Mapping[str, Any]) -> list[str]:
+    lines = [f"Variant      {report['variant']} on {', '.join(report['providers'])}"]
+    placement = ", ".join(f"{ep}: {n}" for ep, n in report["placement"].items())
+    lines.append(f"Placement    {placement} node(s)")
+    for name, why in report["reasons"].items():
+        lines.append(f"  {name}: {why}")
+    if report["inputs_generated"]:
+        lines.append("No --input given: generated random inputs from the signature:")
+    else:
+        lines.append("Inputs:")
+    for name, d in report["inputs"].items():
+        lines.append(f"  {name}: {d['dtype']}{tuple(d['shape'])}")
+    lines.append("Outputs:")
+    for name, d in report["outputs"].items():
+        head = ", ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in d["head"])
+        lines.append(
+            f"  {name}: {d['dtype']}{tuple(d['shape'])}  [{head}{', ...' if head else ''}]"
+        )
+    if report["output_file"]:
+        lines.append(f"Wrote {report['output_file']}")
+    return lines
+
+
+def _variant_info(variant: Any) -> dict[str, Any]:
+    meta = variant.metadata
+    accuracy = meta.get("accuracy") if isinstance(meta.get("accuracy"), Mapping) else None
+    latency = meta.get("latency") if isinstance(meta.get("latency"), Mapping) else None
+    return {
+        "name": variant.name,
+        "ep": variant.ep,
+        "device": variant.device or "any",
+        "profile": variant.profile,
+        "precision": variant.precision,
+        "size": sum(f.size for f in variant.files),
+        "accuracy": dict(accuracy) if accuracy else None,
+        "latency": dict(latency) if latency else None,
+        "gates": [dict(g) for g in meta.get("gates") or () if isinstance(g, Mapping)],
+        "min_ort": variant.min_ort,
+        "ep_package": variant.ep_package,
+    }
+
+
+def _accuracy_text(acc: Mapping[str, Any] | None) -> str:
+    if not acc:
+        return "not measured"
+    verdict = {True: "passed", False: "FAILED"}.get(acc.get("passed"), "?")
+    bound = acc.get("bound", "?")
+    return f"{acc.get('metric', '?')} {acc.get('value', '?')} (bound {bound}, {verdict})"
+
+
+def _latency_text(lat: Mapping[str, Any] | None) -> str:
+    if not lat:
+        return "not measured (EP absent at build time)"
+    return (
+        f"{lat.get('ms_median', '?')} ms median on {lat.get('ep', '?')} ({lat.get('device', '?')})"
+    )
+
+
+def _inspect_lines(info: Mapping[str, Any]) -> list[str]:
+    lines = [f"Bundle       {info['bundle']} ({info['package']})", "Variants:"]
+    for v in info["variants"]:
+        lines.append(
+            f"  {v['name']}: {v['ep']} ({v['device']}), {v['precision']}, "
+            f"{v['size'] / 1e6:.2f} MB, profile {v['profile']}"
+        )
+        lines.append(f"      accuracy  {_accuracy_text(v['accuracy'])}")
+        lines.append(f"      latency   {_latency_text(v['latency'])}")
+        for g in v["gates"]:
+            lines.append(
+                f"      gate      {g.get('gate')}: {g.get('decision')} ({g.get('reason')})"
+            )
+    pick = info["pick"]
+    lines.append(f"This device would pick: {pick or 'nothing (no variant can run here)'}")
+    lines.append("Ranking (best first, then skipped):")
+    for name, why in info["ranking"].items():
+        lines.append(f"  {name}: {why}")
+    return lines
+
+
+@click.command("inspect")
+@click.argument("bundle", type=_BUNDLE)
+@click.option("--profile", help="Rank as load(profile=...) would.")
+@click.option("--provider", "providers", multiple=True, metavar="EP",
+              help="Rank as load(providers=[...]) would (repeatable).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
+def inspect_command(
+    bundle: Path, profile: str | None, providers: tuple[str, ...], as_json: bool
+) -> None:
+    """Show BUNDLE's variants and which one this device would pick, and why (no session)."""
+    from edgeort.bundle import open_bundle
+    from edgeort.runtime import rank_bundle
+
+    opened = open_bundle(bundle)
+    ranking = rank_bundle(opened, profile=profile, providers=list(providers) or None)
+    usable = ranking.usable
+    info = {
+        "bundle": str(bundle),
+        "package": f"{opened.package_name} {opened.package_version}",
+        "variants": [_variant_info(v) for v in opened.variants],
+        "pick": usable[0].name if usable else None,
+        "ranking": ranking.reasons(),
+    }
+    if as_json:
+        click.echo(json.dumps(info, indent=2, default=str))
+        return
+    click.echo("\n".join(_inspect_lines(info)))
+
+
+COMMANDS: list[click.Command] = [run_command, inspect_command]
