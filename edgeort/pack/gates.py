@@ -1,0 +1,141 @@
+"""The accuracy gate, the fallback plan and the speed gate (pure decisions, no I/O).
+
+Accuracy gate (``profile.verify``):
+
+- ``cosine``: value = mean cosine vs fp32; bound = 1 - max_drop.
+- ``top1``: with labels, value = top-1 accuracy, bound = fp32 accuracy - max_drop;
+  without labels, value = top-1 agreement with fp32, bound = 1 - max_drop. A model that
+  is not a classifier is gated on ``cosine`` instead (recorded).
+- Classifiers are also held to ``top1_max_drop`` on top-1 when the metric is ``cosine``.
+
+``max_drop`` given to ``package()`` (``--max-drop``) replaces the profile's bound for
+its metric.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from edgeort.pack.metrics import Metrics
+from edgeort.profiles import Recipe, Verify
+
+__all__ = ["Gate", "GateRecord", "accuracy_gate", "fallback_recipes", "speed_gate"]
+
+_TOL = 1e-9
+QUANTIZED_MODES = ("dynamic", "static", "qnn")
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    metric: str
+    value: float
+    bound: float
+    passed: bool
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "value": self.value,
+            "bound": self.bound,
+            "passed": self.passed,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class GateRecord:
+    """One gate decision, as recorded in the manifest."""
+
+    gate: str  # accuracy | speed | data | recipe
+    decision: str  # pass | fail | skip | keep | replace | fallback
+    reason: str
+    recipe: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        out = {"gate": self.gate, "decision": self.decision, "reason": self.reason}
+        if self.recipe:
+            out["recipe"] = self.recipe
+        return out
+
+
+def _top1(metrics: Metrics, reference: Metrics | None, max_drop: float) -> tuple[float, float, str]:
+    if metrics.top1_accuracy is not None and reference and reference.top1_accuracy is not None:
+        ref = reference.top1_accuracy
+        return metrics.top1_accuracy, ref - max_drop, f"top-1 accuracy vs fp32 {ref:.4f}"
+    agreement = metrics.top1_agreement if metrics.top1_agreement is not None else 0.0
+    return agreement, 1.0 - max_drop, "top-1 agreement with fp32"
+
+
+def accuracy_gate(
+    metrics: Metrics,
+    verify: Verify,
+    *,
+    reference: Metrics | None = None,
+    max_drop: float | None = None,
+) -> Gate:
+    """Gate one variant's ``metrics`` (``reference``: fp32's own, for labelled accuracy)."""
+    classifier = metrics.top1_agreement is not None
+    metric = verify.metric
+    note = ""
+    if metric == "top1" and not classifier:
+        metric, note = "cosine", "not a classifier: gated on cosine; "
+    drop = verify.max_drop if max_drop is None else max_drop
+    if metric == "top1":
+        value, bound, what = _top1(metrics, reference, drop)
+    else:
+        value, bound, what = metrics.cosine_mean, 1.0 - drop, "mean cosine vs fp32"
+    passed = value >= bound - _TOL
+    reason = f"{note}{what} {value:.4f} {'>=' if passed else '<'} bound {bound:.4f}"
+    top1_drop = getattr(verify, "top1_max_drop", None)
+    if passed and classifier and metric == "cosine" and top1_drop is not None:
+        t_value, t_bound, t_what = _top1(metrics, reference, top1_drop)
+        if t_value < t_bound - _TOL:
+            passed = False
+            reason += f"; but {t_what} {t_value:.4f} < bound {t_bound:.4f}"
+    return Gate(metric, float(value), float(bound), passed, reason)
+
+
+def fallback_recipes(recipe: Recipe, order: Sequence[str]) -> list[tuple[str, Recipe | None]]:
+    """The fallbacks to try after ``recipe`` failed, in ``order``. ``exclude_sensitive``
+    is returned with ``None``: its nodes are only known after measuring."""
+    plan: list[tuple[str, Recipe | None]] = []
+    quantized = recipe.mode in QUANTIZED_MODES
+    current = recipe
+    for step in order:
+        if step == "per_channel" and quantized and not recipe.per_channel:
+            current = replace(current, per_channel=True)
+            plan.append((step, current))
+        elif step == "exclude_sensitive" and quantized:
+            plan.append((step, None))
+        elif step == "fp16" and recipe.precision not in ("fp16", "fp32"):
+            plan.append((step, Recipe(precision="fp16", keep_io_types=True)))
+        elif step == "fp32" and recipe.precision != "fp32":
+            plan.append((step, Recipe()))
+    return plan
+
+
+def speed_gate(precision: str, latency: float | None, fp32_latency: float | None) -> GateRecord:
+    """A quantized/fp16 variant slower than fp32 on its EP is replaced by fp32."""
+    if precision == "fp32":
+        return GateRecord("speed", "keep", "the variant is fp32")
+    if latency is None or fp32_latency is None:
+        return GateRecord("speed", "skip", "latency not measured")
+    if latency > fp32_latency:
+        return GateRecord(
+            "speed",
+            "replace",
+            f"{precision} {latency:.3f} ms is slower than fp32 {fp32_latency:.3f} ms on its EP: "
+            "fp32 shipped instead",
+        )
+    return GateRecord(
+        "speed", "keep", f"{precision} {latency:.3f} ms <= fp32 {fp32_latency:.3f} ms on its EP"
+    )
+
+
+def gate_record(gate: Gate, recipe: str) -> GateRecord:
+    return GateRecord("accuracy", "pass" if gate.passed else "fail", gate.reason, recipe)
+
+
+__all__ += ["gate_record"]

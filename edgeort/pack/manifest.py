@@ -1,0 +1,125 @@
+"""What the packager records per variant (``additional_metadata.edgeort``).
+
+See ``docs/bundle-format.md`` section 5 for the keys the bundle reader requires; this
+module adds the packager's own: ``recipe``, ``accuracy``, ``latency``, ``gates``,
+``fusion``, ``family``, ``source_model``, ``prepare`` notes.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import onnx
+import onnxruntime as ort
+
+from edgeort.pack.load import IOInfo, io_info
+from edgeort.pack.target import TargetOutcome
+
+__all__ = ["accuracy_json", "latency_json", "signature", "variant_metadata"]
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(
+        int("".join(c for c in p if c.isdigit()) or 0) for p in text.split("+")[0].split(".")
+    )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def signature(model: Path) -> tuple[tuple[IOInfo, ...], tuple[IOInfo, ...], int, dict[str, int]]:
+    """Inputs, outputs, IR version and opsets (``""`` = ai.onnx) of an ONNX file."""
+    proto = onnx.load_model(str(model), load_external_data=False)
+    inputs, outputs = io_info(proto)
+    opsets = {
+        (op.domain if op.domain != "ai.onnx" else ""): int(op.version) for op in proto.opset_import
+    }
+    return inputs, outputs, int(proto.ir_version), dict(sorted(opsets.items()))
+
+
+def accuracy_json(outcome: TargetOutcome) -> dict[str, Any]:
+    cand, work = outcome.chosen, outcome.work
+    data = {
+        **cand.gate.to_json(),
+        **cand.metrics.to_json(),
+        # The bundle format knows "validation" (real data) and "synthetic"; real data
+        # taken from the calibration file says so in data_source.
+        "data": "synthetic" if work.data_kind == "synthetic" else "validation",
+        "data_source": work.data_kind,
+        "on_ep": cand.on_ep,
+    }
+    if cand.on_ep_reason:
+        data["on_ep_reason"] = cand.on_ep_reason
+    ref = work.reference_metrics.top1_accuracy
+    if ref is not None:
+        data["fp32_top1_accuracy"] = ref
+    return data
+
+
+def _ep_version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def latency_json(outcome: TargetOutcome) -> dict[str, Any] | None:
+    cand = outcome.chosen
+    if cand.latency_ms is None:
+        return None
+    runtime = outcome.work.profile.runtime
+    out: dict[str, Any] = {
+        "ms_median": round(cand.latency_ms, 4),
+        "ep": cand.on_ep,
+        "runs": 20,
+        "ort_version": ort.__version__,
+        "ep_version": _ep_version(runtime.package),
+    }
+    if outcome.fp32_latency_ms is not None:
+        out["fp32_ms_median"] = round(outcome.fp32_latency_ms, 4)
+    return out
+
+
+def _min_ort(outcome: TargetOutcome) -> str:
+    floor = outcome.work.profile.runtime.min_ort
+    if outcome.chosen.model_file.suffix == ".ort":  # ORT format written by this ORT
+        here = ".".join(str(p) for p in _version(ort.__version__)[:2])
+        return here if _version(here) > _version(floor) else floor
+    return floor
+
+
+def variant_metadata(
+    outcome: TargetOutcome, source_sha256: str, source_name: str
+) -> dict[str, Any]:
+    cand, work, profile = outcome.chosen, outcome.work, outcome.work.profile
+    onnx_file = cand.built if cand.model_file.suffix == ".ort" else cand.model_file
+    inputs, outputs, ir_version, opsets = signature(onnx_file)
+    return {
+        "profile": profile.name,
+        "profile_version": profile.version,
+        "precision": cand.precision,
+        "recipe": _plain(asdict(cand.recipe)),
+        "recipe_label": cand.label,
+        "inputs": [{"name": i.name, "dtype": i.dtype, "shape": list(i.shape)} for i in inputs],
+        "outputs": [{"name": o.name, "dtype": o.dtype, "shape": list(o.shape)} for o in outputs],
+        "ir_version": ir_version,
+        "opsets": opsets,
+        "min_ort": _min_ort(outcome),
+        "ep_package": profile.runtime.package,
+        "family": work.family,
+        "fusion": dict(work.fused_stats),
+        "accuracy": accuracy_json(outcome),
+        "latency": latency_json(outcome),
+        "gates": [g.to_json() for g in outcome.gates],
+        "prepare": list(work.notes) + list(cand.notes),
+        "source_model": {"name": source_name, "sha256": source_sha256},
+        "built_with": {"onnxruntime": ort.__version__, "onnx": onnx.__version__},
+    }

@@ -1,0 +1,93 @@
+"""Numeric comparison of a variant's outputs with the fp32 reference.
+
+For any model: cosine similarity per sample and output (mean and min), relative error
+(``||got - ref|| / ||ref||`` over everything) and max absolute error. For classifiers
+(heuristic: the first output is float, rank 2 and its last dimension > 1, i.e.
+``[batch, classes]`` logits or probabilities): top-1 agreement with the reference and,
+when labels are given, top-1 accuracy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Metrics", "compare", "is_classifier", "top1_accuracy"]
+
+_EPS = 1e-12
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    samples: int
+    cosine_mean: float
+    cosine_min: float
+    rel_error: float
+    max_abs: float
+    top1_agreement: float | None = None
+    top1_accuracy: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def is_classifier(outputs: Sequence[np.ndarray]) -> bool:
+    """First output float with shape ``[samples, classes > 1]`` (see module docstring)."""
+    if not outputs:
+        return False
+    first = outputs[0]
+    return first.dtype.kind == "f" and first.ndim == 2 and first.shape[-1] > 1
+
+
+def top1_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean(np.argmax(logits, axis=-1) == labels))
+
+
+def _cosines(ref: np.ndarray, got: np.ndarray) -> np.ndarray:
+    r = ref.reshape(ref.shape[0], -1).astype(np.float64)
+    g = got.reshape(got.shape[0], -1).astype(np.float64)
+    dot = np.sum(r * g, axis=1)
+    nr, ng = np.linalg.norm(r, axis=1), np.linalg.norm(g, axis=1)
+    cos = dot / np.maximum(nr * ng, _EPS)
+    # Two (near) zero vectors agree perfectly; one zero and one not do not.
+    both_zero = (nr < _EPS) & (ng < _EPS)
+    return np.where(both_zero, 1.0, cos)
+
+
+def compare(
+    reference: Sequence[np.ndarray],
+    outputs: Sequence[np.ndarray],
+    labels: np.ndarray | None = None,
+) -> Metrics:
+    """Compare per-output arrays (first axis = samples) of a variant with the reference."""
+    if len(reference) != len(outputs):
+        raise ValueError(f"{len(outputs)} outputs, reference has {len(reference)}")
+    cosines, diff_sq, ref_sq, max_abs = [], 0.0, 0.0, 0.0
+    for ref, got in zip(reference, outputs, strict=True):
+        if ref.shape != got.shape:
+            raise ValueError(f"output shape {got.shape} differs from reference {ref.shape}")
+        r, g = ref.astype(np.float64), got.astype(np.float64)
+        cosines.append(_cosines(r, g))
+        diff = r - g
+        diff_sq += float(np.sum(diff * diff))
+        ref_sq += float(np.sum(r * r))
+        max_abs = max(max_abs, float(np.max(np.abs(diff))) if diff.size else 0.0)
+    cos = np.concatenate(cosines) if cosines else np.ones(1)
+    samples = int(reference[0].shape[0]) if reference else 0
+    agreement = accuracy = None
+    if is_classifier(reference):
+        agreement = float(np.mean(np.argmax(reference[0], -1) == np.argmax(outputs[0], -1)))
+        if labels is not None:
+            accuracy = top1_accuracy(outputs[0], labels)
+    return Metrics(
+        samples=samples,
+        cosine_mean=float(np.mean(cos)),
+        cosine_min=float(np.min(cos)),
+        rel_error=float(np.sqrt(diff_sq) / max(np.sqrt(ref_sq), _EPS)),
+        max_abs=max_abs,
+        top1_agreement=agreement,
+        top1_accuracy=accuracy,
+    )

@@ -1,0 +1,166 @@
+"""Model family detection, transformer fusion and portable offline optimization.
+
+Family (chooses the profile's recipes): ``transformer`` when the graph has a fused
+attention op or the attention pattern MatMul -> (Add/Mul/Div/Where/Cast)* -> Softmax ->
+(Cast/Dropout)* -> MatMul; ``cnn`` when it has ``Conv``; otherwise ``default``.
+
+Offline optimization bakes only levels that stay portable: ``none``, ``basic`` (standard
+ONNX ops only) or ``extended`` (adds CPU-EP contrib ops, so only for the CPU EP and only
+for float models). ``all``/``layout`` are never baked into a shipped file: they add
+NCHWc layouts that are specific to the build machine's CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+import onnxruntime as ort
+
+from edgeort.errors import PackageError
+
+__all__ = [
+    "Fused",
+    "detect_family",
+    "fuse_transformer",
+    "offline_optimize",
+    "portable_level",
+    "prune_opsets",
+    "used_domains",
+]
+
+log = logging.getLogger(__name__)
+
+ATTENTION_OPS = frozenset(
+    {"Attention", "MultiHeadAttention", "GroupQueryAttention", "PackedAttention", "SparseAttention"}
+)
+_PASS_BEFORE = frozenset({"Add", "Mul", "Div", "Where", "Cast", "Sub"})
+_PASS_AFTER = frozenset({"Cast", "Dropout", "Identity"})
+_LEVELS = {
+    "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Fused:
+    path: Path
+    stats: Mapping[str, int] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+
+def _walk(start: str, producers: Mapping[str, onnx.NodeProto], passthrough: frozenset[str]) -> str:
+    """Follow ``start`` back through pass-through ops; the op type found."""
+    node = producers.get(start)
+    for _ in range(16):
+        if node is None or node.op_type not in passthrough or not node.input:
+            break
+        node = producers.get(node.input[0])
+    return node.op_type if node is not None else ""
+
+
+def detect_family(model: onnx.ModelProto) -> str:
+    """``transformer`` | ``cnn`` | ``default`` (see the module docstring)."""
+    nodes = list(model.graph.node)
+    ops = {n.op_type for n in nodes}
+    if ops & ATTENTION_OPS:
+        return "transformer"
+    producers = {out: n for n in nodes for out in n.output}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for n in nodes:
+        for name in n.input:
+            consumers.setdefault(name, []).append(n)
+    for n in nodes:
+        if n.op_type != "Softmax" or _walk(n.input[0], producers, _PASS_BEFORE) != "MatMul":
+            continue
+        frontier, seen = list(consumers.get(n.output[0], [])), 0
+        while frontier and seen < 16:
+            nxt = frontier.pop()
+            seen += 1
+            if nxt.op_type == "MatMul":
+                return "transformer"
+            if nxt.op_type in _PASS_AFTER:
+                frontier.extend(consumers.get(nxt.output[0], []))
+    return "cnn" if "Conv" in ops else "default"
+
+
+def fuse_transformer(model: Path, out: Path) -> Fused:
+    """``onnxruntime.transformers`` BERT fusion (heads and hidden size detected from the
+    graph). Returns the fused-op statistics; a fusion failure keeps the model as is."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    try:
+        optimized = optimize_model(
+            str(model), model_type="bert", num_heads=0, hidden_size=0, opt_level=0
+        )
+        stats = {k: int(v) for k, v in optimized.get_fused_operator_statistics().items() if v}
+        optimized.save_model_to_file(str(out))
+    except Exception as exc:  # the fusion scripts raise on patterns they half-match
+        why = f"transformer fusion skipped: {type(exc).__name__}: {exc}"
+        log.warning("%s", why)
+        return Fused(model, {}, (why,))
+    return Fused(out, dict(sorted(stats.items())), ("onnxruntime.transformers bert fusion",))
+
+
+def portable_level(level: str, *, ep: str, precision: str) -> tuple[str, str]:
+    """The offline level to bake for ``ep``: ``extended`` only for fp32 models on the
+    CPU EP (its contrib ops and QDQ fusions are CPU- or platform-specific); nothing for
+    fp16 models (the CPU EP would bake in casts to fp32 for its own kernels)."""
+    if level == "none":
+        return "none", ""
+    if precision == "fp16":
+        return "none", "no offline optimization for fp16: the CPU EP would bake in fp32 casts"
+    if level not in _LEVELS:
+        return "basic", f"offline level {level!r} is not portable; baked 'basic' instead"
+    if level == "extended" and ep != "CPUExecutionProvider":
+        return "basic", f"offline level 'basic' instead of 'extended': {ep} compiles itself"
+    if level == "extended" and precision != "fp32":
+        return "basic", "offline level 'basic' instead of 'extended' for a quantized model"
+    return level, ""
+
+
+def offline_optimize(model: Path, out: Path, level: str) -> Path:
+    """Save ``model`` optimized at ``level`` (none|basic|extended) by the CPU EP."""
+    if level == "none":
+        return model
+    so = ort.SessionOptions()
+    so.graph_optimization_level = _LEVELS[level]
+    so.optimized_model_filepath = str(out)
+    so.log_severity_level = 3
+    try:
+        ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT's own types
+        raise PackageError(f"offline optimization ({level}) failed: {exc}", path=model) from None
+    prune_opsets(out)
+    return out
+
+
+def used_domains(model: onnx.ModelProto) -> set[str]:
+    """Operator domains used by the graph, its subgraphs and functions ("" = ai.onnx)."""
+    used = {""}
+    graphs = [model.graph]
+    while graphs:
+        for node in graphs.pop().node:
+            used.add(node.domain or "")
+            for attr in node.attribute:
+                if attr.HasField("g"):
+                    graphs.append(attr.g)
+                graphs.extend(attr.graphs)
+    for func in model.functions:
+        used |= {n.domain or "" for n in func.node}
+    return used
+
+
+def prune_opsets(path: Path) -> None:
+    """ORT stamps every domain it knows on a model it saves; keep those the graph uses."""
+    model = onnx.load_model(str(path))
+    used = used_domains(model)
+    keep = [op for op in model.opset_import if (op.domain or "") in used or op.domain == "ai.onnx"]
+    if len(keep) != len(model.opset_import):
+        del model.opset_import[:]
+        model.opset_import.extend(keep)
+        onnx.save_model(model, str(path))

@@ -1,0 +1,213 @@
+"""``package()``: one ONNX model -> one verified multi-variant bundle.
+
+Steps: load and check (once), then per target prepare / optimize / quantize / convert /
+verify / measure (:mod:`edgeort.pack.target`), then write the bundle atomically with
+:func:`edgeort.bundle.write_bundle`. All intermediate files live in a temporary
+directory removed on success, failure and interruption; the output path gets a
+complete bundle or nothing (an existing bundle there is replaced only on success).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from edgeort.errors import DataError, UsageError
+from edgeort.pack import data as data_mod
+from edgeort.pack import evaluate, optimize, prepare, quantize
+from edgeort.pack.events import Event, EventSink
+from edgeort.pack.load import SourceModel, io_info, load_model, save_model
+from edgeort.pack.metrics import compare
+from edgeort.pack.result import PackageResult, VariantResult
+from edgeort.pack.target import TargetOutcome, TargetWork, build_target
+from edgeort.profiles import Profile
+
+__all__ = ["PackageResult", "VariantResult", "package"]
+
+log = logging.getLogger(__name__)
+
+SYNTHETIC_SAMPLES = 16
+
+
+def _resolve(targets: Iterable[str], profiles: Sequence[Profile] | None) -> list[Profile]:
+    from edgeort.profiles import load_profiles
+    from edgeort.select import resolve_target
+
+    names = list(targets)
+    if not names:
+        raise UsageError("no target given: pass at least one -t/--target", option="--target")
+    known = tuple(profiles) if profiles is not None else load_profiles()
+    chosen: dict[str, Profile] = {}
+    for name in names:
+        profile = resolve_target(name, known)
+        chosen.setdefault(profile.name, profile)
+    return list(chosen.values())
+
+
+def _load_profiles(profiles: Sequence[Profile | str | Path] | None) -> Sequence[Profile] | None:
+    """``profiles``: Profile objects (used as the whole set) or extra profile files."""
+    if profiles is None:
+        return None
+    objs = [p for p in profiles if isinstance(p, Profile)]
+    files = [p for p in profiles if not isinstance(p, Profile)]
+    if files:
+        from edgeort.profiles import load_profiles
+
+        return (*load_profiles(files), *objs)
+    return objs
+
+
+class _Run:
+    def __init__(self, source: SourceModel, work: Path, sink: EventSink, **opts: Any) -> None:
+        self.source, self.work, self.sink = source, work, sink
+        self.opts = opts
+        self.family = optimize.detect_family(source.proto)
+        self._prepared: dict[bool, tuple[Path, tuple[str, ...]]] = {}
+        self._fused: dict[bool, tuple[Path, dict[str, int], tuple[str, ...]]] = {}
+
+    def prepared(self, fixed: bool) -> tuple[Path, tuple[str, ...]]:
+        if fixed not in self._prepared:
+            model = self.source.proto.__class__()
+            model.CopyFrom(self.source.proto)
+            notes = prepare.fix_shapes(model, self.opts["shapes"]) if fixed else ()
+            prepare.name_nodes(model)
+            path = self.work / ("fixed" if fixed else "dynamic") / "model.onnx"
+            save_model(model, path)
+            self._prepared[fixed] = (path, notes)
+        return self._prepared[fixed]
+
+    def fused(self, fixed: bool, profile: Profile) -> tuple[Path, dict[str, int], tuple[str, ...]]:
+        path, _ = self.prepared(fixed)
+        if self.family != "transformer" or not profile.model.fuse_transformers:
+            return path, {}, ()
+        if fixed not in self._fused:
+            fused = optimize.fuse_transformer(path, path.with_name("fused.onnx"))
+            self._fused[fixed] = (fused.path, dict(fused.stats), fused.notes)
+        return self._fused[fixed]
+
+    def datasets(
+        self, inputs: Sequence[Any]
+    ) -> tuple[data_mod.Dataset, str, data_mod.Dataset | None]:
+        calib_path, valid_path = self.opts["calibration"], self.opts["validation"]
+        calib = data_mod.load_data(calib_path, inputs) if calib_path else None
+        if valid_path:
+            return data_mod.load_data(valid_path, inputs), "validation", calib
+        if calib is not None:
+            return calib, "calibration", calib
+        vocab = data_mod.vocab_sizes(self.source.proto)
+        synth = data_mod.synthetic_data(inputs, samples=SYNTHETIC_SAMPLES, vocab=vocab)
+        return synth, "synthetic", None
+
+    def work_for(self, profile: Profile, index: int) -> TargetWork:
+        fixed = profile.model.fixed_shapes
+        fp32, shape_notes = self.prepared(fixed)
+        base, stats, fuse_notes = self.fused(fixed, profile)
+        inputs = io_info(_load(fp32))[0]
+        verify, kind, calib = self.datasets(inputs)
+        session = evaluate.make_session(fp32, evaluate.EpChoice(evaluate.CPU, evaluate.CPU))
+        reference = evaluate.run_dataset(session, verify)
+        notes = list(shape_notes) + list(fuse_notes) + list(verify.notes)
+        if kind == "calibration":
+            notes.append("no validation data: verified on the calibration data")
+        target_dir = self.work / f"t{index}"
+        target_dir.mkdir(parents=True, exist_ok=True)
+        return TargetWork(
+            profile, self.family, fp32, base, stats, verify, kind, calib, reference,
+            compare(reference, reference, verify.labels), target_dir,
+            self.opts["max_drop"], self.opts["measure_speed"], tuple(notes),
+        )  # fmt: skip
+
+
+def _load(path: Path) -> Any:
+    import onnx
+
+    return onnx.load_model(str(path), load_external_data=False)
+
+
+def _check_recipes(targets: Sequence[Profile], family: str, has_calibration: bool) -> None:
+    if has_calibration:
+        return
+    for profile in targets:
+        for recipe in profile.model.recipes_for(family):
+            if quantize.needs_calibration(recipe):
+                raise DataError(
+                    f"target {profile.name}: recipe {quantize.describe(recipe)} for a {family} "
+                    "model "
+                    "needs calibration data: pass --calibration FILE (an .npz with one array per "
+                    "model input name, first axis = samples, e.g. 100-500 representative inputs; "
+                    "or a directory of <input name>.npy files), or choose a profile whose recipe "
+                    "is dynamic int8, fp16 or fp32"
+                )
+
+
+def package(
+    model: str | Path,
+    targets: Iterable[str],
+    *,
+    output: str | Path,
+    calibration: str | Path | None = None,
+    validation: str | Path | None = None,
+    shapes: Mapping[str, Sequence[int]] | None = None,
+    max_drop: float | None = None,
+    zip: bool = False,
+    profiles: Sequence[Profile | str | Path] | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    measure_speed: bool = True,
+) -> PackageResult:
+    """Package ``model`` for every target into the bundle ``output`` (see module doc)."""
+    if max_drop is not None and not 0.0 <= max_drop <= 1.0:
+        raise UsageError(
+            f"--max-drop {max_drop}: expected a fraction in [0, 1]", option="--max-drop"
+        )
+    chosen = _resolve(targets, _load_profiles(profiles))
+    sink = EventSink(on_event, len(chosen))
+    sink.emit("start", "", "load", f"loading {model}")
+    source = load_model(model)
+    shapes = {k: tuple(v) for k, v in (shapes or {}).items()}
+    prepare.check_shapes(shapes, source.inputs)
+    for path in (calibration, validation):
+        if path is not None:
+            data_mod.load_data(path, source.inputs)  # fail fast, before any work
+    family = optimize.detect_family(source.proto)
+    _check_recipes(chosen, family, calibration is not None)
+    sink.emit("done", "", "load", f"{source.path.name}: {family} model, {len(chosen)} target(s)")
+    with tempfile.TemporaryDirectory(prefix="edgeort-pack-") as tmp:
+        run = _Run(
+            source, Path(tmp), sink, shapes=shapes, calibration=calibration,
+            validation=validation, max_drop=max_drop, measure_speed=measure_speed,
+        )  # fmt: skip
+        outcomes = []
+        for index, profile in enumerate(chosen):
+            sink.begin_target(index)
+            outcomes.append(_one_target(run, profile, index, sink))
+        sink.emit("start", "", "write", f"writing {output}")
+        from edgeort.pack.write import write
+
+        result = write(Path(output), source, outcomes, as_zip=zip, family=family)
+    sink.emit("done", "", "write", f"wrote {result.path}", done=True)
+    return result
+
+
+def _one_target(run: _Run, profile: Profile, index: int, sink: EventSink) -> TargetOutcome:
+    name = profile.name
+    sink.emit("start", name, "prepare", f"preparing for {name} ({profile.runtime.ep})")
+    work = run.work_for(profile, index)
+    for note in work.notes:
+        sink.emit("progress", name, "prepare", note)
+
+    def emit(step: str, message: str) -> None:
+        sink.emit("progress", name, step, message)
+
+    outcome = build_target(work, emit)
+    for record in outcome.gates:
+        if record.decision in ("fail", "replace", "fallback", "cpu"):
+            sink.emit("warning", name, "verify", f"{record.gate}: {record.reason}")
+    acc = outcome.chosen.gate
+    sink.emit(
+        "done", name, "verify",
+        f"{name}: {outcome.chosen.label} on {outcome.chosen.on_ep}: {acc.reason}",
+    )  # fmt: skip
+    return outcome

@@ -1,0 +1,149 @@
+"""Prepare the fp32 model for a target: fixed input shapes, unique node names, and
+``quant_pre_process`` before quantization.
+
+Fixed shapes (profiles with ``model.fixed_shapes``): ``--shape name=d1,d2,...`` first
+(``make_input_shape_fixed``); a remaining dynamic first dimension is the batch and
+becomes 1 (recorded); any other dynamic dimension is a :class:`UsageError` naming the
+input and the option.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+from onnxruntime.tools.onnx_model_utils import (
+    fix_output_shapes,
+    make_dim_param_fixed,
+    make_input_shape_fixed,
+)
+
+from edgeort.errors import UsageError
+from edgeort.pack.load import IOInfo, io_info, save_model
+
+__all__ = ["Prepared", "check_shapes", "fix_shapes", "name_nodes", "parse_shape", "pre_process"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    path: Path
+    notes: tuple[str, ...] = ()
+
+
+def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
+    """``"name=1,3,224,224"`` -> ``("name", (1, 3, 224, 224))``."""
+    name, sep, dims = text.rpartition("=")
+    try:
+        shape = tuple(int(d) for d in dims.split(","))
+    except ValueError:
+        shape = ()
+    if not sep or not name or not shape or any(d <= 0 for d in shape):
+        raise UsageError(
+            f"--shape {text!r}: expected NAME=D1,D2,... with positive integers, "
+            "e.g. --shape input=1,3,224,224",
+            option="--shape",
+        )
+    return name, shape
+
+
+def check_shapes(shapes: Mapping[str, Sequence[int]], inputs: Sequence[IOInfo]) -> None:
+    """Every ``--shape`` names a model input, with its rank and its fixed dims."""
+    by_name = {i.name: i for i in inputs}
+    for name, shape in shapes.items():
+        info = by_name.get(name)
+        if info is None:
+            raise UsageError(
+                f"--shape {name}=...: the model has no input {name!r} (inputs: {sorted(by_name)})",
+                option="--shape",
+            )
+        if len(shape) != len(info.shape):
+            raise UsageError(
+                f"--shape {name}=...: rank {len(shape)}, input {name!r} has rank "
+                f"{len(info.shape)} {list(info.shape)}",
+                option="--shape",
+            )
+        for axis, (want, got) in enumerate(zip(info.shape, shape, strict=True)):
+            if isinstance(want, int) and want != got:
+                raise UsageError(
+                    f"--shape {name}=...: dimension {axis} is fixed at {want} in the model, "
+                    f"got {got}",
+                    option="--shape",
+                )
+
+
+def fix_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]) -> tuple[str, ...]:
+    """Make every input shape fixed in place; returns notes for the manifest."""
+    notes: list[str] = []
+    graph = model.graph
+    for name, shape in shapes.items():
+        make_input_shape_fixed(graph, name, list(shape))
+        notes.append(f"input {name!r} fixed to {list(shape)} (--shape)")
+    for index in range(len(io_info(model)[0])):
+        info = io_info(model)[0][index]  # re-read: fixing one input can fix a shared dim
+        dynamic = info.dynamic_dims
+        if dynamic == (0,):
+            _fix_batch(graph, info)
+            notes.append(f"input {info.name!r}: dynamic batch dimension set to 1")
+            continue
+        if dynamic:
+            axis = next(a for a in dynamic if a != 0)
+            example = ",".join(str(d) if isinstance(d, int) else "N" for d in info.shape)
+            raise UsageError(
+                f"input {info.name!r} has dynamic dimension {axis} ({info.shape[axis]!r}) and "
+                f"this target needs fixed shapes: give it with --shape {info.name}={example} "
+                "(N = the size to use)",
+                option="--shape",
+            )
+    fix_output_shapes(model)
+    return tuple(notes)
+
+
+def _fix_batch(graph: onnx.GraphProto, info: IOInfo) -> None:
+    batch = info.shape[0]
+    if isinstance(batch, str) and batch:
+        make_dim_param_fixed(graph, batch, 1)
+    else:
+        make_input_shape_fixed(graph, info.name, [1, *info.shape[1:]])  # type: ignore[list-item]
+
+
+def name_nodes(model: onnx.ModelProto) -> None:
+    """Give every unnamed (or duplicate-named) node a unique name, in place, so recipes
+    and fallbacks can name nodes to exclude."""
+    seen: set[str] = set()
+    for index, node in enumerate(model.graph.node):
+        if not node.name or node.name in seen:
+            node.name = f"{node.op_type}_{index}"
+        seen.add(node.name)
+
+
+def pre_process(model: Path, out: Path) -> Prepared:
+    """``quant_pre_process`` (symbolic shape inference + basic optimization); if it fails
+    on this model, retry without symbolic inference, then keep the model as is --
+    and say why."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    attempts = ({}, {"skip_symbolic_shape": True})
+    errors = []
+    for options in attempts:
+        try:
+            quant_pre_process(str(model), str(out), **options)
+        except Exception as exc:  # the pre-processor raises many types on odd models
+            errors.append(
+                f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+            )
+            continue
+        from edgeort.pack.optimize import prune_opsets
+
+        proto = onnx.load_model(str(out))
+        name_nodes(proto)
+        save_model(proto, out)
+        prune_opsets(out)
+        note = "quant_pre_process" + (" (without symbolic shape inference)" if options else "")
+        return Prepared(out, (note,))
+    log.warning("quant_pre_process failed; quantizing the model as is: %s", errors[-1])
+    return Prepared(model, (f"quant_pre_process skipped: it failed on this model ({errors[-1]})",))

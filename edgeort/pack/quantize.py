@@ -1,0 +1,236 @@
+"""Apply one :class:`~edgeort.profiles.Recipe` to a prepared fp32 model.
+
+| recipe | tool |
+|---|---|
+| fp32 (mode none) | the model as is |
+| fp16 | ``onnxruntime.transformers.float16.convert_float_to_float16`` (``keep_io_types``) |
+| dynamic int8 | ``quantize_dynamic`` (weights only; MatMuls with constant B) |
+| static int8/16 | ``quantize_static`` QDQ or QOperator with a calibration reader |
+| qnn (w8a16) | ``qnn_preprocess_model`` + ``get_qnn_qdq_config`` + ``quantize`` |
+| weight_only int4 | ``MatMulNBitsQuantizer`` on MatMuls with large constant weights |
+
+Every quantizer failure becomes a :class:`PackageError` naming the recipe.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+from onnxruntime.quantization import (
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quantize,
+    quantize_dynamic,
+    quantize_static,
+)
+
+from edgeort.errors import PackageError
+from edgeort.pack.data import Dataset, DatasetReader
+from edgeort.profiles import Recipe
+
+__all__ = [
+    "CALIBRATION_LIMIT",
+    "MIN_NBITS_K",
+    "Built",
+    "apply_recipe",
+    "describe",
+    "large_matmuls",
+    "needs_calibration",
+]
+
+log = logging.getLogger(__name__)
+
+CALIBRATION_LIMIT = 256  # calibration samples used at most
+MIN_NBITS_K = 128  # 4-bit: MatMul weights need K >= max(this, block_size) ...
+MIN_NBITS_N = 16  # ... and at least this many output columns
+
+_QTYPES = {
+    "int8": QuantType.QInt8,
+    "uint8": QuantType.QUInt8,
+    "int16": QuantType.QInt16,
+    "uint16": QuantType.QUInt16,
+    "int4": QuantType.QInt4,
+    "uint4": QuantType.QUInt4,
+}
+_METHODS = {
+    "minmax": CalibrationMethod.MinMax,
+    "entropy": CalibrationMethod.Entropy,
+    "percentile": CalibrationMethod.Percentile,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Built:
+    """A model file built from a recipe. ``precision`` is what the file really holds
+    (an int4 recipe with no large MatMul stays fp32); ``notes`` say why."""
+
+    path: Path
+    precision: str
+    notes: tuple[str, ...] = ()
+
+
+def needs_calibration(recipe: Recipe) -> bool:
+    return recipe.mode in ("static", "qnn")
+
+
+def describe(recipe: Recipe) -> str:
+    if recipe.mode == "none":
+        return recipe.precision
+    extra = ", per-channel" if recipe.per_channel else ""
+    if recipe.mode in ("static", "qnn"):
+        extra += f", {recipe.format}, {recipe.calibrate_method}"
+    return f"{recipe.precision} {recipe.mode}{extra}"
+
+
+def apply_recipe(
+    model: Path, recipe: Recipe, out: Path, calibration: Dataset | None = None
+) -> Built:
+    """Build ``out`` from the fp32 ``model`` following ``recipe``."""
+    if needs_calibration(recipe) and calibration is None:
+        raise PackageError(f"recipe {describe(recipe)} needs calibration data (--calibration)")
+    try:
+        if recipe.mode == "none" and recipe.precision == "fp32":
+            shutil.copyfile(model, out)
+            return Built(out, "fp32")
+        if recipe.precision == "fp16":
+            return _fp16(model, recipe, out)
+        if recipe.mode == "dynamic":
+            _dynamic(model, recipe, out)
+        elif recipe.mode == "static":
+            _static(model, recipe, out, calibration)
+        elif recipe.mode == "qnn":
+            _qnn(model, recipe, out, calibration)
+        elif recipe.mode == "weight_only":
+            return _nbits(model, recipe, out)
+        else:
+            raise PackageError(f"recipe mode {recipe.mode!r} is not one edgeort knows")
+    except PackageError:
+        raise
+    except Exception as exc:  # quantizers raise anything; name the recipe
+        raise PackageError(
+            f"recipe {describe(recipe)} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    return Built(out, recipe.precision)
+
+
+def _fp16(model: Path, recipe: Recipe, out: Path) -> Built:
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    proto = onnx.load_model(str(model))
+    converted = convert_float_to_float16(
+        proto,
+        keep_io_types=recipe.keep_io_types,
+        node_block_list=list(recipe.nodes_to_exclude) or None,
+    )
+    onnx.save_model(converted, str(out))
+    io = "inputs/outputs kept fp32" if recipe.keep_io_types else "inputs/outputs fp16"
+    return Built(out, "fp16", (io,))
+
+
+def _common(recipe: Recipe) -> dict[str, object]:
+    return {
+        "op_types_to_quantize": list(recipe.op_types) or None,
+        "per_channel": recipe.per_channel,
+        "nodes_to_exclude": list(recipe.nodes_to_exclude) or None,
+    }
+
+
+def _dynamic(model: Path, recipe: Recipe, out: Path) -> None:
+    quantize_dynamic(
+        str(model),
+        str(out),
+        reduce_range=recipe.reduce_range,
+        weight_type=_QTYPES[recipe.weight_type],
+        extra_options={"MatMulConstBOnly": True, "WeightSymmetric": recipe.symmetric_weights},
+        **_common(recipe),  # type: ignore[arg-type]
+    )
+
+
+def _static(model: Path, recipe: Recipe, out: Path, data: Dataset | None) -> None:
+    assert data is not None
+    quantize_static(
+        str(model),
+        str(out),
+        DatasetReader(data, CALIBRATION_LIMIT),
+        quant_format=QuantFormat.QOperator if recipe.format == "qoperator" else QuantFormat.QDQ,
+        reduce_range=recipe.reduce_range,
+        activation_type=_QTYPES[recipe.activation_type],
+        weight_type=_QTYPES[recipe.weight_type],
+        calibrate_method=_METHODS[recipe.calibrate_method],
+        extra_options={
+            "ActivationSymmetric": recipe.symmetric_activations,
+            "WeightSymmetric": recipe.symmetric_weights,
+        },
+        **_common(recipe),  # type: ignore[arg-type]
+    )
+
+
+def _qnn(model: Path, recipe: Recipe, out: Path, data: Dataset | None) -> None:
+    from onnxruntime.quantization.execution_providers.qnn import (
+        get_qnn_qdq_config,
+        qnn_preprocess_model,
+    )
+
+    assert data is not None
+    pre = out.with_name(out.stem + ".qnnpre.onnx")
+    source = pre if qnn_preprocess_model(str(model), str(pre)) else model
+    config = get_qnn_qdq_config(
+        str(source),
+        DatasetReader(data, CALIBRATION_LIMIT),
+        calibrate_method=_METHODS[recipe.calibrate_method],
+        activation_type=_QTYPES[recipe.activation_type],
+        weight_type=_QTYPES[recipe.weight_type],
+        per_channel=recipe.per_channel,
+        activation_symmetric=recipe.symmetric_activations,
+        op_types_to_quantize=list(recipe.op_types) or None,
+        nodes_to_exclude=list(recipe.nodes_to_exclude) or None,
+    )
+    quantize(str(source), str(out), config)
+    pre.unlink(missing_ok=True)
+
+
+def large_matmuls(model: onnx.ModelProto, block_size: int) -> list[str]:
+    """Names of MatMul nodes whose B is a 2-D initializer with K >= max(MIN_NBITS_K,
+    block_size) and N >= MIN_NBITS_N: the ones worth 4-bit weights."""
+    shapes = {i.name: tuple(i.dims) for i in model.graph.initializer}
+    k_min = max(MIN_NBITS_K, block_size)
+    names = []
+    for node in model.graph.node:
+        dims = shapes.get(node.input[1]) if node.op_type == "MatMul" else None
+        if dims and len(dims) == 2 and dims[0] >= k_min and dims[1] >= MIN_NBITS_N:
+            names.append(node.name)
+    return names
+
+
+def _nbits(model: Path, recipe: Recipe, out: Path) -> Built:
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    proto = onnx.load_model(str(model))
+    chosen = [
+        n for n in large_matmuls(proto, recipe.block_size) if n not in recipe.nodes_to_exclude
+    ]
+    if not chosen:
+        shutil.copyfile(model, out)
+        why = (
+            f"no MatMul has a constant weight with K >= {max(MIN_NBITS_K, recipe.block_size)} "
+            f"and N >= {MIN_NBITS_N}; the variant stays fp32"
+        )
+        return Built(out, "fp32", (why,))
+    quantizer = MatMulNBitsQuantizer(
+        proto,
+        bits=recipe.bits,
+        block_size=recipe.block_size,
+        is_symmetric=recipe.symmetric_weights,
+        nodes_to_include=chosen,
+        op_types_to_quantize=("MatMul",),
+    )
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(out), use_external_data_format=False)
+    return Built(
+        out, recipe.precision, (f"{len(chosen)} MatMul(s) with {recipe.bits}-bit weights",)
+    )

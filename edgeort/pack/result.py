@@ -1,0 +1,52 @@
+"""The result of :func:`edgeort.pack.package`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["PackageResult", "VariantResult"]
+
+
+@dataclass(frozen=True, slots=True)
+class VariantResult:
+    name: str
+    profile: str
+    ep: str
+    precision: str
+    model_file: str
+    accuracy: Mapping[str, Any]
+    latency: Mapping[str, Any] | None
+    gates: tuple[Mapping[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PackageResult:
+    path: Path
+    family: str
+    data: str  # validation | calibration | synthetic
+    variants: tuple[VariantResult, ...]
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "family": self.family,
+            "data": self.data,
+            "notes": list(self.notes),
+            "variants": [
+                {
+                    "name": v.name,
+                    "profile": v.profile,
+                    "ep": v.ep,
+                    "precision": v.precision,
+                    "model_file": v.model_file,
+                    "accuracy": dict(v.accuracy),
+                    "latency": dict(v.latency) if v.latency else None,
+                    "gates": [dict(g) for g in v.gates],
+                }
+                for v in self.variants
+            ],
+        }

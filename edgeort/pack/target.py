@@ -1,0 +1,268 @@
+"""Build, verify and choose one target's variant (steps 2-6 of the pipeline).
+
+Per target: prepare the fp32 model (fixed shapes when the profile needs them), run the
+fp32 reference on the CPU EP, fuse transformers, build every recipe the profile lists for
+the model family, verify each against the reference on the target's EP (or the CPU EP,
+recorded), gate, fall back when none passes, and apply the speed gate.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from edgeort.errors import PackageError
+from edgeort.pack import evaluate, gates, optimize, ortformat, quantize, sensitivity
+from edgeort.pack.data import Dataset
+from edgeort.pack.gates import Gate, GateRecord
+from edgeort.pack.metrics import Metrics, compare
+from edgeort.profiles import Profile, Recipe
+
+__all__ = ["Candidate", "TargetOutcome", "TargetWork", "build_target"]
+
+log = logging.getLogger(__name__)
+
+EXCLUDE_FRACTIONS = (0.0, 0.1, 0.3)  # of the ranked nodes; 0.0 = just the worst one
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    recipe: Recipe
+    label: str
+    precision: str
+    model_file: Path
+    extra_files: tuple[Path, ...]
+    quantized_from: Path  # the float model the recipe was applied to
+    built: Path  # the recipe's output before offline optimization / ORT format
+    metrics: Metrics
+    gate: Gate
+    on_ep: str
+    on_ep_reason: str
+    notes: tuple[str, ...] = ()
+    latency_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TargetWork:
+    """What one target gets from the run: its prepared model, data and reference."""
+
+    profile: Profile
+    family: str
+    fp32: Path  # prepared (fixed shapes where needed), before fusion
+    base: Path  # fp32 after fusion: what recipes start from
+    fused_stats: dict[str, int]
+    verify_data: Dataset
+    data_kind: str  # validation | calibration | synthetic
+    calibration: Dataset | None
+    reference: list[np.ndarray]
+    reference_metrics: Metrics
+    work: Path
+    max_drop: float | None
+    measure_speed: bool
+    notes: tuple[str, ...] = ()
+    pre_processed: dict[str, Path] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TargetOutcome:
+    work: TargetWork
+    chosen: Candidate
+    choice: evaluate.EpChoice
+    gates: tuple[GateRecord, ...]
+    fp32_latency_ms: float | None
+
+
+Emit = Callable[[str, str], None]  # (step, message)
+
+
+class _Builder:
+    def __init__(self, work: TargetWork, emit: Emit) -> None:
+        self.w = work
+        self.emit = emit
+        self.choice = evaluate.choose_ep(work.profile)
+        self.gates: list[GateRecord] = []
+        self._count = 0
+        if self.choice.reason:
+            self.gates.append(GateRecord("verify", "cpu", self.choice.reason))
+
+    # -- building ------------------------------------------------------------------
+    def _source_for(self, recipe: Recipe) -> Path:
+        if recipe.mode not in ("dynamic", "static"):
+            return self.w.base
+        if "pre" not in self.w.pre_processed:
+            from edgeort.pack.prepare import pre_process
+
+            prepared = pre_process(self.w.base, self.w.work / "preprocessed.onnx")
+            self.w.pre_processed["pre"] = prepared.path
+            self.gates.append(GateRecord("prepare", "note", "; ".join(prepared.notes)))
+        return self.w.pre_processed["pre"]
+
+    def build(self, recipe: Recipe, label: str) -> Candidate:
+        self._count += 1
+        step_dir = self.w.work / f"c{self._count}"
+        step_dir.mkdir(parents=True, exist_ok=True)
+        self.emit("quantize", f"building {label}")
+        source = self._source_for(recipe)
+        built = quantize.apply_recipe(source, recipe, step_dir / "built.onnx", self.w.calibration)
+        model, extra, notes = self._finish(built, step_dir)
+        return self._verify(recipe, label, built, source, model, extra, notes)
+
+    def _finish(
+        self, built: quantize.Built, step_dir: Path
+    ) -> tuple[Path, tuple[Path, ...], tuple[str, ...]]:
+        prep = self.w.profile.model
+        notes = list(built.notes)
+        level, why = optimize.portable_level(
+            prep.offline_optimization, ep=self.w.profile.runtime.ep, precision=built.precision
+        )
+        if why:
+            notes.append(why)
+        if prep.ort_format:
+            self.emit("convert", "converting to ORT format")
+            out = ortformat.convert_to_ort(built.path, step_dir / "ort", level=level)
+            final = out.model.rename(step_dir / "ort" / "model.ort")
+            notes.append(f"ORT format, optimization level {level}, runtime optimizations saved")
+            return final, (out.config,), tuple(notes)
+        target = step_dir / "model.onnx"
+        optimized = optimize.offline_optimize(built.path, target, level)
+        if optimized != target:
+            optimized = Path(built.path.replace(target))
+        notes.append(f"offline optimization: {level}")
+        return optimized, (), tuple(notes)
+
+    # -- verifying -----------------------------------------------------------------
+    def _verify(
+        self, recipe: Recipe, label: str, built: quantize.Built, source: Path,
+        model: Path, extra: tuple[Path, ...], notes: tuple[str, ...],
+    ) -> Candidate:  # fmt: skip
+        self.emit("verify", f"verifying {label} on {self.choice.on_ep}")
+        session = evaluate.make_session(model, self.choice, self.w.profile)
+        on_ep, reason = self.choice.on_ep, self.choice.reason
+        counts = evaluate.ep_node_counts(session)
+        if on_ep != evaluate.CPU and counts and not counts.get(on_ep):
+            on_ep, reason = evaluate.CPU, f"{self.choice.on_ep} took no node of this variant"
+        outputs = evaluate.run_dataset(session, self.w.verify_data)
+        metrics = compare(self.w.reference, outputs, self.w.verify_data.labels)
+        gate = gates.accuracy_gate(
+            metrics,
+            self.w.profile.verify,
+            reference=self.w.reference_metrics,
+            max_drop=self.w.max_drop,
+        )
+        self.gates.append(gates.gate_record(gate, label))
+        latency = None
+        if gate.passed and self.choice.present and self.w.measure_speed:
+            self.emit("measure", f"measuring {label} on {on_ep}")
+            latency = evaluate.latency_ms(session, self.w.verify_data.sample(0))
+        return Candidate(
+            recipe, label, built.precision, model, extra, source, built.path,
+            metrics, gate, on_ep, reason, notes, latency,
+        )  # fmt: skip
+
+    # -- choosing ------------------------------------------------------------------
+    def candidates(self) -> Candidate | None:
+        recipes = self.w.profile.model.recipes_for(self.w.family)
+        passing: list[Candidate] = []
+        first: Candidate | None = None
+        for recipe in recipes:
+            cand = self.build(recipe, quantize.describe(recipe))
+            first = first or cand
+            if cand.gate.passed:
+                passing.append(cand)
+                if not (self.choice.present and self.w.measure_speed):
+                    break
+        if not passing:
+            return self.fallback(first) if first else None
+        if len(passing) > 1:
+            best = min(passing, key=lambda c: c.latency_ms if c.latency_ms is not None else 1e30)
+            timings = ", ".join(
+                f"{c.label} {c.latency_ms:.3f} ms" for c in passing if c.latency_ms is not None
+            )
+            why = f"fastest passing recipe on {self.choice.on_ep}: {timings}"
+            self.gates.append(GateRecord("recipe", "keep", why, best.label))
+            return best
+        return passing[0]
+
+    def fallback(self, failed: Candidate) -> Candidate:
+        current = failed
+        for step, recipe in gates.fallback_recipes(failed.recipe, self.w.profile.verify.fallback):
+            self.emit("verify", f"fallback: {step}")
+            if recipe is None:
+                cand = self._exclude_sensitive(current)
+            else:
+                cand = self.build(recipe, f"{quantize.describe(recipe)} (fallback {step})")
+                if recipe.mode in gates.QUANTIZED_MODES:
+                    current = cand
+            if cand is not None and cand.gate.passed:
+                self.gates.append(
+                    GateRecord(
+                        "accuracy", "fallback", f"shipped {cand.label}: {step} passed", cand.label
+                    )
+                )
+                return cand
+        raise PackageError(
+            f"target {self.w.profile.name}: no variant passes the accuracy gate "
+            f"({failed.gate.reason}); tried: {', '.join(g.recipe for g in self.gates if g.recipe)}",
+            target=self.w.profile.name,
+        )
+
+    def _exclude_sensitive(self, current: Candidate) -> Candidate | None:
+        ranked = sensitivity.rank_sensitive_nodes(
+            current.quantized_from, current.built, self._sens_data(), self.w.work
+        )
+        log.info("sensitive nodes, worst first: %s", ranked[:10])
+        if not ranked:
+            self.gates.append(
+                GateRecord("accuracy", "skip", "exclude_sensitive: no node adds measurable error")
+            )
+            return None
+        cand, tried = None, set()
+        for fraction in EXCLUDE_FRACTIONS:
+            count = max(1, round(fraction * len(ranked)))
+            if count in tried:
+                continue
+            tried.add(count)
+            names = dict.fromkeys(name for group in ranked[:count] for name in group)
+            excluded = (*current.recipe.nodes_to_exclude, *names)
+            recipe = replace(current.recipe, nodes_to_exclude=excluded)
+            label = f"{quantize.describe(current.recipe)} excluding {len(names)} sensitive node(s)"
+            cand = self.build(recipe, f"{label} (fallback exclude_sensitive)")
+            if cand.gate.passed:
+                return cand
+        return cand
+
+    def _sens_data(self) -> Dataset:
+        return (self.w.calibration or self.w.verify_data).head(8)
+
+    def speed(self, chosen: Candidate) -> tuple[Candidate, float | None]:
+        prof = self.w.profile
+        if not (self.choice.present and self.w.measure_speed and prof.verify.speed_gate):
+            why = "EP not present here" if not self.choice.present else "speed measurement off"
+            if self.choice.simulated:
+                why = f"{self.choice.on_ep} runs in simulation here"
+            self.gates.append(GateRecord("speed", "skip", f"not measured: {why}"))
+            return chosen, None
+        if chosen.precision == "fp32":
+            self.gates.append(gates.speed_gate("fp32", chosen.latency_ms, chosen.latency_ms))
+            return chosen, chosen.latency_ms
+        fp32 = self.build(Recipe(), "fp32 (speed baseline)")
+        record = gates.speed_gate(chosen.precision, chosen.latency_ms, fp32.latency_ms)
+        self.gates.append(record)
+        return (
+            (fp32, fp32.latency_ms) if record.decision == "replace" else (chosen, fp32.latency_ms)
+        )
+
+
+def build_target(work: TargetWork, emit: Emit) -> TargetOutcome:
+    builder = _Builder(work, emit)
+    chosen = builder.candidates()
+    if chosen is None:  # pragma: no cover - recipes_for always yields one recipe
+        raise PackageError(
+            f"target {work.profile.name}: no recipe to build", target=work.profile.name
+        )
+    chosen, fp32_latency = builder.speed(chosen)
+    return TargetOutcome(work, chosen, builder.choice, tuple(builder.gates), fp32_latency)

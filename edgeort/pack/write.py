@@ -1,0 +1,101 @@
+"""Step 7: turn the chosen variants into :class:`VariantSpec` objects and write the
+bundle with :func:`edgeort.bundle.write_bundle` (atomic: a complete bundle or nothing)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from edgeort.pack.load import SourceModel
+from edgeort.pack.manifest import variant_metadata
+from edgeort.pack.result import PackageResult, VariantResult
+from edgeort.pack.target import TargetOutcome
+
+__all__ = ["write"]
+
+_TYPED = ("profile", "profile_version", "precision", "inputs", "outputs", "ir_version")
+_TYPED_MORE = ("opsets", "min_ort", "ep_package")
+
+
+def _options(mapping: object) -> dict[str, str]:
+    items = dict(mapping or {})  # type: ignore[call-overload]
+    return {str(k): str(v) for k, v in items.items() if "{" not in str(v)}
+
+
+def _stage_files(outcome: TargetOutcome, dest: Path) -> str:
+    dest.mkdir(parents=True, exist_ok=True)
+    cand = outcome.chosen
+    model_name = "model.ort" if cand.model_file.suffix == ".ort" else "model.onnx"
+    shutil.copyfile(cand.model_file, dest / model_name)
+    data = cand.model_file.with_name(cand.model_file.name + ".data")
+    if data.is_file():
+        shutil.copyfile(data, dest / data.name)
+    for extra in cand.extra_files:
+        shutil.copyfile(extra, dest / extra.name)
+    return model_name
+
+
+def _spec(outcome: TargetOutcome, staged: Path, source: SourceModel) -> object:
+    from edgeort.bundle import TensorSpec, VariantSpec
+
+    profile = outcome.work.profile
+    name = profile.name
+    model_name = _stage_files(outcome, staged / name)
+    meta = variant_metadata(outcome, source.sha256, source.path.name)
+    session = _options(profile.session.config)
+    session = {k: v for k, v in session.items() if not k.startswith("ep.context")}
+    if model_name.endswith(".ort"):
+        session["session.load_model_format"] = "ORT"
+        session["session.enable_saved_runtime_optimizations"] = "1"
+    device = "" if profile.runtime.simulated_on else profile.runtime.device
+    tensors = {
+        key: tuple(TensorSpec(t["name"], t["dtype"], tuple(t["shape"])) for t in meta[key])
+        for key in ("inputs", "outputs")
+    }
+    typed = {k: meta.pop(k) for k in (*_TYPED, *_TYPED_MORE)}
+    typed.update(tensors)
+    return VariantSpec(
+        name=name,
+        ep=profile.runtime.ep,
+        device=device,
+        source_dir=staged / name,
+        model_file=model_name,
+        provider_options=_options(profile.runtime.provider_options),
+        session_options=session,
+        metadata=meta,
+        **typed,
+    )
+
+
+def _result(outcome: TargetOutcome, spec: object, path: Path) -> VariantResult:
+    meta = spec.metadata  # type: ignore[attr-defined]
+    return VariantResult(
+        name=spec.name,  # type: ignore[attr-defined]
+        profile=outcome.work.profile.name,
+        ep=outcome.work.profile.runtime.ep,
+        precision=outcome.chosen.precision,
+        model_file=spec.model_file,  # type: ignore[attr-defined]
+        accuracy=meta["accuracy"],
+        latency=meta["latency"],
+        gates=tuple(meta["gates"]),
+    )
+
+
+def write(
+    out: Path, source: SourceModel, outcomes: Sequence[TargetOutcome], *, as_zip: bool, family: str
+) -> PackageResult:
+    from edgeort.bundle import write_bundle
+
+    staged = outcomes[0].work.work.parent / "staged"
+    specs = [_spec(o, staged, source) for o in outcomes]
+    data = outcomes[0].work.data_kind
+    metadata = {
+        "source_model": {"name": source.path.name, "sha256": source.sha256, "size": source.size},
+        "family": family,
+        "data": data,
+    }
+    name = source.path.stem or "model"
+    path = write_bundle(out, specs, package_name=name, metadata=metadata, zip=as_zip)  # type: ignore[arg-type]
+    variants = tuple(_result(o, s, path) for o, s in zip(outcomes, specs, strict=True))
+    return PackageResult(path, family, data, variants)
