@@ -348,9 +348,10 @@ def make_planted_fallback(
 ) -> Path:
     """Conv -> Relu -> `middle_op` -> Conv -> Relu, fixed shapes; Shrink runs on CPU only.
 
-    Shrink (soft-threshold) is a standard ONNX op that the CPU EP implements but that has
-    no builder in the QNN EP (qnn/builder/op_builder_factory.cc), NNAPI or CoreML EPs, so
-    a device EP must hand that one node back to the CPU: two partitions plus copies.
+    Shrink (soft-threshold) is a standard ONNX op that the CPU EP implements but that no
+    op builder of the QNN, NNAPI or CoreML EPs handles (their op_builder_factory.cc), so a
+    device EP must hand that one node back to the CPU: two partitions plus copies.
+    tests/test_models.py proves it for QNN on the HTP simulator.
     Pass middle_op="Relu" for the control model that a device EP can take whole.
     Shapes are fixed (batch=1) because QNN/NNAPI reject dynamic shapes outright.
     """
