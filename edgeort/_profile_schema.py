@@ -191,6 +191,7 @@ _CLASSES = {
     "model": ModelPrep,
     "verify": Verify,
 }
+_DEFAULT_FALLBACK = Runtime(ep="").fallback
 _HOME = {k: s for s, spec in reversed(SECTIONS.items()) for k in spec}
 
 
@@ -280,16 +281,22 @@ def validate(
     _top_level(c, raw)
     tables = {s: raw.get(s) if isinstance(raw.get(s), dict) else {} for s in SECTIONS}
     kw = {s: section(c, s, tables[s], spec) for s, spec in SECTIONS.items()}
-    if require:
-        for req in REQUIRED:
-            sec, key = req.split(".")
-            if key not in tables[sec] and (sec not in raw or isinstance(raw[sec], dict)):
-                c.bad(req, "missing required key")
+    # A key is missing when its table is absent or a table without it (a table of the
+    # wrong type has been reported already).
+    missing = [
+        f"{sec}.{key}"
+        for sec, key in (r.split(".") for r in REQUIRED)
+        if key not in tables[sec] and isinstance(raw.get(sec, {}), dict)
+    ]
+    for req in missing if require else ():
+        c.bad(req, "missing required key")
     runtime = kw["runtime"]
-    if not c.problems and runtime["ep"] in runtime.get("fallback", ()):
+    if "fallback" in runtime and runtime.get("ep") in runtime["fallback"]:
         c.bad("runtime.fallback", f"lists the profile's own EP {runtime['ep']!r}")
-    if c.problems:
+    if c.problems or missing:
         return None, c.problems
+    if "fallback" not in runtime:  # the default, less the profile's own EP
+        runtime["fallback"] = tuple(e for e in _DEFAULT_FALLBACK if e != runtime["ep"])
     fields = dict(kw["profile"])
     fields.update({s: cls(**kw[s]) for s, cls in _CLASSES.items()})
     return fields, []
