@@ -1,7 +1,163 @@
-"""CLI commands (package)."""
+"""``edgeort package``: one ONNX model -> one verified multi-variant bundle.
+
+Progress goes to stderr as one status line per step and target. With ``--json``, stdout
+carries one JSON object per line: ``{"event": {...}}`` for every progress event, then
+``{"result": {...}}`` (or ``{"error": {...}}``) last. Native libraries that print to
+file descriptor 1 (the QNN simulator does) are sent to stderr meanwhile, so stdout stays
+parseable.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
 import click
 
-COMMANDS: list[click.Command] = []
+from edgeort.errors import EdgeortError, UsageError
+
+__all__ = ["COMMANDS", "format_result"]
+
+
+@contextlib.contextmanager
+def _guarded_stdout() -> Iterator[IO[str]]:
+    """A text stream onto the real stdout, with fd 1 pointed at stderr meanwhile."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        fd = -1
+    if fd != 1:  # not the process's stdout (e.g. click's CliRunner): nothing to guard
+        yield sys.stdout
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    out = os.fdopen(saved, "w", encoding="utf-8", buffering=1)
+    try:
+        yield out
+    finally:
+        out.flush()
+        sys.stdout.flush()
+        os.dup2(out.fileno(), 1)
+        out.close()
+
+
+def _line(out: IO[str], obj: dict[str, Any]) -> None:
+    out.write(json.dumps(obj, sort_keys=True) + "\n")
+    out.flush()
+
+
+def _status(event: Any) -> None:
+    pct = f"{round(100 * (event.fraction or 0.0)):3d}%"
+    where = f"{event.target} " if event.target else ""
+    tag = "warning: " if event.kind == "warning" else ""
+    click.echo(f"[{pct}] {where}{event.step}: {tag}{event.message}", err=True)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def format_result(result: Any) -> list[str]:
+    """The human summary: one line per variant."""
+    lines = [f"{result.path}: {len(result.variants)} variant(s), {result.family} model"]
+    for v in result.variants:
+        acc = v.accuracy
+        gate = "passed" if acc.get("passed") else "FAILED"
+        top1 = ""
+        if acc.get("top1_accuracy") is not None:
+            top1 = f", top-1 {acc['top1_accuracy']:.4f}"
+        latency = f", {v.latency['ms_median']:.3f} ms" if v.latency else ""
+        lines.append(
+            f"  {v.name}: {v.precision} {v.model_file} for {v.ep}; {acc.get('metric')} "
+            f"{_fmt(acc.get('value'))} (bound {_fmt(acc.get('bound'))}, {gate}){top1}; "
+            f"verified on {acc.get('on_ep')} with {acc.get('data_source', acc.get('data'))} "
+            f"data{latency}"
+        )
+    return lines
+
+
+def _shapes(values: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
+    from edgeort.pack.prepare import parse_shape
+
+    shapes: dict[str, tuple[int, ...]] = {}
+    for text in values:
+        name, shape = parse_shape(text)
+        if name in shapes:
+            raise UsageError(f"--shape {name}=... given twice", option="--shape")
+        shapes[name] = shape
+    return shapes
+
+
+@click.command("package")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option(
+    "-t", "--target", "targets", multiple=True, required=True,
+    help="Profile name or short name (cpu, openvino, qnn, coreml, nnapi, directml...). Repeatable.",
+)  # fmt: skip
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
+              help="The bundle to write (a directory; a .zip file with --zip).")  # fmt: skip
+@click.option("--calibration", type=click.Path(path_type=Path),
+              help=".npz (one array per input name, first axis = samples) or a directory of "
+              "<input>.npy files; needed by static quantization.")  # fmt: skip
+@click.option("--validation", type=click.Path(path_type=Path),
+              help="Data to verify variants on (same format; optional __labels__).")  # fmt: skip
+@click.option("--shape", "shape_values", multiple=True, metavar="NAME=D1,D2,...",
+              help="Fixed input shape for targets that need fixed shapes. Repeatable.")  # fmt: skip
+@click.option("--max-drop", type=float, default=None,
+              help="Override the profiles' accuracy bound (1-cosine or top-1 drop).")  # fmt: skip
+@click.option("--zip", "as_zip", is_flag=True, help="Write the bundle as one .zip file.")
+@click.option("--profile", "profile_files", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Also load this profile TOML file (repeatable).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="One JSON line per event, then the result.")
+@click.option("--no-speed", is_flag=True, help="Do not measure latency (no speed gate).")
+def package_command(
+    model: Path,
+    targets: tuple[str, ...],
+    output: Path,
+    calibration: Path | None,
+    validation: Path | None,
+    shape_values: tuple[str, ...],
+    max_drop: float | None,
+    as_zip: bool,
+    profile_files: tuple[Path, ...],
+    as_json: bool,
+    no_speed: bool,
+) -> None:
+    """Package MODEL for every target into one verified bundle."""
+    from edgeort.pack import package
+
+    kwargs: dict[str, Any] = {
+        "output": output,
+        "calibration": calibration,
+        "validation": validation,
+        "max_drop": max_drop,
+        "zip": as_zip,
+        "profiles": list(profile_files) or None,
+        "measure_speed": not no_speed,
+    }
+    if not as_json:
+        kwargs["shapes"] = _shapes(shape_values)
+        with _guarded_stdout() as out:
+            result = package(model, targets, on_event=_status, **kwargs)
+            out.write("\n".join(format_result(result)) + "\n")
+        return
+    with _guarded_stdout() as out:
+        try:
+            kwargs["shapes"] = _shapes(shape_values)
+            result = package(model, targets, on_event=lambda e: _line(out, e.to_json()), **kwargs)
+        except EdgeortError as exc:
+            error = {"type": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code}
+            _line(out, {"error": error})
+            raise
+        _line(out, {"result": result.to_json()})
+
+
+COMMANDS: list[click.Command] = [package_command]
