@@ -14,18 +14,16 @@ print to stdout and silently re-create the session on the CPU EP (also during ``
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import onnxruntime as ort
-
 from edgeort.choice import CPU_EP, Choice, Ranking, rank_variants, tuning_cache_path
 from edgeort.device import DeviceInfo
-from edgeort.errors import EdgeortError, NoVariantError, ProviderError, UsageError
+from edgeort.errors import NoVariantError, ProviderError, UsageError
 from edgeort.model import Model
-from edgeort.ortcompat import is_version_error
+from edgeort.session import create_session, session_options_for
 
 __all__ = [
     "Model",
@@ -37,179 +35,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-LEVELS = {
-    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-    "layout": ort.GraphOptimizationLevel.ORT_ENABLE_LAYOUT,
-    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-}
-MODES = {"sequential": ort.ExecutionMode.ORT_SEQUENTIAL, "parallel": ort.ExecutionMode.ORT_PARALLEL}
-RECORD_PLACEMENT = "session.record_ep_graph_assignment_info"
-NO_CPU_FALLBACK = "session.disable_cpu_ep_fallback"
-SPINNING = "session.intra_op.allow_spinning"
-_CPU_FALLBACK_REFUSED = "fallback to CPU EP has been explicitly disabled"
-
-
-def _threads(profile: Any, device: DeviceInfo, threads: int | None) -> int:
-    if threads is not None:
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
-            raise UsageError(
-                f"threads must be an integer >= 0 (0 = ONNX Runtime's default), got {threads!r}",
-                option="threads",
-            )
-        return threads
-    if profile is None:
-        return device.threads_default
-    from edgeort.select import intra_op_threads
-
-    return int(intra_op_threads(profile, device))
-
-
-def _config(
-    variant: Any, profile: Any, device: DeviceInfo, strict: bool, overrides: Mapping[str, Any]
-) -> dict[str, str]:
-    """Session config entries: defaults < profile < variant < overrides."""
-    on_battery = device.battery is not None and device.battery.plugged is False
-    config = {SPINNING: "0" if on_battery else "1", RECORD_PLACEMENT: "1"}
-    if profile is not None:
-        config.update(profile.session.config)
-    config.update(variant.session_options)
-    config.update({str(k): str(v) for k, v in overrides.items()})
-    if strict and variant.ep != CPU_EP:
-        config[NO_CPU_FALLBACK] = "1"  # ORT refuses it together with an explicit CPU EP
-    return config
-
-
-def session_options_for(
-    variant: Any,
-    profile: Any,
-    device: DeviceInfo,
-    *,
-    threads: int | None = None,
-    strict: bool = False,
-    overrides: Mapping[str, Any] | None = None,
-) -> ort.SessionOptions:
-    """``SessionOptions`` for ``variant`` from its profile and its recorded options.
-
-    Threads: ``threads=`` or :func:`edgeort.select.intra_op_threads`; spinning on unless
-    the device runs on battery; the profile's optimisation level and execution mode;
-    config entries from the profile, then the variant's ``executor_info`` session
-    options, then ``overrides`` (e.g. tuned settings). ``strict`` sets
-    ``session.disable_cpu_ep_fallback=1`` for non-CPU EPs. The EP itself is attached by
-    :func:`create_session`.
-    """
-    so = ort.SessionOptions()
-    so.log_severity_level = 3  # errors only; ORT's warnings go to its own logger
-    settings = profile.session if profile is not None else None
-    level = settings.graph_optimization_level if settings is not None else "all"
-    mode = settings.execution_mode if settings is not None else "sequential"
-    if level not in LEVELS or mode not in MODES:
-        raise UsageError(
-            f"profile {getattr(profile, 'name', '?')}: unknown graph_optimization_level "
-            f"{level!r} or execution_mode {mode!r}",
-            option="session",
-        )
-    so.graph_optimization_level = LEVELS[level]
-    so.execution_mode = MODES[mode]
-    so.intra_op_num_threads = _threads(profile, device, threads)
-    so.inter_op_num_threads = settings.inter_op_threads if settings is not None else 1
-    for key, value in _config(variant, profile, device, strict, overrides or {}).items():
-        try:
-            so.add_session_config_entry(key, value)
-        except Exception as exc:
-            raise UsageError(f"session option {key}={value!r} refused by ORT: {exc}") from exc
-    return so
-
-
-def _plugin_devices(variant: Any) -> list[Any]:
-    from edgeort.providers import ep_devices, registration_error
-
-    devices = ep_devices(variant.ep)
-    if variant.device:
-        devices = [
-            d for d in devices if str(d.device.type).rsplit(".", 1)[-1].lower() == variant.device
-        ]
-    if not devices:
-        why = registration_error(variant.ep) or "onnxruntime lists no OrtEpDevice for it"
-        raise ProviderError(f"{variant.ep} has no usable device here: {why}", provider=variant.ep)
-    return devices
-
-
-def _attach_ep(
-    so: ort.SessionOptions, variant: Any, options: Mapping[str, str], strict: bool
-) -> list[Any] | None:
-    """Add the variant's EP; returns ``providers=`` for InferenceSession (None: on ``so``)."""
-    from edgeort.providers import KNOWN_PLUGINS, discover_plugins
-
-    ep = variant.ep
-    if ep == CPU_EP:
-        return [CPU_EP]
-    if ep in KNOWN_PLUGINS or any(p.ep_name == ep for p in discover_plugins()):
-        so.add_provider_for_devices(_plugin_devices(variant), dict(options))
-        return None
-    if ep not in ort.get_available_providers():
-        have = ", ".join(ort.get_available_providers())
-        raise ProviderError(
-            f"{ep} is not in this onnxruntime build (it has {have}); install {variant.ep_package}",
-            provider=ep,
-        )
-    return [(ep, dict(options))] if strict else [(ep, dict(options)), CPU_EP]
-
-
-def _creation_error(exc: Exception, variant: Any, strict: bool) -> EdgeortError:
-    where = f"variant {variant.name!r} ({variant.ep})"
-    if strict and _CPU_FALLBACK_REFUSED in str(exc):
-        return ProviderError(
-            f"strict: {variant.ep} cannot take the whole graph of {where}; some nodes would "
-            f"run on the CPU EP and session.disable_cpu_ep_fallback=1 forbids that ({exc})",
-            provider=variant.ep,
-        )
-    if is_version_error(exc):
-        return ProviderError(
-            f"{where}: onnxruntime {ort.__version__} cannot load its IR/opset "
-            f"(IR {variant.ir_version}, opsets {dict(variant.opsets)}): {exc}",
-            provider=variant.ep,
-        )
-    return ProviderError(f"{where}: session creation failed: {exc}", provider=variant.ep)
-
-
-def create_session(
-    model_path: str | Path,
-    variant: Any,
-    profile: Any,
-    device: DeviceInfo,
-    *,
-    threads: int | None = None,
-    strict: bool = False,
-    overrides: Mapping[str, Any] | None = None,
-    provider_options: Mapping[str, str] | None = None,
-) -> ort.InferenceSession:
-    """An ``InferenceSession`` for ``variant`` whose (verified) model is ``model_path``.
-
-    Plugin EPs go through ``add_provider_for_devices``; built-in ones through
-    ``providers=[(ep, options), "CPUExecutionProvider"]`` (no CPU EP when ``strict``).
-    Raises :class:`ProviderError` naming the variant and the reason.
-    """
-    so = session_options_for(
-        variant, profile, device, threads=threads, strict=strict, overrides=overrides
-    )
-    options = {**variant.provider_options, **(provider_options or {})}
-    providers = _attach_ep(so, variant, options, strict)
-    try:
-        session = ort.InferenceSession(
-            str(model_path), sess_options=so, providers=providers, enable_fallback=0
-        )
-    except Exception as exc:
-        raise _creation_error(exc, variant, strict) from exc
-    got = session.get_providers()
-    if not got or got[0] != variant.ep:
-        raise ProviderError(
-            f"variant {variant.name!r}: onnxruntime created the session on {got}, not {variant.ep}",
-            provider=variant.ep,
-        )
-    return session
 
 
 def _device_for(variants: Sequence[Any]) -> DeviceInfo:
