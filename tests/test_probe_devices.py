@@ -216,6 +216,14 @@ def test_broken_cpufreq_falls_back_then_is_absent(tmp_path: Path) -> None:
     assert info.threads_default == 4  # physical cores instead
 
 
+def test_small_frequency_differences_are_all_performance_cores(tmp_path: Path) -> None:
+    dev = copy_device("raspberry-pi-5", tmp_path)  # like AMD "preferred cores": -4 %
+    for cpu, freq in enumerate([2400000, 2400000, 2300000, 2300000]):
+        path = dev / f"root/sys/devices/system/cpu/cpu{cpu}/cpufreq/cpuinfo_max_freq"
+        path.write_text(f"{freq}\n")
+    assert (probe_dir(dev).performance_cores, probe_dir(dev).efficiency_cores) == (4, 0)
+
+
 def test_cpu_capacity_is_the_fallback(tmp_path: Path) -> None:
     dev = copy_device("raspberry-pi-5", tmp_path)
     shutil.rmtree(dev / "root/sys/devices/system/cpu")
