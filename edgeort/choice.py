@@ -47,6 +47,7 @@ __all__ = [
     "rank_variants",
     "read_tuning",
     "tuning_cache_path",
+    "variant_sha256",
 ]
 
 log = logging.getLogger(__name__)
@@ -106,19 +107,31 @@ def device_fingerprint(device: DeviceInfo) -> str:
     return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
 
 
-def _model_sha256(variant: Any) -> str:
-    entry = variant.file(variant.model_file)
-    return entry.sha256 if entry is not None else hashlib.sha256(variant.name.encode()).hexdigest()
+def variant_sha256(variant: Any) -> str:
+    """sha256 naming what runs: name, profile, EP, device, options and every file's digest
+    (the same model file under another EP, profile or options is another variant)."""
+    key = {
+        "name": variant.name,
+        "profile": [variant.profile, variant.profile_version],
+        "ep": variant.ep,
+        "device": variant.device,
+        "model_file": variant.model_file,
+        "provider_options": dict(variant.provider_options),
+        "session_options": dict(variant.session_options),
+        "files": sorted((f.path, f.sha256) for f in variant.files),
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
 def tuning_cache_path(variant: Any, device: DeviceInfo, ort_version: str | None = None) -> Path:
-    """``<cache>/tune/<model sha256>-<device fingerprint>-<ort version>.json``.
+    """``<cache>/tune/<variant sha256>-<device fingerprint>-<ort version>.json``
+    (:func:`variant_sha256`, :func:`device_fingerprint`).
 
     ``edgeort tune`` writes it: ``{"latency_ms": float, "session_options": {str: str},
     "provider_options": {str: str}, "intra_op_threads": int | null, ...}``.
     """
     version = ort_version or ort.__version__
-    name = f"{_model_sha256(variant)}-{device_fingerprint(device)}-{version}.json"
+    name = f"{variant_sha256(variant)}-{device_fingerprint(device)}-{version}.json"
     return cache_dir() / "tune" / name
 
 
