@@ -3,9 +3,12 @@ and which variant this device would pick, without creating a session)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
-from collections.abc import Mapping, Sequence
+import os
+import sys
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,28 @@ from edgeort.errors import DataError, UsageError
 __all__ = ["COMMANDS", "generate_inputs", "parse_inputs"]
 
 _BUNDLE = click.Path(exists=True, path_type=Path)
+
+
+@contextlib.contextmanager
+def native_output_to_stderr() -> Iterator[None]:
+    """Point fd 1 at stderr while ORT and plugin libraries run, so their native prints
+    (QNN writes to stdout) never mix with our output; restored before we print."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        fd = -1
+    if fd != 1:  # not the process's stdout (click's CliRunner): nothing to guard
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def parse_inputs(pairs: Sequence[str]) -> dict[str, np.ndarray]:
@@ -103,9 +128,29 @@ def run_command(
     as_json: bool,
 ) -> None:
     """Load BUNDLE on this device and run it once."""
+    feeds = parse_inputs(input_pairs)
+    with native_output_to_stderr():
+        report, outputs = _load_and_run(bundle, feeds, profile, providers, strict, threads, seed)
+    if output is not None:
+        _write_npz(output, outputs)
+        report["output_file"] = str(output)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+        return
+    click.echo("\n".join(_run_lines(report)))
+
+
+def _load_and_run(
+    bundle: Path,
+    feeds: dict[str, np.ndarray],
+    profile: str | None,
+    providers: tuple[str, ...],
+    strict: bool,
+    threads: int | None,
+    seed: int,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     from edgeort.runtime import load
 
-    feeds = parse_inputs(input_pairs)
     with load(
         bundle,
         profile=profile,
@@ -127,14 +172,9 @@ def run_command(
             "inputs_generated": generated,
             "inputs": {k: _describe(v) for k, v in feeds.items()},
             "outputs": {k: _describe(v) for k, v in outputs.items()},
-            "output_file": str(output) if output else None,
+            "output_file": None,
         }
-    if output is not None:
-        _write_npz(output, outputs)
-    if as_json:
-        click.echo(json.dumps(report, indent=2, default=str))
-        return
-    click.echo("\n".join(_run_lines(report)))
+    return report, outputs
 
 
 def _run_lines(report: Mapping[str, Any]) -> list[str]:
@@ -229,8 +269,9 @@ def inspect_command(
     from edgeort.bundle import open_bundle
     from edgeort.runtime import rank_bundle
 
-    opened = open_bundle(bundle)
-    ranking = rank_bundle(opened, profile=profile, providers=list(providers) or None)
+    with native_output_to_stderr():
+        opened = open_bundle(bundle)
+        ranking = rank_bundle(opened, profile=profile, providers=list(providers) or None)
     usable = ranking.usable
     info = {
         "bundle": str(bundle),
