@@ -241,6 +241,16 @@ def test_soc_falls_back_to_getprop(tmp_path: Path) -> None:
     assert probe_dir(dev).soc == "Qualcomm SM8550"
 
 
+def test_soc_falls_back_to_the_board_platform(tmp_path: Path) -> None:
+    dev = copy_device("snapdragon-android", tmp_path)
+    shutil.rmtree(dev / "root/sys/devices/soc0")
+    data = json.loads((dev / "sources.json").read_text())
+    lines = data["commands"]["getprop"].splitlines()
+    data["commands"]["getprop"] = "\n".join(x for x in lines if "ro.soc." not in x)
+    (dev / "sources.json").write_text(json.dumps(data))
+    assert probe_dir(dev).soc == "kalama"
+
+
 def test_android_without_getprop(tmp_path: Path) -> None:
     dev = copy_device("snapdragon-android", tmp_path)
     data = json.loads((dev / "sources.json").read_text())

@@ -105,6 +105,8 @@ def read_soc(src: Sources, props: dict[str, str], board: str | None, brand: str)
         maker = props.get("ro.soc.manufacturer", "")
         maker = _ANDROID_SOC_MAKER.get(maker.lower(), maker)
         return f"{maker} {props['ro.soc.model']}".strip()
+    if props.get("ro.board.platform") or props.get("ro.product.board"):
+        return props.get("ro.board.platform") or props["ro.product.board"]  # e.g. "kalama"
     if brand.startswith("Apple") or "Snapdragon" in brand:
         return brand
     model = _dt_text(src, "/proc/device-tree/model") or board
