@@ -1,0 +1,81 @@
+"""The bundle: an ONNX Runtime model package plus edgeort's integrity data.
+
+Format: docs/bundle-format.md. Threat model: docs/security.md. Device side: imports only
+the stdlib (``cryptography`` lazily, for signatures); never onnx.
+
+- ``write_bundle(out, variants, ...)`` writes one bundle directory (or zip) atomically.
+- ``open_bundle(path)`` opens a directory or zip and verifies every byte before
+  returning; ``verify_bundle(bundle)`` re-checks one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from edgeort.bundle._manifest import Bundle, read_bundle
+from edgeort.bundle._model import FileEntry, TensorSpec, Variant
+from edgeort.bundle._verify import verify_bundle
+from edgeort.bundle._write import VariantSpec, write_bundle
+from edgeort.bundle._zip import extract_zip, is_zip
+from edgeort.errors import BundleError, IntegrityError
+
+__all__ = [
+    "Bundle",
+    "FileEntry",
+    "TensorSpec",
+    "Variant",
+    "VariantSpec",
+    "open_bundle",
+    "read_bundle",
+    "verify_bundle",
+    "write_bundle",
+]
+
+log = logging.getLogger("edgeort.bundle")
+
+TrustedKeys = str | os.PathLike[str] | bytes | list[bytes | str] | tuple[bytes | str, ...]
+
+
+def _open_zip(path: Path, verify: bool) -> Bundle:
+    bundle = read_bundle(extract_zip(path), source=path)
+    if not verify:
+        return bundle
+    try:
+        verify_bundle(bundle)
+    except IntegrityError as exc:  # the cached extraction was altered: extract afresh
+        log.warning("re-extracting %s: cached copy failed verification: %s", path, exc)
+        bundle = read_bundle(extract_zip(path, force=True), source=path)
+        verify_bundle(bundle)
+    return bundle
+
+
+def open_bundle(
+    path: str | os.PathLike[str], *, verify: bool = True, trusted_keys: TrustedKeys | None = None
+) -> Bundle:
+    """Open a bundle directory or ``.zip`` (extracted into the cache, keyed by its sha256).
+
+    With ``verify`` every file is checked (closed list, links, sizes, sha256, external
+    data) before this returns. When trusted keys are configured (``trusted_keys``, or the
+    ``EDGEORT_TRUSTED_KEYS`` file/directory of PEM public keys), the bundle must carry a
+    valid, fresh signature (``edgeort.signing``), whatever ``verify`` says.
+    """
+    path = Path(path)
+    if not os.path.lexists(path):
+        raise BundleError(f"no bundle at {path}", path=path)
+    if path.is_file():
+        if not is_zip(path):
+            raise BundleError(f"{path}: neither a bundle directory nor a zip file", path=path)
+        bundle = _open_zip(path, verify)
+    else:
+        bundle = read_bundle(path)
+        if verify:
+            verify_bundle(bundle)
+    if trusted_keys is None:
+        trusted_keys = os.environ.get("EDGEORT_TRUSTED_KEYS") or None
+    if trusted_keys:
+        from edgeort.signing import verify_signature
+
+        verify_signature(bundle, trusted_keys)
+    return bundle
