@@ -1,7 +1,339 @@
-"""CLI commands (measure)."""
+"""``edgeort bench | profile | tune | doctor``: measure a model or bundle and explain it.
+
+Each takes ``MODEL|BUNDLE`` (an ``.onnx`` file, a bundle directory or ``.zip``) and
+``--json``; the JSON forms are documented in ``docs/cli-measure.md``.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import click
 
-COMMANDS: list[click.Command] = []
+from edgeort.errors import UsageError
+
+__all__ = ["COMMANDS"]
+
+JSON_SCHEMA = 1
+
+
+def _emit(command: str, data: dict[str, Any]) -> None:
+    click.echo(json.dumps({"command": command, "schema": JSON_SCHEMA, **data}, indent=2))
+
+
+def _lines(lines: list[str]) -> None:
+    click.echo("\n".join(lines))
+
+
+def _pairs(items: tuple[str, ...], option: str) -> dict[str, str]:
+    from edgeort.measure.feeds import parse_assignments
+
+    return parse_assignments(items, option=option)
+
+
+def _dims(items: tuple[str, ...]) -> dict[str, int]:
+    out = {}
+    for name, value in _pairs(items, "--dim").items():
+        if not value.isdigit() or int(value) < 1:
+            raise UsageError(f"--dim {name}={value}: expected a positive integer", option="--dim")
+        out[name] = int(value)
+    return out
+
+
+def _resolve(path: Path, ep: str | None, ep_options: tuple[str, ...], variant: str | None) -> Any:
+    from edgeort.measure.targets import resolve
+
+    return resolve(path, ep=ep, ep_options=_pairs(ep_options, "--ep-option"), variant=variant)
+
+
+def _need_targets(resolved: Any) -> None:
+    if not resolved.targets:
+        reasons = "; ".join(f"{k}: {v}" for k, v in resolved.skipped.items())
+        raise UsageError(f"{resolved.path}: nothing can run on this device ({reasons})")
+
+
+_path_arg = click.argument(
+    "path", metavar="MODEL|BUNDLE", type=click.Path(exists=True, path_type=Path)
+)
+_json_opt = click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON (docs/cli-measure.md)."
+)
+_variant_opt = click.option("--variant", help="Only this variant of a bundle.")
+_ep_opt = click.option("--ep", help="EP for a plain model, or only the bundle variants on it.")
+_ep_option_opt = click.option(
+    "--ep-option",
+    "ep_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Provider option (repeatable).",
+)
+_input_opt = click.option(
+    "--input", "inputs", multiple=True, metavar="NAME=FILE.npy", help="Input from a .npy file."
+)
+_dim_opt = click.option(
+    "--dim",
+    "dims",
+    multiple=True,
+    metavar="NAME=N",
+    help="Value of a dynamic dimension (default 1).",
+)
+
+
+def _progress(
+    enabled: bool, total: int | None, duration: float | None
+) -> tuple[Any, Callable[..., None] | None]:
+    if not enabled:
+        return None, None
+    length = total if total is not None else int((duration or 0) * 10)
+    bar = click.progressbar(length=max(1, length), label="timing", file=sys.stderr)
+    state = {"shown": 0}
+
+    def update(done: int, _total: int | None, elapsed: float) -> None:
+        now = done if total is not None else min(length, int(elapsed * 10))
+        bar.update(now - state["shown"])
+        state["shown"] = now
+
+    return bar, update
+
+
+@click.command("bench")
+@_path_arg
+@_variant_opt
+@_ep_opt
+@_ep_option_opt
+@click.option("--runs", type=click.IntRange(min=1), default=None, help="Timed runs (default 50).")
+@click.option(
+    "--duration", type=click.FloatRange(min=0, min_open=True), help="Time for S seconds instead."
+)
+@click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True)
+@click.option("--threads", type=click.IntRange(min=0), help="Intra-op threads (0 = ORT default).")
+@_input_opt
+@_dim_opt
+@click.option(
+    "--compare",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[FP32.onnx]",
+    help="Also run the fp32 source model (given, or recorded by the bundle) as the baseline.",
+)
+@_json_opt
+def bench_command(
+    path: Path,
+    variant: str | None,
+    ep: str | None,
+    ep_options: tuple[str, ...],
+    runs: int | None,
+    duration: float | None,
+    warmup: int,
+    threads: int | None,
+    inputs: tuple[str, ...],
+    dims: tuple[str, ...],
+    compare: str | None,
+    as_json: bool,
+) -> None:
+    """Latency (median, mean, p90/p95/p99, min/max), throughput, session creation time
+    and peak memory of a model or of each runnable bundle variant."""
+    from edgeort.measure.bench import bench
+    from edgeort.measure.session import Knobs
+    from edgeort.measure.targets import source_model
+    from edgeort.measure.text import format_bench
+
+    resolved = _resolve(path, ep, ep_options, variant)
+    _need_targets(resolved)
+    baseline = source_model(resolved, compare or None) if compare is not None else None
+    runs = runs if runs is not None or duration is not None else 50
+    long_run = not as_json and ((runs or 0) >= 200 or (duration or 0) >= 2)
+    bar, update = _progress(long_run, runs, duration)
+    kwargs = dict(
+        knobs=Knobs(threads=threads),
+        input_files=_pairs(inputs, "--input"),
+        dims=_dims(dims),
+        warmup=warmup,
+        runs=runs,
+        duration=duration,
+        on_progress=update,
+    )
+    report = bench(resolved.targets, compare=baseline, skipped=resolved.skipped, **kwargs)
+    if bar is not None:
+        bar.render_finish()
+    if as_json:
+        _emit("bench", {"path": str(path), **report.to_json()})
+    else:
+        _lines(format_bench(report))
+
+
+@click.command("profile")
+@_path_arg
+@_variant_opt
+@_ep_opt
+@_ep_option_opt
+@click.option("--runs", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True)
+@click.option(
+    "--top", type=click.IntRange(min=1), default=10, show_default=True, help="Slowest nodes listed."
+)
+@click.option(
+    "--output",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Folder for the Chrome trace files.",
+)
+@_input_opt
+@_dim_opt
+@_json_opt
+def profile_command(
+    path: Path,
+    variant: str | None,
+    ep: str | None,
+    ep_options: tuple[str, ...],
+    runs: int,
+    warmup: int,
+    top: int,
+    out_dir: Path,
+    inputs: tuple[str, ...],
+    dims: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Run ORT's profiler: the Chrome trace, time per op type, the slowest nodes and the
+    EP that ran each node."""
+    from edgeort.measure.profile import profile_target
+    from edgeort.measure.text import format_profile
+
+    resolved = _resolve(path, ep, ep_options, variant)
+    _need_targets(resolved)
+    results = [
+        profile_target(
+            t,
+            out_dir=out_dir,
+            input_files=_pairs(inputs, "--input"),
+            dims=_dims(dims),
+            warmup=warmup,
+            runs=runs,
+            top=top,
+        )
+        for t in resolved.targets
+    ]
+    if as_json:
+        data = {"results": [r.to_json() for r in results], "skipped": dict(resolved.skipped)}
+        _emit("profile", {"path": str(path), **data})
+        return
+    out: list[str] = []
+    for r in results:
+        out += [*format_profile(r, top), ""]
+    out += [f"skipped {k}: {v}" for k, v in resolved.skipped.items()]
+    _lines(out)
+
+
+@click.command("tune")
+@_path_arg
+@_variant_opt
+@_ep_opt
+@_ep_option_opt
+@click.option(
+    "--budget",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="Seconds of search per target.",
+)
+@click.option(
+    "--runs",
+    type=click.IntRange(min=3),
+    default=15,
+    show_default=True,
+    help="Runs per measurement.",
+)
+@click.option("--save/--no-save", default=True, show_default=True, help="Write the tune cache.")
+@_input_opt
+@_dim_opt
+@_json_opt
+def tune_command(
+    path: Path,
+    variant: str | None,
+    ep: str | None,
+    ep_options: tuple[str, ...],
+    budget: float,
+    runs: int,
+    save: bool,
+    inputs: tuple[str, ...],
+    dims: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Search threads, spinning, optimisation level, execution mode and EP knobs on this
+    device within a time budget; save the best for edgeort.load()."""
+    from dataclasses import replace
+
+    from edgeort.measure.text import format_tune
+    from edgeort.measure.tune import save_tuning, tune_target
+
+    resolved = _resolve(path, ep, ep_options, variant)
+    _need_targets(resolved)
+    device = resolved.device if resolved.device is not None else _probe()
+    results = []
+    for t in resolved.targets:
+        result, _search = tune_target(
+            t,
+            budget_s=budget,
+            device=device,
+            runs=runs,
+            input_files=_pairs(inputs, "--input"),
+            dims=_dims(dims),
+        )
+        if save:
+            result = replace(result, cache_path=save_tuning(result, t, device))
+        results.append(result)
+    if as_json:
+        data = {"results": [r.to_json() for r in results], "skipped": dict(resolved.skipped)}
+        _emit("tune", {"path": str(path), **data})
+        return
+    out: list[str] = []
+    for r in results:
+        out += [*format_tune(r), ""]
+    out += [f"skipped {k}: {v}" for k, v in resolved.skipped.items()]
+    _lines(out)
+
+
+def _probe() -> Any:
+    from edgeort.probe import probe
+
+    return probe()
+
+
+@click.command("doctor")
+@_path_arg
+@_variant_opt
+@_ep_opt
+@_ep_option_opt
+@click.option("--no-run", is_flag=True, help="Only the graph checks and partition reports.")
+@_json_opt
+def doctor_command(
+    path: Path,
+    variant: str | None,
+    ep: str | None,
+    ep_options: tuple[str, ...],
+    no_run: bool,
+    as_json: bool,
+) -> None:
+    """Check a model or bundle for common ORT deployment problems (EP fallback, missing
+    fusions, thread contention, arena growth, host<->device copies) and report, for every
+    profile target, which nodes its EP would take (docs/doctor.md)."""
+    from edgeort.measure.doctor import doctor
+    from edgeort.measure.text import format_doctor
+
+    resolved = _resolve(path, ep, ep_options, variant)
+    step = None if as_json else (lambda msg: click.echo(f"... {msg}", err=True))
+    report = doctor(resolved, run=not no_run, on_step=step)
+    if as_json:
+        _emit("doctor", report.to_json())
+    else:
+        _lines(format_doctor(report))
+
+
+COMMANDS: list[click.Command] = [bench_command, profile_command, tune_command, doctor_command]

@@ -1,0 +1,208 @@
+"""``edgeort bench``: latency, throughput, session-creation time and memory of each target.
+
+Each target gets a fresh session (its creation is timed), ``warmup`` untimed runs, then
+``runs`` timed runs or as many as fit in ``duration`` seconds. RSS is sampled with psutil
+before the session exists and after every run (outside the timed region); the report
+gives the peak and the growth over the pre-session baseline.
+
+With a baseline (``--compare``), the original fp32 model also runs through a plain
+``InferenceSession`` with default options, and each result carries its speed-up over it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import psutil
+
+from edgeort.errors import UsageError
+from edgeort.measure.feeds import generate_feeds, load_feeds
+from edgeort.measure.session import CPU, Knobs, Target, create_session
+from edgeort.measure.stats import Summary, ratio, summarize
+
+__all__ = [
+    "BenchReport",
+    "BenchResult",
+    "Progress",
+    "baseline_target",
+    "bench",
+    "bench_target",
+    "feeds_for",
+    "time_runs",
+]
+
+Progress = Callable[[int, int | None, float], None]  # (runs done, total or None, elapsed s)
+
+_MB = 1024.0 * 1024.0
+
+
+@dataclass(frozen=True, slots=True)
+class BenchResult:
+    label: str
+    ep: str
+    simulated: bool
+    knobs: Mapping[str, Any]
+    session_create_ms: float
+    warmup: int
+    summary: Summary
+    peak_rss_mb: float
+    rss_growth_mb: float
+    input_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "ep": self.ep,
+            "simulated": self.simulated,
+            "settings": dict(self.knobs),
+            "session_create_ms": round(self.session_create_ms, 3),
+            "warmup": self.warmup,
+            "latency": self.summary.to_json(),
+            "peak_rss_mb": round(self.peak_rss_mb, 2),
+            "rss_growth_mb": round(self.rss_growth_mb, 2),
+            "input_shapes": {k: list(v) for k, v in self.input_shapes.items()},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BenchReport:
+    results: tuple[BenchResult, ...]
+    baseline: BenchResult | None = None
+    skipped: Mapping[str, str] = field(default_factory=dict)  # label -> why not run
+
+    def speedup(self, result: BenchResult) -> float | None:
+        """Baseline median / result median (> 1: faster than plain fp32 ORT)."""
+        if self.baseline is None:
+            return None
+        return ratio(result.summary.median_ms, self.baseline.summary.median_ms)
+
+    def to_json(self) -> dict[str, Any]:
+        rows = []
+        for r in self.results:
+            row = r.to_json()
+            speed = self.speedup(r)
+            if speed is not None:
+                row["speedup_vs_baseline"] = round(speed, 3)
+            rows.append(row)
+        return {
+            "results": rows,
+            "baseline": self.baseline.to_json() if self.baseline else None,
+            "skipped": dict(self.skipped),
+        }
+
+
+def feeds_for(
+    session: ort.InferenceSession,
+    *,
+    input_files: Mapping[str, str | Path] | None = None,
+    dims: Mapping[str, int] | None = None,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Feeds for ``session``: the given ``.npy`` files, generated data for the rest."""
+    inputs = session.get_inputs()
+    feeds = load_feeds(input_files or {}, inputs)
+    missing = [arg for arg in inputs if arg.name not in feeds]
+    feeds.update(generate_feeds(missing, dims=dims, seed=seed))
+    return feeds
+
+
+def time_runs(
+    session: ort.InferenceSession,
+    feeds: Mapping[str, np.ndarray],
+    *,
+    runs: int | None = None,
+    duration: float | None = None,
+    on_progress: Progress | None = None,
+    on_run: Callable[[], None] | None = None,
+) -> list[float]:
+    """Wall time of each ``session.run`` in seconds: ``runs`` of them, or until
+    ``duration`` seconds have passed (at least one)."""
+    if runs is None and duration is None:
+        raise UsageError("give a number of runs or a duration", option="--runs")
+    if runs is not None and runs < 1:
+        raise UsageError(f"--runs {runs}: expected at least 1", option="--runs")
+    times: list[float] = []
+    start = time.perf_counter()
+    while True:
+        t0 = time.perf_counter()
+        session.run(None, feeds)
+        times.append(time.perf_counter() - t0)
+        if on_run is not None:
+            on_run()
+        elapsed = time.perf_counter() - start
+        if on_progress is not None:
+            on_progress(len(times), runs, elapsed)
+        if runs is not None and len(times) >= runs:
+            return times
+        if duration is not None and elapsed >= duration:
+            return times
+
+
+def bench_target(
+    target: Target,
+    *,
+    knobs: Knobs | None = None,
+    input_files: Mapping[str, str | Path] | None = None,
+    dims: Mapping[str, int] | None = None,
+    warmup: int = 5,
+    runs: int | None = 50,
+    duration: float | None = None,
+    on_progress: Progress | None = None,
+) -> BenchResult:
+    """Benchmark one target; see the module docstring for what is measured."""
+    proc = psutil.Process()
+    rss0 = proc.memory_info().rss
+    peak = [rss0]
+
+    def sample() -> None:
+        peak[0] = max(peak[0], proc.memory_info().rss)
+
+    t0 = time.perf_counter()
+    session = create_session(target, knobs)
+    create_ms = (time.perf_counter() - t0) * 1000.0
+    sample()
+    feeds = feeds_for(session, input_files=input_files, dims=dims)
+    for _ in range(max(0, warmup)):
+        session.run(None, feeds)
+    sample()
+    times = time_runs(
+        session, feeds, runs=runs, duration=duration, on_progress=on_progress, on_run=sample
+    )
+    settings = {**target.knobs.describe(), **(knobs.describe() if knobs else {})}
+    return BenchResult(
+        label=target.label,
+        ep=target.ep,
+        simulated=target.simulated,
+        knobs=settings,
+        session_create_ms=create_ms,
+        warmup=max(0, warmup),
+        summary=summarize(times),
+        peak_rss_mb=peak[0] / _MB,
+        rss_growth_mb=(peak[0] - rss0) / _MB,
+        input_shapes={k: tuple(v.shape) for k, v in feeds.items()},
+    )
+
+
+def baseline_target(model_path: str | Path) -> Target:
+    """The original fp32 model through a plain CPU session with ORT's default options."""
+    path = Path(model_path)
+    return Target(label=f"baseline: {path.name} (fp32, default options)", model_path=path, ep=CPU)
+
+
+def bench(
+    targets: Sequence[Target],
+    *,
+    compare: str | Path | None = None,
+    skipped: Mapping[str, str] | None = None,
+    **kwargs: Any,
+) -> BenchReport:
+    """Benchmark every target (and the fp32 baseline when ``compare`` names it)."""
+    results = tuple(bench_target(t, **kwargs) for t in targets)
+    baseline = bench_target(baseline_target(compare), **kwargs) if compare else None
+    return BenchReport(results=results, baseline=baseline, skipped=dict(skipped or {}))

@@ -1,0 +1,254 @@
+"""Doctor checks that run the model: thread contention, arena growth, host<->device copies.
+
+They report findings from measured *ratios* (medians of interleaved runs, RSS deltas),
+never absolute times, and each is bounded by a small time budget.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import psutil
+
+from edgeort.measure.bench import feeds_for
+from edgeort.measure.findings import Finding
+from edgeort.measure.graphinfo import GraphInfo
+from edgeort.measure.session import CPU, DEVICE_EPS, Knobs, Target, create_session
+
+__all__ = ["CONTENTION_RATIO", "check_arena", "check_copies", "check_threads"]
+
+CONTENTION_RATIO = 1.3  # N-thread median over 1-thread median above this is a finding
+ARENA_RETAINED_MB = 8.0  # memory kept after large shapes above this is a finding
+_MB = 1024.0 * 1024.0
+
+
+def _interleaved_medians(
+    sessions: Sequence[ort.InferenceSession],
+    feeds: Mapping[str, np.ndarray],
+    *,
+    budget_s: float,
+    min_rounds: int = 5,
+) -> list[float]:
+    """Median ms of each session, measured in alternating rounds so load changes on the
+    machine hit every session alike."""
+    times: list[list[float]] = [[] for _ in sessions]
+    start = time.perf_counter()
+    rounds = 0
+    while rounds < min_rounds or time.perf_counter() - start < budget_s:
+        for i, s in enumerate(sessions):
+            for _ in range(3):
+                t0 = time.perf_counter()
+                s.run(None, feeds)
+                times[i].append(time.perf_counter() - t0)
+        rounds += 1
+        if rounds >= 200:
+            break
+    return [float(np.median(t) * 1000.0) for t in times]
+
+
+def check_threads(target: Target, cores: int, *, budget_s: float = 2.0) -> Finding:
+    """Does latency rise from 1 intra-op thread to ``cores``?"""
+    label = target.label
+    if cores < 2:
+        return Finding("thread-contention", "skipped", label, "one core: nothing to compare")
+    one = create_session(target, Knobs(threads=1))
+    many = create_session(target, Knobs(threads=cores))
+    feeds = feeds_for(one)
+    for s in (one, many):
+        for _ in range(3):
+            s.run(None, feeds)
+    m1, mn = _interleaved_medians([one, many], feeds, budget_s=budget_s)
+    ratio = mn / m1 if m1 > 0 else 1.0
+    evidence = {"threads": [1, cores], "ratio_n_over_1": round(ratio, 3)}
+    if ratio <= CONTENTION_RATIO:
+        return Finding(
+            "thread-contention",
+            "ok",
+            label,
+            f"{cores} threads are not slower than 1 (ratio {ratio:.2f})",
+            evidence=evidence,
+        )
+    return Finding(
+        "thread-contention",
+        "found",
+        label,
+        f"latency rises with threads: {cores} threads take {ratio:.2f}x the time of 1",
+        detail=(
+            "The median over interleaved runs is higher with more intra-op threads: the "
+            "model's nodes are too small to split, so every node pays a thread-pool "
+            "dispatch and sync (and spinning threads compete with other work)."
+        ),
+        fix=(
+            "Run it with intra_op_num_threads=1 (profile: [session] intra_op_threads = 1; "
+            "edgeort.load(..., threads=1)), or let `edgeort tune` pick threads and "
+            "spinning for this device; turning spinning off "
+            "(session.intra_op.allow_spinning=0) helps when other work shares the cores."
+        ),
+        severity="warning",
+        evidence=evidence,
+    )
+
+
+def _rss() -> int:
+    return int(psutil.Process().memory_info().rss)
+
+
+def _usable_dims(
+    target: Target, dims_list: Sequence[Mapping[str, int]]
+) -> tuple[list[Mapping[str, int]], str]:
+    """The leading ``dims_list`` entries the model accepts (a model with, say, a fixed
+    position table refuses longer sequences), and the first refusal."""
+    session = create_session(target, Knobs(cpu_arena=False))
+    usable: list[Mapping[str, int]] = []
+    for dims in dims_list:
+        try:
+            session.run(None, feeds_for(session, dims=dims))
+        except Exception as exc:  # ORT's own error types
+            return usable, str(exc).splitlines()[0][:200]
+        usable.append(dims)
+    return usable, ""
+
+
+def _arena_run(
+    target: Target, dims_list: Sequence[Mapping[str, int]], shrink: bool
+) -> tuple[float, float]:
+    """(MB kept after the big shapes, MB of peak growth) for one fresh session."""
+    session = create_session(target, Knobs(cpu_arena=True))
+    ro = ort.RunOptions()
+    if shrink:
+        ro.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    small = feeds_for(session, dims=dims_list[0])
+    session.run(None, small, ro)
+    base = peak = _rss()
+    for dims in dims_list[1:]:
+        session.run(None, feeds_for(session, dims=dims), ro)
+        peak = max(peak, _rss())
+    session.run(None, small, ro)
+    return (_rss() - base) / _MB, (peak - base) / _MB
+
+
+MAX_ELEMENTS = 1 << 24  # largest input check_arena feeds (64 MB of float32)
+
+
+def check_arena(
+    target: Target, graph: GraphInfo, *, sizes: Sequence[int] = (1, 128, 512, 2048)
+) -> Finding:
+    """Memory the arena keeps after larger dynamic shapes, and whether shrinkage helps."""
+    label = target.label
+    if not graph.dynamic_inputs:
+        return Finding("arena-growth", "skipped", label, "all input shapes are fixed")
+    inputs = create_session(target).get_inputs()
+    dims_list = [d for d in (_dims_for(inputs, size) for size in sizes) if d is not None]
+    dims_list, refused = _usable_dims(target, dims_list)
+    if len(dims_list) < 2:
+        why = f"the model refuses larger shapes: {refused}" if refused else "memory cap"
+        return Finding("arena-growth", "skipped", label, f"no larger shape to try ({why})")
+    kept, grew = _arena_run(target, dims_list, shrink=False)
+    kept_shrunk, _ = _arena_run(target, dims_list, shrink=True)
+    evidence = {
+        "dynamic_inputs": list(graph.dynamic_inputs),
+        "sizes": [max(d.values()) for d in dims_list],
+        "peak_growth_mb": round(grew, 2),
+        "kept_mb": round(kept, 2),
+        "kept_mb_with_shrinkage": round(kept_shrunk, 2),
+    }
+    if kept < ARENA_RETAINED_MB:
+        return Finding(
+            "arena-growth",
+            "ok",
+            label,
+            f"memory returns after large shapes (kept {kept:.1f} MB)",
+            evidence=evidence,
+        )
+    return Finding(
+        "arena-growth",
+        "found",
+        label,
+        f"the CPU arena keeps {kept:.1f} MB after inputs of larger shapes",
+        detail=(
+            f"Growing the dynamic dims to {evidence['sizes']} raised RSS by {grew:.1f} MB; back "
+            f"at the smallest shape {kept:.1f} MB stayed allocated (the BFC arena keeps chunks "
+            f"for reuse). With the run option memory.enable_memory_arena_shrinkage=cpu:0 it "
+            f"kept {kept_shrunk:.1f} MB."
+        ),
+        fix=(
+            "Pass RunOptions with add_run_config_entry('memory.enable_memory_arena_shrinkage', "
+            "'cpu:0') on runs after a large input, or create the session with "
+            "enable_cpu_mem_arena=False; enable_mem_pattern=False avoids per-shape memory "
+            "plans when shapes keep changing. Fixing the shapes removes the growth."
+        ),
+        severity="warning",
+        evidence=evidence,
+    )
+
+
+def _dims_for(inputs: Sequence[Any], size: int) -> dict[str, int] | None:
+    """Dynamic dims for one step: a leading (batch) dim stays 1 when an input has other
+    dynamic dims; the rest take ``size``. None when an input would exceed MAX_ELEMENTS."""
+    dims: dict[str, int] = {}
+    for arg in inputs:
+        dynamic = [i for i, d in enumerate(arg.shape) if not isinstance(d, int)]
+        for axis in dynamic:
+            value = 1 if axis == 0 and len(dynamic) > 1 else size
+            name = arg.shape[axis]
+            dims[name if isinstance(name, str) else f"{arg.name}:{axis}"] = value
+    for arg in inputs:
+        n = 1
+        for axis, d in enumerate(arg.shape):
+            if isinstance(d, int):
+                n *= max(d, 1)
+            else:
+                n *= dims.get(d if isinstance(d, str) else f"{arg.name}:{axis}", 1)
+        if n > MAX_ELEMENTS:
+            return None
+    return dims
+
+
+def check_copies(
+    target: Target,
+    subgraphs: Sequence[tuple[str, Sequence[tuple[str, str, str]]]] | None,
+    session: Any = None,
+) -> Finding:
+    """Host<->device copies per run for a device EP: inputs in, outputs out, plus one
+    pair per extra partition boundary and every Memcpy node ORT inserted."""
+    label = target.label
+    if target.ep == CPU or target.ep not in DEVICE_EPS:
+        return Finding("io-copies", "skipped", label, f"{target.ep} works in host memory")
+    session = session or create_session(target)
+    feeds = feeds_for(session)
+    in_bytes = sum(a.nbytes for a in feeds.values())
+    out_bytes = sum(np.asarray(o).nbytes for o in session.run(None, feeds))
+    memcpy = [n for _e, nodes in subgraphs or () for n in nodes if n[1].startswith("Memcpy")]
+    device_parts = sum(1 for e, _n in subgraphs or () if e == target.ep)
+    evidence = {
+        "input_bytes": in_bytes,
+        "output_bytes": out_bytes,
+        "memcpy_nodes": [n[0] for n in memcpy],
+        "device_partitions": device_parts,
+        "simulated": target.simulated,
+    }
+    sim = " (simulated here: the EP runs on the host CPU)" if target.simulated else ""
+    return Finding(
+        "io-copies",
+        "found",
+        label,
+        f"{target.ep} copies {in_bytes / 1024:.1f} KiB in and {out_bytes / 1024:.1f} KiB out "
+        f"per run{sim}",
+        detail=(
+            f"Inputs are copied host->device and outputs device->host on every run; "
+            f"{device_parts} device partition(s) and {len(memcpy)} Memcpy node(s) add more "
+            f"copies at each boundary."
+        ),
+        fix=(
+            "Use IO binding: session.io_binding(), bind inputs/outputs as OrtValues "
+            "allocated on the device (OrtValue.ortvalue_from_numpy(x, device, id)) and "
+            "reuse them across runs; edgeort's Model exposes run_with_binding. Keep "
+            "one partition (see ep-fallback) so no copies happen mid-graph."
+        ),
+        severity="info",
+        evidence=evidence,
+    )

@@ -1,0 +1,120 @@
+"""Inputs for measuring: generated from a model's signature, or read from ``.npy`` files."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeort.errors import DataError, UsageError
+
+__all__ = ["ORT_DTYPES", "generate_feeds", "load_feeds", "parse_assignments", "resolve_shape"]
+
+ORT_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(int16)": np.int16,
+    "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8,
+    "tensor(uint16)": np.uint16,
+    "tensor(bool)": np.bool_,
+}
+
+
+def parse_assignments(items: Sequence[str], *, option: str) -> dict[str, str]:
+    """``["a=1", "b=x.npy"]`` -> ``{"a": "1", "b": "x.npy"}``; UsageError names the option."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise UsageError(f"{option} {item!r}: expected NAME=VALUE", option=option)
+        out[name] = value
+    return out
+
+
+def resolve_shape(
+    name: str, shape: Sequence[Any], dims: Mapping[str, int], *, default_dim: int = 1
+) -> tuple[int, ...]:
+    """Concrete dims for one input: fixed dims as they are, named dims from ``dims``
+    (keyed by dim name or by ``input:axis``), other dynamic dims ``default_dim``."""
+    out = []
+    for axis, dim in enumerate(shape):
+        if isinstance(dim, int) and dim >= 0:
+            out.append(dim)
+        elif isinstance(dim, str) and dim in dims:
+            out.append(int(dims[dim]))
+        else:
+            out.append(int(dims.get(f"{name}:{axis}", default_dim)))
+    return tuple(out)
+
+
+def _random(name: str, dtype: Any, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    if np.issubdtype(dtype, np.floating):
+        return rng.standard_normal(shape).astype(dtype)
+    if dtype == np.bool_:
+        return np.ones(shape, dtype=np.bool_)
+    if "mask" in name.lower():
+        return np.ones(shape, dtype=dtype)
+    return np.zeros(shape, dtype=dtype)  # ids/indices: 0 is valid for every table
+
+
+def generate_feeds(
+    inputs: Sequence[Any], *, dims: Mapping[str, int] | None = None, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Feeds for ORT ``NodeArg``-like inputs (``.name``, ``.type``, ``.shape``).
+
+    Floats are standard normal (seeded), integer ids zeros, masks ones."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for arg in inputs:
+        dtype = ORT_DTYPES.get(arg.type)
+        if dtype is None:
+            raise DataError(
+                f"input {arg.name!r} has type {arg.type}; edgeort generates only "
+                f"{', '.join(sorted(ORT_DTYPES))} (pass --input {arg.name}=file.npy)"
+            )
+        shape = resolve_shape(arg.name, arg.shape, dims or {})
+        feeds[arg.name] = _random(arg.name, dtype, shape, rng)
+    return feeds
+
+
+def load_feeds(files: Mapping[str, str | Path], inputs: Sequence[Any]) -> dict[str, np.ndarray]:
+    """Read ``name -> file.npy``; checks names, dtypes and fixed dims against ``inputs``."""
+    by_name = {arg.name: arg for arg in inputs}
+    feeds = {}
+    for name, file in files.items():
+        if name not in by_name:
+            raise DataError(
+                f"--input {name}: the model has no input {name!r} "
+                f"(inputs: {', '.join(sorted(by_name))})",
+                path=file,
+            )
+        try:
+            array = np.load(Path(file), allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{file}: cannot read input {name!r}: {exc}", path=file) from exc
+        arg = by_name[name]
+        want = ORT_DTYPES.get(arg.type)
+        if want is not None and array.dtype != want:
+            raise DataError(
+                f"{file}: input {name!r} is {array.dtype}, the model expects {np.dtype(want)}",
+                path=file,
+            )
+        _check_dims(name, file, array.shape, arg.shape)
+        feeds[name] = array
+    return feeds
+
+
+def _check_dims(name: str, file: str | Path, got: tuple[int, ...], want: Sequence[Any]) -> None:
+    if len(got) != len(want) or any(
+        isinstance(w, int) and w >= 0 and g != w for g, w in zip(got, want, strict=False)
+    ):
+        raise DataError(
+            f"{file}: input {name!r} has shape {list(got)}, the model expects {list(want)}",
+            path=file,
+        )

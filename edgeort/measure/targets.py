@@ -1,0 +1,180 @@
+"""Turn the ``MODEL|BUNDLE`` argument of the measure commands into :class:`Target` s.
+
+A ``.onnx`` file is one target on the EP asked for (CPU by default). A bundle (directory
+or ``.zip``, opened and verified by :func:`edgeort.bundle.open_bundle`) gives one target
+per variant, each with the session settings :func:`edgeort.load` would use
+(:func:`edgeort.runtime.session_options_for`); variants whose EP cannot run here are
+returned as *skipped*, with the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeort.errors import DataError, ModelError, UsageError
+from edgeort.measure.session import CPU, Target, ep_unavailable_reason
+
+__all__ = ["Resolved", "is_model_file", "resolve", "source_model"]
+
+log = logging.getLogger(__name__)
+
+# Provider options a plain model needs on EPs that cannot start without them.
+DEFAULT_EP_OPTIONS: dict[str, dict[str, str]] = {"QNNExecutionProvider": {"backend_type": "htp"}}
+SIMULATED_ON = {"QNNExecutionProvider": ("x86_64", "amd64")}
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """What a path stands for: runnable targets, skipped ones (name -> why), the bundle."""
+
+    path: Path
+    kind: str  # "model" | "bundle"
+    targets: tuple[Target, ...]
+    skipped: Mapping[str, str] = field(default_factory=dict)
+    bundle: Any = None
+    device: Any = None
+
+    @property
+    def model_files(self) -> tuple[tuple[str, Path, str], ...]:
+        """(label, model path, EP) of every target and skipped variant."""
+        out = [(t.label, t.model_path, t.ep) for t in self.targets]
+        if self.bundle is not None:
+            runnable = {t.label for t in self.targets}
+            out += [
+                (v.name, self.bundle.model_path(v), v.ep)
+                for v in self.bundle.variants
+                if v.name not in runnable
+            ]
+        return tuple(out)
+
+
+def is_model_file(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in {".onnx", ".ort"}
+
+
+def _simulated(ep: str) -> bool:
+    import platform
+
+    return platform.machine().lower() in SIMULATED_ON.get(ep, ())
+
+
+def _model_target(path: Path, ep: str | None, ep_options: Mapping[str, str]) -> Resolved:
+    ep = ep or CPU
+    options = {**DEFAULT_EP_OPTIONS.get(ep, {}), **ep_options}
+    target = Target(
+        label=path.name, model_path=path, ep=ep, provider_options=options, simulated=_simulated(ep)
+    )
+    skipped = {}
+    if ep != CPU:
+        why = ep_unavailable_reason(ep)
+        if why is not None:
+            skipped[path.name] = why
+    return Resolved(path, "model", () if skipped else (target,), skipped)
+
+
+def _probe() -> Any:
+    from edgeort.probe import probe
+
+    return probe()
+
+
+def _profile_of(variant: Any, profiles: Sequence[Any]) -> Any:
+    return next((p for p in profiles if p.name == variant.profile), None)
+
+
+def _bundle_targets(path: Path, variant: str | None, ep: str | None, device: Any) -> Resolved:
+    from edgeort.bundle import open_bundle
+    from edgeort.choice import ep_unavailable
+    from edgeort.profiles import load_profiles
+
+    bundle = open_bundle(path)
+    variants = [bundle.variant(variant)] if variant else list(bundle.variants)
+    if ep:
+        variants = [v for v in variants if v.ep == ep]
+        if not variants:
+            raise UsageError(f"{path}: no variant runs on {ep}", option="--ep")
+    device = device if device is not None else _probe()
+    profiles = load_profiles()
+    targets, skipped = [], {}
+    for v in variants:
+        why = ep_unavailable(v, device)
+        if why is not None:
+            skipped[v.name] = why
+            continue
+        entry = v.file(v.model_file)
+        targets.append(
+            Target(
+                label=v.name,
+                model_path=bundle.model_path(v),
+                ep=v.ep,
+                provider_options=dict(v.provider_options),
+                simulated=_simulated(v.ep),
+                sha256=entry.sha256 if entry is not None else None,
+                variant=v,
+                profile=_profile_of(v, profiles),
+                device=device,
+            )
+        )
+    return Resolved(path, "bundle", tuple(targets), skipped, bundle=bundle, device=device)
+
+
+def resolve(
+    path: str | Path,
+    *,
+    ep: str | None = None,
+    ep_options: Mapping[str, str] | None = None,
+    variant: str | None = None,
+    device: Any = None,
+) -> Resolved:
+    """The targets ``path`` (model file or bundle) stands for."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"{path}: no such model file or bundle", path=path)
+    if is_model_file(path):
+        if variant:
+            raise UsageError(f"--variant {variant}: {path} is a model file, not a bundle")
+        return _model_target(path, ep, ep_options or {})
+    if path.is_file() and path.suffix.lower() != ".zip":
+        raise ModelError(
+            f"{path}: expected an .onnx model, a bundle directory or a .zip", path=path
+        )
+    return _bundle_targets(path, variant, ep, device)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def source_model(resolved: Resolved, given: str | Path | None) -> Path | None:
+    """The fp32 model ``--compare`` runs: ``given``, else the bundle's recorded
+    ``source_model`` found beside the bundle (sha256-checked), else the model itself."""
+    if given:
+        p = Path(given)
+        if not p.is_file():
+            raise DataError(f"--compare {p}: no such model file", path=p)
+        return p
+    if resolved.kind == "model":
+        return resolved.path
+    meta = (resolved.bundle.metadata or {}).get("edgeort", resolved.bundle.metadata) or {}
+    src = meta.get("source_model") if isinstance(meta, Mapping) else None
+    if not isinstance(src, Mapping) or not src.get("name"):
+        raise DataError(
+            f"{resolved.path}: the bundle records no source model; pass --compare MODEL.onnx"
+        )
+    for folder in (resolved.bundle.source.parent, Path.cwd()):
+        cand = folder / str(src["name"])
+        if cand.is_file() and (not src.get("sha256") or _sha256(cand) == src["sha256"]):
+            return cand
+    raise DataError(
+        f"{resolved.path}: its source model {src['name']!r} (sha256 {src.get('sha256', '?')[:12]}) "
+        f"is not beside the bundle; pass --compare MODEL.onnx"
+    )

@@ -1,0 +1,270 @@
+"""``edgeort tune``: find the fastest session settings for a target on this device.
+
+The space (:func:`tuning_space`): intra-op threads 1..physical cores, intra-op spinning
+on/off, graph optimisation level (basic/extended/all), execution mode
+(sequential/parallel), and EP knobs -- OpenVINO ``num_of_threads``/``num_streams``, QNN
+``htp_performance_mode``. The search (:mod:`edgeort.measure.search`) is coordinate
+descent on median latencies, then successive halving among the best three, inside a time
+budget. The winner is written to the tune cache (:func:`save_tuning`, atomic), at
+:func:`edgeort.choice.tuning_cache_path` -- keyed by the model file's sha256, the device
+fingerprint and the ORT version -- which :func:`edgeort.load` reads. The JSON schema is
+documented in ``docs/doctor.md`` (section "Tune cache").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import psutil
+
+from edgeort._fs import atomic_write_text
+from edgeort.errors import CacheError, UsageError
+from edgeort.measure.bench import feeds_for, time_runs
+from edgeort.measure.search import Dimension, SearchResult, Space, coordinate_descent, key
+from edgeort.measure.session import Knobs, Target, create_session
+
+__all__ = [
+    "TUNE_SCHEMA",
+    "TuneResult",
+    "knobs_from_point",
+    "physical_cores",
+    "save_tuning",
+    "session_measure",
+    "tune_target",
+    "tuning_record",
+    "tuning_space",
+]
+
+log = logging.getLogger(__name__)
+
+TUNE_SCHEMA = 1
+QNN_PERF_MODES = ("burst", "sustained_high_performance", "high_performance", "balanced")
+
+
+def physical_cores(device: Any = None) -> int:
+    """Physical cores: from a probed DeviceInfo when given, else psutil."""
+    for value in (
+        getattr(device, "physical_cores", None),
+        psutil.cpu_count(logical=False),
+        os.cpu_count(),
+    ):
+        if isinstance(value, int) and value > 0:
+            return value
+    return 1
+
+
+def tuning_space(ep: str, cores: int) -> Space:
+    """The settings ``tune`` searches for an EP on a machine with ``cores`` cores."""
+    threads = tuple(range(1, max(1, cores) + 1))
+    dims = [
+        Dimension("threads", threads, threads[-1]),
+        Dimension("graph_opt", ("all", "extended", "basic"), "all"),
+        Dimension("execution_mode", ("sequential", "parallel"), "sequential"),
+        Dimension("spinning", (True, False), True),
+    ]
+    if ep == "OpenVINOExecutionProvider":
+        dims.append(Dimension("ov.num_of_threads", threads, threads[-1]))
+        dims.append(Dimension("ov.num_streams", (1, 2), 1))
+    elif ep == "QNNExecutionProvider":
+        dims.append(Dimension("qnn.htp_performance_mode", QNN_PERF_MODES, "burst"))
+    return Space(tuple(dims))
+
+
+_EP_KNOBS = {
+    "ov.num_of_threads": "num_of_threads",
+    "ov.num_streams": "num_streams",
+    "qnn.htp_performance_mode": "htp_performance_mode",
+}
+
+
+def knobs_from_point(point: Mapping[str, Any]) -> Knobs:
+    ep_options = {opt: str(point[name]) for name, opt in _EP_KNOBS.items() if name in point}
+    return Knobs(
+        threads=point.get("threads"),
+        spinning=point.get("spinning"),
+        graph_opt=point.get("graph_opt"),
+        execution_mode=point.get("execution_mode"),
+        ep_options=ep_options,
+    )
+
+
+def session_measure(
+    target: Target,
+    *,
+    input_files: Mapping[str, str | Path] | None = None,
+    dims: Mapping[str, int] | None = None,
+    runs: int = 15,
+    warmup: int = 3,
+    min_seconds: float = 0.02,
+) -> Callable[[Mapping[str, Any], int], float]:
+    """A search ``measure``: the median ms of ``n * 2**effort`` runs of one session per
+    point, where ``n`` is ``runs`` or more for fast models (so one measurement lasts at
+    least ``min_seconds``). Sessions are kept: re-measuring a point creates none."""
+    sessions: dict[Any, tuple[ort.InferenceSession, dict[str, np.ndarray], int]] = {}
+
+    def measure(point: Mapping[str, Any], effort: int) -> float:
+        k = key(point)
+        if k not in sessions:
+            session = create_session(target, knobs_from_point(point))
+            feeds = feeds_for(session, input_files=input_files, dims=dims)
+            warm = time_runs(session, feeds, runs=max(1, warmup))
+            n = max(runs, min(2000, int(min_seconds / max(float(np.median(warm)), 1e-6))))
+            sessions[k] = (session, feeds, n)
+        session, feeds, n = sessions[k]
+        times = time_runs(session, feeds, runs=n * (2**effort))
+        return float(np.median(times) * 1000.0)
+
+    return measure
+
+
+@dataclass(frozen=True, slots=True)
+class TuneResult:
+    label: str
+    ep: str
+    best: Mapping[str, Any]
+    best_ms: float
+    default_ms: float
+    evaluated: int
+    space_size: int
+    strategy: str
+    budget_s: float
+    elapsed_s: float
+    stopped_by_budget: bool
+    cache_path: Path | None = None
+
+    @property
+    def speedup(self) -> float:
+        return self.default_ms / self.best_ms if self.best_ms > 0 else float("inf")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "ep": self.ep,
+            "best": dict(self.best),
+            "best_ms": round(self.best_ms, 4),
+            "default_ms": round(self.default_ms, 4),
+            "speedup_vs_default": round(self.speedup, 3),
+            "evaluated": self.evaluated,
+            "space_size": self.space_size,
+            "strategy": self.strategy,
+            "budget_s": self.budget_s,
+            "elapsed_s": round(self.elapsed_s, 2),
+            "stopped_by_budget": self.stopped_by_budget,
+            "cache": str(self.cache_path) if self.cache_path else None,
+        }
+
+
+def tune_target(
+    target: Target,
+    *,
+    budget_s: float = 60.0,
+    device: Any = None,
+    runs: int = 15,
+    input_files: Mapping[str, str | Path] | None = None,
+    dims: Mapping[str, int] | None = None,
+) -> tuple[TuneResult, SearchResult]:
+    """Search the tuning space of ``target`` within ``budget_s`` seconds."""
+    if budget_s <= 0:
+        raise UsageError(f"--budget {budget_s}: expected a positive number of seconds")
+    space = tuning_space(target.ep, physical_cores(device))
+    measure = session_measure(target, input_files=input_files, dims=dims, runs=runs)
+    search = coordinate_descent(space, measure, budget_s=budget_s)
+    result = TuneResult(
+        label=target.label,
+        ep=target.ep,
+        best=search.best,
+        best_ms=search.best_ms,
+        default_ms=search.default_ms,
+        evaluated=len(search.evaluations),
+        space_size=space.size(),
+        strategy=search.strategy,
+        budget_s=budget_s,
+        elapsed_s=search.elapsed_s,
+        stopped_by_budget=search.stopped_by_budget,
+    )
+    return result, search
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class _FileEntry:
+    sha256: str
+
+
+class _ModelFile:
+    """Variant-like view of a plain model file, so it keys the cache by its sha256."""
+
+    def __init__(self, target: Target) -> None:
+        self.name = target.label
+        self.model_file = target.model_path.name
+        self._sha = target.sha256 or _file_sha256(target.model_path)
+
+    def file(self, _name: str) -> _FileEntry:
+        return _FileEntry(self._sha)
+
+
+def tuning_record(result: TuneResult, target: Target, device: Any) -> dict[str, Any]:
+    """The JSON written to the tune cache (schema in ``docs/doctor.md``)."""
+    from edgeort.choice import device_fingerprint
+
+    knobs = knobs_from_point(result.best)
+    session_options = {
+        "graph_optimization_level": str(knobs.graph_opt),
+        "execution_mode": str(knobs.execution_mode),
+        "session.intra_op.allow_spinning": "1" if knobs.spinning else "0",
+    }
+    variant = target.variant if target.variant is not None else _ModelFile(target)
+    return {
+        "schema": TUNE_SCHEMA,
+        "latency_ms": round(result.best_ms, 4),
+        "default_latency_ms": round(result.default_ms, 4),
+        "intra_op_threads": knobs.threads,
+        "session_options": session_options,
+        "provider_options": dict(knobs.ep_options),
+        "ep": target.ep,
+        "variant": str(getattr(variant, "name", target.label)),
+        "model_sha256": variant.file(variant.model_file).sha256,
+        "device_fingerprint": device_fingerprint(device),
+        "ort_version": ort.__version__,
+        "search": {
+            "strategy": result.strategy,
+            "evaluated": result.evaluated,
+            "space_size": result.space_size,
+            "budget_s": result.budget_s,
+            "elapsed_s": round(result.elapsed_s, 2),
+        },
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def save_tuning(result: TuneResult, target: Target, device: Any) -> Path:
+    """Write the tune cache entry of ``target`` on ``device`` (atomically); its path."""
+    from edgeort.choice import tuning_cache_path
+
+    variant = target.variant if target.variant is not None else _ModelFile(target)
+    path = tuning_cache_path(variant, device)
+    record = tuning_record(result, target, device)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    except OSError as exc:
+        raise CacheError(f"{path}: cannot write the tune cache: {exc}", path=path) from exc
+    log.info("tuning for %s saved to %s", target.label, path)
+    return path
