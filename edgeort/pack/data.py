@@ -92,10 +92,12 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise DataError(f"{path}: data file not found; expected {_NPZ_FORMAT}", path=path)
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with open(path, "rb") as fh:
+            npz = np.load(fh, allow_pickle=False)
             if not isinstance(npz, np.lib.npyio.NpzFile):
                 raise DataError(f"{path}: a single array, expected {_NPZ_FORMAT}", path=path)
-            return {name: npz[name] for name in npz.files}
+            with npz:
+                return {name: npz[name] for name in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise DataError(f"{path}: not a readable .npz file ({exc})", path=path) from None
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,7 +67,11 @@ def convert_to_ort(
         with tempfile.TemporaryDirectory(prefix="edgeort-ort-") as tmp:
             plain = Path(tmp) / (model.stem + ".ort")
             _save(model, plain, level, "apply", arm=arm)
-            create_config_from_models([target, plain], config, False)
+            with warnings.catch_warnings():
+                # ORT's OrtFormatModelProcessor reads with open(path).read() and leaves the
+                # file to the garbage collector (a ResourceWarning, nothing leaks for long).
+                warnings.simplefilter("ignore", ResourceWarning)
+                create_config_from_models([target, plain], config, False)
         _strip_paths(config, target.name)
     except Exception as exc:  # ORT's own types; name the step
         raise PackageError(

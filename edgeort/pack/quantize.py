@@ -226,7 +226,8 @@ def _nbits(model: Path, recipe: Recipe, out: Path) -> Built:
         bits=recipe.bits,
         block_size=recipe.block_size,
         is_symmetric=recipe.symmetric_weights,
-        nodes_to_include=chosen,
+        # nodes_to_include only adds to op_types_to_quantize: exclude the rest instead.
+        nodes_to_exclude=[n.name for n in proto.graph.node if n.name not in chosen],
         op_types_to_quantize=("MatMul",),
     )
     quantizer.process()

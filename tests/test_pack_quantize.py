@@ -1,0 +1,119 @@
+"""Recipes: every precision builds the graph it claims and stays close to fp32."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from edgeort.errors import PackageError
+from edgeort.pack.data import Dataset, synthetic_data
+from edgeort.pack.evaluate import CPU, EpChoice, make_session, run_dataset
+from edgeort.pack.load import load_model
+from edgeort.pack.metrics import compare
+from edgeort.pack.quantize import MIN_NBITS_K, apply_recipe, describe, large_matmuls
+from edgeort.profiles import Recipe
+from tests.models import make_mlp
+
+ON_CPU = EpChoice(CPU, CPU)
+
+
+@pytest.fixture(scope="module")
+def mlp(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Dataset, list[np.ndarray]]:
+    folder = tmp_path_factory.mktemp("mlp")
+    path = make_mlp(folder, inputs=256, hidden=64, outputs=8)
+    data = synthetic_data(load_model(path).inputs, samples=16)
+    return path, data, run_dataset(make_session(path, ON_CPU), data)
+
+
+def _build(mlp: tuple, tmp_path: Path, recipe: Recipe) -> tuple[set[str], onnx.ModelProto, float]:
+    path, data, reference = mlp
+    built = apply_recipe(path, recipe, tmp_path / "out.onnx", data)
+    model = onnx.load(str(built.path))
+    got = run_dataset(make_session(built.path, ON_CPU), data)
+    return {n.op_type for n in model.graph.node}, model, compare(reference, got).cosine_mean
+
+
+def test_fp32_is_a_copy(mlp: tuple, tmp_path: Path) -> None:
+    built = apply_recipe(mlp[0], Recipe(), tmp_path / "fp32.onnx")
+    assert built.precision == "fp32"
+    assert built.path.read_bytes() == mlp[0].read_bytes()
+
+
+def test_dynamic_per_channel_int8(mlp: tuple, tmp_path: Path) -> None:
+    recipe = Recipe(precision="int8", mode="dynamic", per_channel=True)
+    ops, _, cosine = _build(mlp, tmp_path, recipe)
+    assert {"DynamicQuantizeLinear", "MatMulInteger"} <= ops
+    assert cosine > 0.999
+
+
+@pytest.mark.parametrize(
+    ("fmt", "act", "expected"),
+    [
+        ("qdq", "int8", {"QuantizeLinear", "DequantizeLinear"}),
+        ("qoperator", "uint8", {"QLinearMatMul"}),
+    ],
+)
+def test_static_int8(mlp: tuple, tmp_path: Path, fmt: str, act: str, expected: set[str]) -> None:
+    recipe = Recipe(precision="int8", mode="static", format=fmt, activation_type=act)
+    ops, _, cosine = _build(mlp, tmp_path, recipe)
+    assert expected <= ops
+    assert cosine > 0.995
+
+
+def test_qnn_w8a16_uses_uint16_activations(mlp: tuple, tmp_path: Path) -> None:
+    recipe = Recipe(precision="w8a16", mode="qnn", activation_type="uint16", weight_type="uint8")
+    ops, model, cosine = _build(mlp, tmp_path, recipe)
+    assert "QuantizeLinear" in ops
+    zero_points = [
+        i for i in model.graph.initializer if i.name.endswith("zero_point") and i.data_type == 4
+    ]  # 4 = UINT16
+    assert zero_points, "no uint16 activation zero points"
+    assert cosine > 0.999
+
+
+def test_fp16_keeps_io_types(mlp: tuple, tmp_path: Path) -> None:
+    ops, model, cosine = _build(mlp, tmp_path, Recipe(precision="fp16", keep_io_types=True))
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    weights = {i.name: i.data_type for i in model.graph.initializer}
+    assert weights["w1"] == onnx.TensorProto.FLOAT16
+    assert "Cast" in ops and cosine > 0.9999
+
+
+def test_int4_weight_only_on_large_matmuls(mlp: tuple, tmp_path: Path) -> None:
+    proto = onnx.load(str(mlp[0]))
+    assert large_matmuls(proto, 128) == ["fc1"]  # w1 is 256x64; w2 (64x8) is too small
+    built = apply_recipe(
+        mlp[0], Recipe(precision="int4", mode="weight_only", block_size=32), tmp_path / "q4.onnx"
+    )
+    ops = [n.op_type for n in onnx.load(str(built.path)).graph.node]
+    assert built.precision == "int4" and ops.count("MatMulNBits") == 1 and "MatMul" in ops
+    got = run_dataset(make_session(built.path, ON_CPU), mlp[1])
+    assert compare(mlp[2], got).cosine_mean > 0.98
+
+
+def test_int4_without_large_matmuls_stays_fp32(tmp_path: Path) -> None:
+    small = make_mlp(tmp_path, inputs=16, hidden=32)
+    built = apply_recipe(small, Recipe(precision="int4", mode="weight_only"), tmp_path / "o.onnx")
+    assert built.precision == "fp32"
+    assert f"K >= {MIN_NBITS_K}" in built.notes[0]
+
+
+def test_static_without_data_is_refused(mlp: tuple, tmp_path: Path) -> None:
+    with pytest.raises(PackageError, match="needs calibration data"):
+        apply_recipe(mlp[0], Recipe(precision="int8", mode="static"), tmp_path / "x.onnx")
+
+
+def test_unknown_mode_is_a_package_error(mlp: tuple, tmp_path: Path) -> None:
+    with pytest.raises(PackageError, match="'magic'"):
+        apply_recipe(mlp[0], Recipe(precision="int8", mode="magic"), tmp_path / "x.onnx")
+
+
+def test_describe() -> None:
+    assert describe(Recipe()) == "fp32"
+    assert describe(Recipe(precision="int8", mode="dynamic", per_channel=True)) == (
+        "int8 dynamic, per-channel"
+    )
