@@ -17,6 +17,7 @@ DEVICE_MODULES = (
     "edgeort.model",
     "edgeort.choice",
     "edgeort.ortcompat",
+    "edgeort.session",
     "edgeort.bundle",
     "edgeort.select",
     "edgeort.profiles",
