@@ -31,10 +31,11 @@ from edgeort._fs import atomic_write_text
 from edgeort.errors import CacheError, UsageError
 from edgeort.measure.bench import feeds_for, time_runs
 from edgeort.measure.search import Dimension, SearchResult, Space, coordinate_descent, key
-from edgeort.measure.session import Knobs, Target, create_session
+from edgeort.measure.session import SPINNING, Knobs, Target, create_session
 
 __all__ = [
     "TUNE_SCHEMA",
+    "ModelFileVariant",
     "TuneResult",
     "knobs_from_point",
     "physical_cores",
@@ -205,19 +206,31 @@ def _file_sha256(path: Path) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _FileEntry:
+    path: str
     sha256: str
 
 
-class _ModelFile:
-    """Variant-like view of a plain model file, so it keys the cache by its sha256."""
+class ModelFileVariant:
+    """Variant-like view of a plain model file on one EP, so its tune entry is keyed like
+    a bundle variant's (:func:`edgeort.choice.variant_sha256`): name, EP, options, file
+    digest. ``edgeort.load`` reads entries of bundle variants only."""
 
     def __init__(self, target: Target) -> None:
         self.name = target.label
+        self.profile, self.profile_version = "", ""
+        self.ep, self.device = target.ep, ""
         self.model_file = target.model_path.name
-        self._sha = target.sha256 or _file_sha256(target.model_path)
+        self.provider_options = dict(target.provider_options)
+        self.session_options: dict[str, str] = {}
+        sha = target.sha256 or _file_sha256(target.model_path)
+        self.files = (_FileEntry(self.model_file, sha),)
 
-    def file(self, _name: str) -> _FileEntry:
-        return _FileEntry(self._sha)
+    def file(self, name: str) -> _FileEntry | None:
+        return next((f for f in self.files if f.path == name), None)
+
+
+def _variant(target: Target) -> Any:
+    return target.variant if target.variant is not None else ModelFileVariant(target)
 
 
 def tuning_record(result: TuneResult, target: Target, device: Any) -> dict[str, Any]:
@@ -225,22 +238,20 @@ def tuning_record(result: TuneResult, target: Target, device: Any) -> dict[str, 
     from edgeort.choice import device_fingerprint
 
     knobs = knobs_from_point(result.best)
-    session_options = {
-        "graph_optimization_level": str(knobs.graph_opt),
-        "execution_mode": str(knobs.execution_mode),
-        "session.intra_op.allow_spinning": "1" if knobs.spinning else "0",
-    }
-    variant = target.variant if target.variant is not None else _ModelFile(target)
+    variant = _variant(target)
+    entry = variant.file(variant.model_file)
     return {
         "schema": TUNE_SCHEMA,
-        "latency_ms": round(result.best_ms, 4),
-        "default_latency_ms": round(result.default_ms, 4),
+        "latency_ms": round(result.best_ms, 6),
+        "default_latency_ms": round(result.default_ms, 6),
         "intra_op_threads": knobs.threads,
-        "session_options": session_options,
+        "graph_optimization_level": knobs.graph_opt,
+        "execution_mode": knobs.execution_mode,
+        "session_options": {SPINNING: "1" if knobs.spinning else "0"},
         "provider_options": dict(knobs.ep_options),
         "ep": target.ep,
         "variant": str(getattr(variant, "name", target.label)),
-        "model_sha256": variant.file(variant.model_file).sha256,
+        "model_sha256": entry.sha256 if entry is not None else None,
         "device_fingerprint": device_fingerprint(device),
         "ort_version": ort.__version__,
         "search": {
@@ -258,8 +269,7 @@ def save_tuning(result: TuneResult, target: Target, device: Any) -> Path:
     """Write the tune cache entry of ``target`` on ``device`` (atomically); its path."""
     from edgeort.choice import tuning_cache_path
 
-    variant = target.variant if target.variant is not None else _ModelFile(target)
-    path = tuning_cache_path(variant, device)
+    path = tuning_cache_path(_variant(target), device)
     record = tuning_record(result, target, device)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,198 @@
+"""doctor: each check finds its planted problem, and stays quiet on the control model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeort.measure.checks_graph import attention_patterns, check_fusion, sandwiched
+from edgeort.measure.checks_runtime import check_arena, check_copies, check_threads
+from edgeort.measure.doctor import doctor, partition_targets
+from edgeort.measure.findings import Finding
+from edgeort.measure.graphinfo import read_graph
+from edgeort.measure.optables import TABLES
+from edgeort.measure.partition import GraphNode
+from edgeort.measure.session import Target, create_session, placement
+from edgeort.measure.targets import resolve
+from edgeort.measure.tune import physical_cores
+from tests.models import (
+    make_bert_like,
+    make_dynamic_shapes,
+    make_planted_fallback,
+    make_thread_contention,
+    make_unfused_attention,
+)
+from tests.test_measure_helpers import QNN, qnn_or_skip, small_bundle
+
+
+def fallback(findings: tuple[Finding, ...] | list[Finding], short: str, method: str) -> Finding:
+    return next(
+        f
+        for f in findings
+        if f.check == "ep-fallback"
+        and f.target.endswith(f"on {short}")
+        and f.evidence.get("method") == method
+    )
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_planted_fallback(tmp_path_factory.mktemp("planted"))
+
+
+@pytest.mark.parametrize("short", ["nnapi", "coreml", "qnn"])
+def test_offline_report_finds_planted_fallback(planted: Path, short: str) -> None:
+    report = doctor(resolve(planted), run=False)
+    f = fallback(report.findings, short, "offline-table")
+    assert f.found and f.severity == "problem"
+    assert f.evidence["op_types"] == ["Shrink"]
+    assert f.evidence["between_partitions"] == ["planted"]
+    assert f.evidence["partitions"] == 2
+    rep = next(
+        r
+        for r in report.partitions["planted_fallback.onnx"]
+        if r.target == short and r.method == "offline-table"
+    )
+    assert rep.verdict == "MAYBE" and rep.unsupported_ops() == {"Shrink": 1}
+
+
+def test_control_model_has_no_fallback(tmp_path: Path) -> None:
+    control = make_planted_fallback(tmp_path, middle_op="Relu", filename="control.onnx")
+    report = doctor(resolve(control), run=False)
+    for short in ("nnapi", "coreml", "qnn"):
+        f = fallback(report.findings, short, "offline-table")
+        assert f.status == "ok", f
+    assert not report.found("ep-fallback")
+
+
+def test_real_qnn_placement_finds_planted_fallback(planted: Path) -> None:
+    qnn_or_skip()
+    report = doctor(resolve(planted), run=False)
+    f = fallback(report.findings, "qnn", "real-placement")
+    assert f.found
+    assert [n["op_type"] for n in f.evidence["cpu_nodes"]] == ["Shrink"]
+    assert f.evidence["between_partitions"] == ["planted"]
+    rep = next(
+        r for r in report.partitions["planted_fallback.onnx"] if r.method == "real-placement"
+    )
+    assert rep.ep == QNN and rep.num_partitions == 2
+
+
+def test_real_qnn_placement_of_control_is_one_partition(tmp_path: Path) -> None:
+    qnn_or_skip()
+    control = make_planted_fallback(tmp_path, middle_op="Relu", filename="control.onnx")
+    target = Target("c", control, QNN, {"backend_type": "htp"})
+    subgraphs = placement(create_session(target, record_placement=True))
+    assert [ep for ep, _nodes in subgraphs] == [QNN]
+
+
+def test_partition_targets_cover_every_table_and_cpu() -> None:
+    shorts = [pt.short for pt in partition_targets()]
+    assert shorts[0] == "cpu"
+    assert set(TABLES) <= set(shorts)
+
+
+def test_unfused_attention_is_found(tmp_path: Path) -> None:
+    f = check_fusion(make_unfused_attention(tmp_path), "attn")
+    assert f.found and f.check == "missing-fusion"
+    assert len(f.evidence["unfused_attention_cores"]) == 1 and f.evidence["fused_ops"] == []
+
+
+def test_fused_bert_passes_the_fusion_check(tmp_path: Path) -> None:
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    raw = make_bert_like(tmp_path)
+    assert check_fusion(raw, "raw").found  # two layers, two unfused cores
+    fused = tmp_path / "fused.onnx"
+    optimize_model(
+        str(raw), model_type="bert", num_heads=4, hidden_size=64, opt_level=0
+    ).save_model_to_file(str(fused))
+    f = check_fusion(fused, "fused")
+    assert f.status == "ok" and "Attention" in f.evidence["fused_ops"]
+
+
+def test_attention_pattern_on_hand_built_graph() -> None:
+    nodes = [
+        GraphNode("qk", "MatMul", "", ("q", "k"), ("s",)),
+        GraphNode("scale", "Div", "", ("s", "c"), ("s2",)),
+        GraphNode("sm", "Softmax", "", ("s2",), ("p",)),
+        GraphNode("pv", "MatMul", "", ("p", "v"), ("o",)),
+        GraphNode("sm2", "Softmax", "", ("logits",), ("probs",)),  # a classifier head: no
+    ]
+    assert attention_patterns(nodes) == ["sm"]
+
+
+def test_sandwiched_only_between_device_nodes() -> None:
+    nodes = [
+        GraphNode("a", "Relu", "", ("x",), ("t1",)),
+        GraphNode("mid", "X", "", ("t1",), ("t2",)),
+        GraphNode("b", "Relu", "", ("t2",), ("t3",)),
+        GraphNode("tail", "X", "", ("t3",), ("y",)),
+    ]
+    assert sandwiched(nodes, {"a", "b"}) == ["mid"]
+
+
+def test_thread_contention_is_found_on_the_planted_model(tmp_path: Path) -> None:
+    cores = physical_cores()
+    if cores < 2:
+        pytest.skip(f"needs 2 physical cores to compare threads, this machine has {cores}")
+    target = Target("contention", make_thread_contention(tmp_path))
+    f = check_threads(target, cores, budget_s=3.0)
+    assert f.check == "thread-contention" and f.found, f
+    assert f.evidence["threads"] == [1, cores]
+
+
+def test_one_core_skips_the_thread_check(tmp_path: Path) -> None:
+    f = check_threads(Target("m", make_thread_contention(tmp_path)), 1)
+    assert f.status == "skipped"
+
+
+def test_arena_growth_found_and_shrinkage_measured(tmp_path: Path) -> None:
+    path = make_dynamic_shapes(tmp_path)
+    f = check_arena(Target("dyn", path), read_graph(path), sizes=(1, 1 << 20, 1 << 22))
+    assert f.found, f
+    assert f.evidence["kept_mb"] >= 8.0
+    assert f.evidence["kept_mb_with_shrinkage"] < f.evidence["kept_mb"]
+
+
+def test_arena_check_skips_fixed_shapes(planted: Path) -> None:
+    assert check_arena(Target("p", planted), read_graph(planted)).status == "skipped"
+
+
+def test_io_copies_reported_for_device_ep(planted: Path) -> None:
+    qnn_or_skip()
+    target = Target("p", planted, QNN, {"backend_type": "htp"}, simulated=True)
+    session = create_session(target, record_placement=True)
+    f = check_copies(target, placement(session), session)
+    assert f.found and f.check == "io-copies"
+    assert f.evidence["input_bytes"] == 1 * 3 * 16 * 16 * 4
+    assert f.evidence["output_bytes"] == 1 * 8 * 16 * 16 * 4
+    assert f.evidence["device_partitions"] == 2
+    assert check_copies(Target("p", planted), None).status == "skipped"
+
+
+def test_doctor_on_a_bundle_reports_each_variant(tmp_path: Path, planted: Path) -> None:
+    bundle = small_bundle(tmp_path, planted, qnn=True)
+    report = doctor(resolve(bundle), run=False)
+    assert "cpu-fp32" in report.partitions and "qnn-fp32" in report.partitions
+    qnn_reports = report.partitions["qnn-fp32"]
+    assert {r.method for r in qnn_reports} >= {"offline-table"}
+    assert any(f.found and f.target == "qnn-fp32 on qnn" for f in report.findings)
+    data = report.to_json()
+    assert data["kind"] == "bundle" and {f["check"] for f in data["findings"]} >= {
+        "ep-fallback",
+        "missing-fusion",
+    }
+
+
+def test_doctor_json_is_plain_data(planted: Path) -> None:
+    import json
+
+    data = doctor(resolve(planted), run=False).to_json()
+    again = json.loads(json.dumps(data))
+    assert again == data
+    assert np.isfinite(
+        [r["pct_supported"] for r in data["partitions"]["planted_fallback.onnx"]]
+    ).all()
