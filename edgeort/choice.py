@@ -149,7 +149,7 @@ def read_tuning(variant: Any, device: DeviceInfo) -> dict[str, Any] | None:
     if not isinstance(latency, (int, float)) or isinstance(latency, bool) or latency <= 0:
         log.info("ignoring tune cache %s: no positive latency_ms", path)
         return None
-    return data
+    return dict(data)
 
 
 def _passed_gate(variant: Any) -> bool:

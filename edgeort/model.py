@@ -216,7 +216,7 @@ class Model:
     __call__ = run
 
     def _check_feeds(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        if not isinstance(feeds, Mapping):
+        if type(feeds) is not dict and not isinstance(feeds, Mapping):
             raise InputError(
                 f"feeds must be a mapping {{input name: array}}, got {type(feeds).__name__}",
                 expected="dict",
@@ -316,7 +316,7 @@ class Model:
 
     @property
     def providers(self) -> list[str]:
-        return self._live().get_providers()
+        return [str(p) for p in self._live().get_providers()]
 
     @property
     def session(self) -> ort.InferenceSession:

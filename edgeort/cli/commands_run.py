@@ -91,7 +91,7 @@ def _write_npz(path: Path, outputs: Mapping[str, np.ndarray]) -> None:
     from edgeort._fs import atomic_write_bytes
 
     buffer = io.BytesIO()
-    np.savez(buffer, **outputs)
+    np.savez(buffer, **dict(outputs))  # type: ignore[arg-type]
     try:
         atomic_write_bytes(path, buffer.getvalue())
     except OSError as exc:
@@ -222,7 +222,8 @@ def _variant_info(variant: Any) -> dict[str, Any]:
 def _accuracy_text(acc: Mapping[str, Any] | None) -> str:
     if not acc:
         return "not measured"
-    verdict = {True: "passed", False: "FAILED"}.get(acc.get("passed"), "?")
+    passed = acc.get("passed")
+    verdict = "passed" if passed is True else "FAILED" if passed is False else "?"
     bound = acc.get("bound", "?")
     return f"{acc.get('metric', '?')} {acc.get('value', '?')} (bound {bound}, {verdict})"
 
