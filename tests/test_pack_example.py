@@ -55,6 +55,9 @@ def test_qnn_variant_ran_on_the_qnn_plugin(packaged: tuple) -> None:
     else:  # no plugin here: says so
         assert qnn["on_ep"] == "CPUExecutionProvider" and "QNN" in qnn["on_ep_reason"]
     assert qnn["passed"] and qnn["top1_accuracy"] >= qnn["fp32_top1_accuracy"] - 0.005
+    speed = [g for g in qnn["v"].gates if g["gate"] == "speed"]
+    if qnn["on_ep"] == "QNNExecutionProvider" and qnn["v"].latency is None:
+        assert "simulation" in speed[-1]["reason"]  # the x86 HTP simulator's speed means nothing
 
 
 @pytest.mark.slow
@@ -120,9 +123,36 @@ def test_speed_gate_decision_matches_the_measured_latencies(tmp_path: Path) -> N
     latency = variant.latency
     assert latency is not None and latency["ep"] == "CPUExecutionProvider"
     assert latency["ort_version"] == ort.__version__ and latency["ms_median"] > 0
+    assert latency["device"] == "cpu" and len(latency["device_fingerprint"]) == 16
     if speed["decision"] == "replace":
         assert variant.precision == "fp32" and "slower than fp32" in speed["reason"]
     else:
         assert speed["decision"] == "keep"
         assert variant.precision == "int8"
         assert latency["ms_median"] <= latency["fp32_ms_median"]
+
+
+@pytest.mark.slow
+def test_with_the_ep_present_the_fastest_passing_recipe_is_kept(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from edgeort.profiles import Recipe, builtin_profiles, get_profile
+
+    cpu = get_profile("cpu")
+    recipes = (Recipe(precision="int8", mode="static", per_channel=True), Recipe())
+    two = replace(
+        cpu, name="cpu-two", default=False, model=replace(cpu.model, recipes={"cnn": recipes})
+    )
+    result = package(
+        DIGITS / "model.onnx", ["cpu-two"], output=tmp_path / "b",
+        profiles=[*builtin_profiles(), two], calibration=DIGITS / "calibration.npz",
+        validation=DIGITS / "validation.npz",
+    )  # fmt: skip
+    gates = result.variants[0].gates
+    kept = [g for g in gates if g["gate"] == "recipe"]
+    assert len(kept) == 1 and "fastest passing recipe" in kept[0]["reason"]
+    timings = {}
+    for part in kept[0]["reason"].split(": ", 1)[1].split("; "):
+        label, ms = part.split(" = ")
+        timings[label] = float(ms.removesuffix(" ms"))
+    assert len(timings) == 2 and kept[0]["recipe"] == min(timings, key=timings.__getitem__)

@@ -52,6 +52,15 @@ class EpChoice:
     provider_options: dict[str, str] = field(default_factory=dict)
 
     @property
+    def device_type(self) -> str:
+        """``cpu`` | ``gpu`` | ``npu`` of the device verification ran on ("" unknown)."""
+        if self.on_ep == CPU:
+            return "cpu"
+        if self.devices:
+            return str(self.devices[0].device.type.name).lower()
+        return ""
+
+    @property
     def present(self) -> bool:
         """The wanted EP runs here (really, not in simulation)."""
         return self.on_ep == self.wanted and not self.simulated

@@ -7,7 +7,9 @@ module adds the packager's own: ``recipe``, ``accuracy``, ``latency``, ``gates``
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
+import logging
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,8 @@ from edgeort.pack.load import IOInfo, io_info
 from edgeort.pack.target import TargetOutcome
 
 __all__ = ["accuracy_json", "latency_json", "signature", "variant_metadata"]
+
+log = logging.getLogger(__name__)
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -71,6 +75,20 @@ def _ep_version(package: str) -> str | None:
         return None
 
 
+@functools.cache
+def _fingerprint() -> str | None:
+    """This build machine's fingerprint: the runtime trusts a recorded latency only on
+    hardware with the same one (:func:`edgeort.choice.device_fingerprint`)."""
+    try:
+        from edgeort.choice import device_fingerprint
+        from edgeort.probe import probe
+
+        return device_fingerprint(probe())
+    except Exception as exc:  # the probe is best effort here: no fingerprint, no reuse
+        log.info("no device fingerprint for the latency record: %s", exc)
+        return None
+
+
 def latency_json(outcome: TargetOutcome) -> dict[str, Any] | None:
     cand = outcome.chosen
     if cand.latency_ms is None:
@@ -79,6 +97,8 @@ def latency_json(outcome: TargetOutcome) -> dict[str, Any] | None:
     out: dict[str, Any] = {
         "ms_median": round(cand.latency_ms, 4),
         "ep": cand.on_ep,
+        "device": outcome.choice.device_type,
+        "device_fingerprint": _fingerprint(),
         "runs": 20,
         "ort_version": ort.__version__,
         "ep_version": _ep_version(runtime.package),

@@ -9,6 +9,7 @@ recorded), gate, fall back when none passes, and apply the speed gate.
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -129,8 +130,9 @@ class _Builder:
             return final, (out.config,), tuple(notes)
         target = step_dir / "model.onnx"
         optimized = optimize.offline_optimize(built.path, target, level)
-        if optimized != target:
-            optimized = Path(built.path.replace(target))
+        if optimized != target:  # level none: the recipe's file as is (kept for fallbacks)
+            shutil.copyfile(built.path, target)
+            optimized = target
         notes.append(f"offline optimization: {level}")
         return optimized, (), tuple(notes)
 
@@ -179,8 +181,8 @@ class _Builder:
             return self.fallback(first) if first else None
         if len(passing) > 1:
             best = min(passing, key=lambda c: c.latency_ms if c.latency_ms is not None else 1e30)
-            timings = ", ".join(
-                f"{c.label} {c.latency_ms:.3f} ms" for c in passing if c.latency_ms is not None
+            timings = "; ".join(
+                f"{c.label} = {c.latency_ms:.4f} ms" for c in passing if c.latency_ms is not None
             )
             why = f"fastest passing recipe on {self.choice.on_ep}: {timings}"
             self.gates.append(GateRecord("recipe", "keep", why, best.label))
