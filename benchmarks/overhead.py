@@ -168,6 +168,47 @@ print(time.perf_counter() - t0)
 """
 
 
+PHASES_CHILD = """
+import json, sys, time
+t0 = time.perf_counter()
+laps = {}
+def lap(name):
+    global t0
+    t = time.perf_counter()
+    laps[name] = (t - t0) * 1e3
+    t0 = t
+import numpy, onnxruntime
+lap("import onnxruntime+numpy")
+import edgeort.runtime
+lap("import edgeort.runtime")
+from edgeort.bundle import open_bundle
+b = open_bundle(sys.argv[1])
+lap("open_bundle (cached verification, incl. its imports)")
+from edgeort.runtime import _device_for, rank_bundle
+d = _device_for(b.variants)
+lap("probe + plugin registration")
+r = rank_bundle(b, device=d)
+lap("rank (profiles, select)")
+m = edgeort.runtime.load(b, device=d)
+lap("session (load with ranking done)")
+print(json.dumps(laps))
+"""
+
+
+def phases(bundle: Path, repeats: int) -> dict[str, float]:
+    """Where a fresh process's edgeort cold start goes (median ms per phase)."""
+    runs = []
+    for _ in range(repeats):
+        out = subprocess.run(
+            [sys.executable, "-c", PHASES_CHILD, str(bundle)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return {k: round(statistics.median(r[k] for r in runs), 1) for k in runs[0]}
+
+
 def _child(code: str, arg: Path, env: dict[str, str]) -> float:
     out = subprocess.run(
         [sys.executable, "-c", code, str(arg)], env=env, capture_output=True, text=True, check=True
@@ -294,6 +335,10 @@ def markdown(data: dict[str, Any]) -> str:
             f"| {r['name']} | {i['raw_session_ms']} | {i['open_verify_uncached_ms']} | "
             f"{i['open_verify_cached_ms']} | {i['load_total_cached_ms']} |"
         )
+    lines += ["", "## Fresh process, edgeort cold start by phase (median ms)", ""]
+    for r in data["models"]:
+        steps = ", ".join(f"{k} {v}" for k, v in r["fresh_process_phases_ms"].items())
+        lines.append(f"- {r['name']}: {steps}")
     return "\n".join(lines) + "\n"
 
 
@@ -318,6 +363,7 @@ def main() -> None:
         print(f"{name}: cold start ...", file=sys.stderr)
         cold = cold_start(bundle, model_file, repeats)
         inproc = in_process(bundle, model_file, repeats)
+        steps = phases(bundle, repeats)
         results.append(
             {
                 "name": name,
@@ -330,6 +376,7 @@ def main() -> None:
                 "per_run": per,
                 "cold_start": cold,
                 "in_process": inproc,
+                "fresh_process_phases_ms": steps,
             }
         )
     data = {
