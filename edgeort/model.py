@@ -1,11 +1,12 @@
 """The loaded model: validated ``run()``, placement and IO binding over one ORT session.
 
 :class:`Model` is what :func:`edgeort.load` returns. Every per-input check is computed
-once, at construction (:class:`_InputCheck`), so ``run()`` does a handful of attribute
-compares per input before calling ``InferenceSession.run``. The hot path touches no
-shared mutable state, so one ``Model`` may be used from many threads at once; ORT
-sessions are thread-safe for ``run`` and edgeort creates its sessions with
-``enable_fallback=0``, so ORT never re-creates a session under a running call.
+once, at construction (:class:`edgeort.signature.InputCheck`), so ``run()`` does a
+handful of attribute compares per input before calling ``InferenceSession.run``. The
+hot path touches no shared mutable state, so one ``Model`` may be used from many
+threads at once; ORT sessions are thread-safe for ``run`` and edgeort creates its
+sessions with ``enable_fallback=0``, so ORT never re-creates a session under a
+running call.
 
 Feeds are checked against the recorded signature (:class:`TensorSpec`-like objects with
 ``name``, ``dtype``, ``shape``): missing, extra, dtype (no silent casts, except Python
@@ -20,28 +21,15 @@ import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
 from edgeort.errors import EdgeortError, InputError, ProviderError, UsageError
+from edgeort.signature import InputCheck, SpecLike
 
 __all__ = ["Model", "PlacedNode", "Placement", "SpecLike", "translate_ort_error"]
-
-_PY_SCALARS = (bool, int, float, complex, str, bytes)
-_STRING_KINDS = frozenset("USO")
-
-
-class SpecLike(Protocol):
-    """What a tensor signature must provide (``edgeort.bundle.TensorSpec`` does)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def dtype(self) -> str: ...
-    @property
-    def shape(self) -> tuple[int | str | None, ...] | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,75 +58,6 @@ class Placement:
 
     def __str__(self) -> str:
         return ", ".join(f"{ep}: {n} node(s)" for ep, n in self.counts.items()) or "no nodes"
-
-
-def _shape_text(shape: Sequence[int | str | None] | None) -> str:
-    if shape is None:
-        return "any shape"
-    dims = ", ".join("?" if d is None else str(d) for d in shape)
-    return f"({dims})"
-
-
-@dataclass(frozen=True, slots=True)
-class _InputCheck:
-    """Everything ``run()`` needs to check one input, computed once at load."""
-
-    name: str
-    dtype: np.dtype[Any] | None  # None: string tensor (any of U, S, O kinds)
-    rank: int | None  # None: rank unknown, not checked
-    fixed: tuple[tuple[int, int], ...]  # (axis, size) of every fixed dim
-    expected: str
-
-    @classmethod
-    def from_spec(cls, spec: SpecLike) -> _InputCheck:
-        dtype = None if spec.dtype in ("string", "str", "object") else np.dtype(spec.dtype)
-        shape = None if spec.shape is None else tuple(spec.shape)
-        rank = None if shape is None else len(shape)
-        fixed = tuple((i, d) for i, d in enumerate(shape or ()) if isinstance(d, int) and d >= 0)
-        return cls(spec.name, dtype, rank, fixed, f"{spec.dtype}{_shape_text(shape)}")
-
-    def fail(self, what: str, got: str) -> InputError:
-        return InputError(
-            f"input {self.name!r}: {what}: expected {self.expected}, got {got}",
-            input_name=self.name,
-            expected=self.expected,
-            got=got,
-        )
-
-    def convert(self, value: Any) -> np.ndarray:
-        """A non-ndarray feed -> ndarray; lists and scalars take the expected dtype."""
-        try:
-            arr = np.asarray(value)
-        except (ValueError, TypeError) as exc:
-            raise self.fail(
-                "not convertible to an array", f"{type(value).__name__} ({exc})"
-            ) from None
-        if not isinstance(value, (list, tuple, *_PY_SCALARS)) or self.dtype is None:
-            return arr
-        if arr.dtype.kind in _STRING_KINDS or arr.dtype == object:
-            return arr
-        if not np.can_cast(arr.dtype, self.dtype, casting="same_kind"):
-            raise self.fail("wrong dtype", f"a Python {type(value).__name__} of {arr.dtype}")
-        return arr.astype(self.dtype)
-
-    def check(self, value: Any) -> np.ndarray:
-        arr = value if type(value) is np.ndarray else self.convert(value)
-        if self.dtype is None:
-            if arr.dtype.kind not in _STRING_KINDS:
-                raise self.fail("wrong dtype", f"{arr.dtype}{_shape_text(arr.shape)}")
-        elif arr.dtype != self.dtype:
-            raise self.fail("wrong dtype (edgeort never casts arrays)", _got(arr))
-        shape = arr.shape
-        if self.rank is not None and len(shape) != self.rank:
-            raise self.fail(f"wrong rank {len(shape)}", _got(arr))
-        for axis, size in self.fixed:
-            if shape[axis] != size:
-                raise self.fail(f"wrong size {shape[axis]} of dim {axis}", _got(arr))
-        return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
-
-
-def _got(arr: np.ndarray) -> str:
-    return f"{arr.dtype}{_shape_text(arr.shape)}"
 
 
 def translate_ort_error(
@@ -186,7 +105,7 @@ class Model:
         self._session: ort.InferenceSession | None = session
         self._inputs = tuple(inputs)
         self._outputs = tuple(outputs)
-        self._checks = tuple(_InputCheck.from_spec(s) for s in self._inputs)
+        self._checks = tuple(InputCheck.from_spec(s) for s in self._inputs)
         self._input_names = frozenset(s.name for s in self._inputs)
         self._output_names = [s.name for s in self._outputs]
         self._variant = variant

@@ -18,6 +18,7 @@ DEVICE_MODULES = (
     "edgeort.choice",
     "edgeort.ortcompat",
     "edgeort.session",
+    "edgeort.signature",
     "edgeort.bundle",
     "edgeort.select",
     "edgeort.profiles",
