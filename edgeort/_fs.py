@@ -7,15 +7,33 @@ tests can patch one place (``edgeort._fs.os``) to fail the k-th call.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "fsync_dir", "fsync_tree", "staging_dir"]
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "fsync_dir",
+    "fsync_tree",
+    "os_error_text",
+    "staging_dir",
+]
 
 TMP_PREFIX = ".edgeort-tmp-"
+
+
+def os_error_text(exc: OSError) -> str:
+    """``"No space left on device (ENOSPC) at /path"`` for an OSError."""
+    code = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+    name = exc.filename
+    if isinstance(name, (str, bytes, os.PathLike)):
+        name = os.fsdecode(name)
+    where = f" at {name}" if name is not None else ""
+    return f"{exc.strerror or exc} ({code}){where}"
 
 
 def fsync_dir(path: Path) -> None:

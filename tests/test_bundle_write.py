@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edgeort.bundle import _place, _write, open_bundle, write_bundle
-from edgeort.errors import BundleError
+from edgeort.errors import BundleError, PackageError
 from tests.test_bundle_support import make_model, make_spec, sample_bundle, tree
 
 
@@ -73,7 +73,7 @@ def test_failure_keeps_old_bundle_and_cleans_staging(
         "place": (_write, "place_dir"),
     }[fail_at]
     monkeypatch.setattr(*target, boom)
-    with pytest.raises(OSError, match="injected"):
+    with pytest.raises(PackageError, match="injected"):
         _write_v2(tmp_path, old)
     assert tree(old) == before
     assert open_bundle(old).package_version == "1"
@@ -93,7 +93,7 @@ def test_rename_aside_failure_restores_old(tmp_path: Path, monkeypatch: pytest.M
         real_rename(src, dst)
 
     monkeypatch.setattr(_place.os, "rename", rename)
-    with pytest.raises(OSError, match="injected"):
+    with pytest.raises(PackageError, match="injected"):
         _write_v2(tmp_path, old)
     monkeypatch.undo()
     assert tree(old) == before

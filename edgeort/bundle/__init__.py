@@ -14,12 +14,14 @@ import logging
 import os
 from pathlib import Path
 
+from edgeort._dirs import cache_dir
+from edgeort._fs import os_error_text
 from edgeort.bundle._manifest import Bundle, read_bundle
 from edgeort.bundle._model import FileEntry, TensorSpec, Variant
 from edgeort.bundle._verify import verify_bundle
 from edgeort.bundle._write import VariantSpec, write_bundle
 from edgeort.bundle._zip import extract_zip, is_zip
-from edgeort.errors import BundleError, IntegrityError
+from edgeort.errors import BundleError, CacheError, IntegrityError
 
 __all__ = [
     "Bundle",
@@ -51,6 +53,26 @@ def _open_zip(path: Path, verify: bool) -> Bundle:
     return bundle
 
 
+def _fs_error(path: Path, is_file: bool, exc: OSError) -> BundleError | CacheError:
+    name = exc.filename
+    failed = Path(os.fsdecode(name)) if isinstance(name, (str, bytes, os.PathLike)) else None
+    if is_file and failed != path:  # extracting a zip: the cache, not the zip, failed
+        where = failed or cache_dir() / "bundles"
+        return CacheError(f"cannot extract {path} into the cache: {os_error_text(exc)}", path=where)
+    return BundleError(f"cannot read bundle {path}: {os_error_text(exc)}", path=path)
+
+
+def _open(path: Path, is_file: bool, verify: bool) -> Bundle:
+    if is_file:
+        if not is_zip(path):
+            raise BundleError(f"{path}: neither a bundle directory nor a zip file", path=path)
+        return _open_zip(path, verify)
+    bundle = read_bundle(path)
+    if verify:
+        verify_bundle(bundle)
+    return bundle
+
+
 def open_bundle(
     path: str | os.PathLike[str], *, verify: bool = True, trusted_keys: TrustedKeys | None = None
 ) -> Bundle:
@@ -60,18 +82,19 @@ def open_bundle(
     data) before this returns. When trusted keys are configured (``trusted_keys``, or the
     ``EDGEORT_TRUSTED_KEYS`` file/directory of PEM public keys), the bundle must carry a
     valid, fresh signature (``edgeort.signing``), whatever ``verify`` says.
+
+    A file-system failure raises ``CacheError`` (writing the zip's extraction into the
+    cache) or ``BundleError`` (reading the bundle), naming the errno and the path.
     """
     path = Path(path)
     if not os.path.lexists(path):
         raise BundleError(f"no bundle at {path}", path=path)
-    if path.is_file():
-        if not is_zip(path):
-            raise BundleError(f"{path}: neither a bundle directory nor a zip file", path=path)
-        bundle = _open_zip(path, verify)
-    else:
-        bundle = read_bundle(path)
-        if verify:
-            verify_bundle(bundle)
+    is_file = False
+    try:
+        is_file = path.is_file()
+        bundle = _open(path, is_file, verify)
+    except OSError as exc:  # the file system failed while reading or extracting
+        raise _fs_error(path, is_file, exc) from exc
     if trusted_keys is None:
         trusted_keys = os.environ.get("EDGEORT_TRUSTED_KEYS") or None
     if trusted_keys:

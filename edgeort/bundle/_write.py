@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeort import __version__
-from edgeort._fs import TMP_PREFIX, fsync_tree, staging_dir
+from edgeort._fs import TMP_PREFIX, fsync_tree, os_error_text, staging_dir
 from edgeort.bundle._json import canonical_json, sort_tree
 from edgeort.bundle._manifest import (
     COMPONENT,
@@ -36,7 +36,7 @@ from edgeort.bundle._place import clean_leftovers, locked, place_dir, place_file
 from edgeort.bundle._verify import CHUNK, check_external_refs, scan_tree
 from edgeort.bundle._verify import model_refs as _model_refs
 from edgeort.bundle._zip import write_zip
-from edgeort.errors import BundleError, IntegrityError, UsageError
+from edgeort.errors import BundleError, IntegrityError, PackageError, UsageError
 
 __all__ = ["VariantSpec", "write_bundle"]
 
@@ -207,6 +207,8 @@ def _stage(root: Path, specs: Sequence[VariantSpec], head: dict[str, Any]) -> Bu
             path = bundle.model_path(v)
             check_external_refs(v, path.relative_to(root).as_posix(), _model_refs(path))
     except BundleError as exc:
+        if isinstance(exc.__context__, OSError):  # reading the staged copy back failed
+            raise exc.__context__ from None
         raise UsageError(f"cannot write bundle: {exc}", option="variants") from None
     return bundle
 
@@ -230,7 +232,11 @@ def write_bundle(
     zip: bool = False,
 ) -> Path:
     """Write ``variants`` as one bundle at ``out`` (a directory, or a zip file when
-    ``zip``); an existing bundle there is replaced atomically. Returns ``out``."""
+    ``zip``); an existing bundle there is replaced atomically. Returns ``out``.
+
+    A file-system failure (disk full, I/O error, permission) raises ``PackageError``
+    naming ``out``, the errno and the failing path; ``out`` then holds the old complete
+    bundle or nothing (or, when only the final directory fsync failed, the new one)."""
     out = Path(out)
     if not variants:
         raise UsageError("write_bundle needs at least one variant", option="variants")
@@ -245,6 +251,14 @@ def write_bundle(
         "description": description,
         "metadata": dict(metadata or {}),
     }
+    try:
+        _write(out, variants, head, zip)
+    except OSError as exc:  # the file system failed: the target holds the old bundle or none
+        raise PackageError(f"cannot write bundle {out}: {os_error_text(exc)}", path=out) from exc
+    return out
+
+
+def _write(out: Path, variants: Sequence[VariantSpec], head: dict[str, Any], zip: bool) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     clean_leftovers(out.parent)
     with staging_dir(out) as tmp, locked(tmp):
@@ -260,4 +274,3 @@ def write_bundle(
             place_dir(tmp, out)
     if zip:
         shutil.rmtree(tmp, ignore_errors=True)
-    return out

@@ -7,6 +7,8 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from edgeort._fs import os_error_text
+from edgeort.errors import PackageError
 from edgeort.pack.load import SourceModel
 from edgeort.pack.manifest import variant_metadata
 from edgeort.pack.result import PackageResult, VariantResult
@@ -88,7 +90,12 @@ def write(
     from edgeort.bundle import write_bundle
 
     staged = outcomes[0].work.work.parent / "staged"
-    specs = [_spec(o, staged, source) for o in outcomes]
+    try:
+        specs = [_spec(o, staged, source) for o in outcomes]
+    except OSError as exc:
+        raise PackageError(
+            f"cannot stage the variants for {out} in {staged}: {os_error_text(exc)}", path=staged
+        ) from exc
     data = outcomes[0].work.data_kind
     metadata = {
         "source_model": {"name": source.path.name, "sha256": source.sha256, "size": source.size},
