@@ -72,17 +72,28 @@ def rank_bundle(
     return rank_variants(bundle.variants, dev, profile=profile, providers=providers)
 
 
-def _tuned(choice: Choice) -> tuple[dict[str, Any], dict[str, str], int | None]:
+def _tuned(choice: Choice) -> tuple[dict[str, Any], dict[str, str], int | None, dict[str, str]]:
+    """(session config, provider options, threads, level/mode) from the tune cache."""
     tuned = dict(choice.tuned or {})
-    session = tuned.get("session_options") or {}
-    options = tuned.get("provider_options") or {}
+    session = tuned.get("session_options")
+    options = tuned.get("provider_options")
     threads = tuned.get("intra_op_threads")
     threads = threads if isinstance(threads, int) and not isinstance(threads, bool) else None
-    return dict(session), {str(k): str(v) for k, v in options.items()}, threads
+    knobs = {
+        k: str(tuned[k])
+        for k in ("graph_optimization_level", "execution_mode")
+        if isinstance(tuned.get(k), str)
+    }
+    return (
+        dict(session) if isinstance(session, dict) else {},
+        {str(k): str(v) for k, v in options.items()} if isinstance(options, dict) else {},
+        threads,
+        knobs,
+    )
 
 
 def _try(bundle: Any, choice: Choice, device: DeviceInfo, strict: bool, threads: int | None) -> Any:
-    overrides, options, tuned_threads = _tuned(choice)
+    overrides, options, tuned_threads, knobs = _tuned(choice)
     return create_session(
         bundle.model_path(choice.variant),
         choice.variant,
@@ -92,6 +103,8 @@ def _try(bundle: Any, choice: Choice, device: DeviceInfo, strict: bool, threads:
         strict=strict,
         overrides=overrides,
         provider_options=options,
+        graph_optimization_level=knobs.get("graph_optimization_level"),
+        execution_mode=knobs.get("execution_mode"),
     )
 
 

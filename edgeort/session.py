@@ -80,31 +80,37 @@ def session_options_for(
     threads: int | None = None,
     strict: bool = False,
     overrides: Mapping[str, Any] | None = None,
+    graph_optimization_level: str | None = None,
+    execution_mode: str | None = None,
 ) -> ort.SessionOptions:
     """``SessionOptions`` for ``variant`` from its profile and its recorded options.
 
     Threads: ``threads=`` or :func:`edgeort.select.intra_op_threads`; spinning on unless
-    the device runs on battery; the profile's optimisation level and execution mode;
-    config entries from the profile, then the variant's ``executor_info`` session
-    options, then ``overrides`` (e.g. tuned settings). ``strict`` sets
-    ``session.disable_cpu_ep_fallback=1`` for non-CPU EPs. The EP itself is attached by
-    :func:`create_session`.
+    the device runs on battery; optimisation level and execution mode from the
+    arguments (e.g. tuned) or else the profile; config entries from the profile, then
+    the variant's ``executor_info`` session options, then ``overrides`` (e.g. tuned
+    settings). ``strict`` sets ``session.disable_cpu_ep_fallback=1`` for non-CPU EPs.
+    The EP itself is attached by :func:`create_session`.
     """
     so = ort.SessionOptions()
     so.log_severity_level = 3  # errors only; ORT's warnings go to its own logger
     settings = profile.session if profile is not None else None
-    level = settings.graph_optimization_level if settings is not None else "all"
-    mode = settings.execution_mode if settings is not None else "sequential"
+    level = graph_optimization_level or (
+        settings.graph_optimization_level if settings is not None else "all"
+    )
+    mode = execution_mode or (settings.execution_mode if settings is not None else "sequential")
     if level not in LEVELS or mode not in MODES:
         raise UsageError(
-            f"profile {getattr(profile, 'name', '?')}: unknown graph_optimization_level "
-            f"{level!r} or execution_mode {mode!r}",
+            f"unknown graph_optimization_level {level!r} or execution_mode {mode!r} "
+            f"(levels: {', '.join(LEVELS)}; modes: {', '.join(MODES)})",
             option="session",
         )
     so.graph_optimization_level = LEVELS[level]
     so.execution_mode = MODES[mode]
     so.intra_op_num_threads = _threads(profile, device, threads)
-    so.inter_op_num_threads = settings.inter_op_threads if settings is not None else 1
+    inter = settings.inter_op_threads if settings is not None else 1
+    # ORT runs ORT_PARALLEL sequentially when inter_op_num_threads is 1: let it choose.
+    so.inter_op_num_threads = 0 if mode == "parallel" and inter == 1 else inter
     for key, value in _config(variant, profile, device, strict, overrides or {}).items():
         try:
             so.add_session_config_entry(key, value)
@@ -202,6 +208,8 @@ def create_session(
     strict: bool = False,
     overrides: Mapping[str, Any] | None = None,
     provider_options: Mapping[str, str] | None = None,
+    graph_optimization_level: str | None = None,
+    execution_mode: str | None = None,
 ) -> ort.InferenceSession:
     """An ``InferenceSession`` for ``variant`` whose (verified) model is ``model_path``.
 
@@ -210,7 +218,14 @@ def create_session(
     Raises :class:`ProviderError` naming the variant and the reason.
     """
     so = session_options_for(
-        variant, profile, device, threads=threads, strict=strict, overrides=overrides
+        variant,
+        profile,
+        device,
+        threads=threads,
+        strict=strict,
+        overrides=overrides,
+        graph_optimization_level=graph_optimization_level,
+        execution_mode=execution_mode,
     )
     options = expand_options({**variant.provider_options, **(provider_options or {})}, variant)
     providers = _attach_ep(so, variant, options, strict)

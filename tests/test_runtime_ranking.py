@@ -7,6 +7,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import onnxruntime as ort
 import pytest
 
 import edgeort
@@ -70,8 +71,15 @@ def test_tune_cache_latency_makes_the_fastest_win(tmp_path: Path, device: object
     cpu_bundle(tmp_path)
     bundle = open_bundle(tmp_path / "b")
     plain = bundle.variant("plain")
-    write_tune(plain, device, 0.5, session_options={"session.intra_op.allow_spinning": "0"},
-               intra_op_threads=1)  # fmt: skip
+    write_tune(
+        plain,
+        device,
+        0.5,
+        session_options={"session.intra_op.allow_spinning": "0"},
+        intra_op_threads=1,
+        graph_optimization_level="basic",
+        execution_mode="parallel",
+    )
     ranking = rank_variants(bundle.variants, device)
     first = ranking.usable[0]
     assert first.name == "plain" and first.latency_source == "tune cache"
@@ -82,6 +90,8 @@ def test_tune_cache_latency_makes_the_fastest_win(tmp_path: Path, device: object
     so = model.session.get_session_options()
     assert so.intra_op_num_threads == 1
     assert so.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert so.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    assert so.execution_mode == ort.ExecutionMode.ORT_PARALLEL
 
 
 def test_two_measured_the_faster_wins(tmp_path: Path, device: object) -> None:
