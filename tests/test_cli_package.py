@@ -158,3 +158,30 @@ def test_kill_9_mid_run_leaves_nothing_partial(tmp_path: Path) -> None:
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["digits.ortpackage", "validation.npz", "work"]  # no staging leftovers
+
+
+def test_user_profile_file_adds_a_target(tmp_path: Path) -> None:
+    profile = tmp_path / "my-cpu.toml"
+    profile.write_text(
+        '[profile]\nname = "my-cpu-fp16"\nextends = "cpu-x86-64"\ndescription = "fp16 on CPU"\n'
+        'version = "3"\ndefault = false\n\n[[model.recipes.transformer]]\nprecision = "fp16"\n'
+    )
+    out = tmp_path / "b.ortpackage"
+    model = make_bert_like(tmp_path)
+    result = invoke(
+        "package",
+        model,
+        "-t",
+        "my-cpu-fp16",
+        "-o",
+        out,
+        "--profile",
+        profile,
+        "--json",
+        "--no-speed",
+    )
+    assert result.exit_code == 0, result.output
+    variant = json.loads(result.stdout.splitlines()[-1])["result"]["variants"][0]
+    assert variant["profile"] == "my-cpu-fp16" and variant["precision"] == "fp16"
+    meta = json.loads((out / "model" / "component.json").read_text())["variants"]["my-cpu-fp16"]
+    assert meta["additional_metadata"]["edgeort"]["profile_version"] == "3"

@@ -67,6 +67,7 @@ class _Run:
         self.family = optimize.detect_family(source.proto)
         self._prepared: dict[bool, tuple[Path, tuple[str, ...]]] = {}
         self._fused: dict[bool, tuple[Path, dict[str, int], tuple[str, ...]]] = {}
+        self._reference: dict[bool, tuple[Any, ...]] = {}
 
     def prepared(self, fixed: bool) -> tuple[Path, tuple[str, ...]]:
         if fixed not in self._prepared:
@@ -101,14 +102,20 @@ class _Run:
         synth = data_mod.synthetic_data(inputs, samples=SYNTHETIC_SAMPLES, vocab=vocab)
         return synth, "synthetic", None
 
+    def reference(self, fixed: bool) -> tuple[Any, ...]:
+        """Data and fp32 reference outputs (CPU EP) for the prepared model; once per shape."""
+        if fixed not in self._reference:
+            fp32, _ = self.prepared(fixed)
+            verify, kind, calib = self.datasets(io_info(_load(fp32))[0])
+            session = evaluate.make_session(fp32, evaluate.EpChoice(evaluate.CPU, evaluate.CPU))
+            self._reference[fixed] = (verify, kind, calib, evaluate.run_dataset(session, verify))
+        return self._reference[fixed]
+
     def work_for(self, profile: Profile, index: int) -> TargetWork:
         fixed = profile.model.fixed_shapes
         fp32, shape_notes = self.prepared(fixed)
         base, stats, fuse_notes = self.fused(fixed, profile)
-        inputs = io_info(_load(fp32))[0]
-        verify, kind, calib = self.datasets(inputs)
-        session = evaluate.make_session(fp32, evaluate.EpChoice(evaluate.CPU, evaluate.CPU))
-        reference = evaluate.run_dataset(session, verify)
+        verify, kind, calib, reference = self.reference(fixed)
         notes = list(shape_notes) + list(fuse_notes) + list(verify.notes)
         if kind == "calibration":
             notes.append("no validation data: verified on the calibration data")
@@ -157,7 +164,18 @@ def package(
     on_event: Callable[[Event], None] | None = None,
     measure_speed: bool = True,
 ) -> PackageResult:
-    """Package ``model`` for every target into the bundle ``output`` (see module doc)."""
+    """Package ``model`` for every target into the bundle ``output`` (see module doc).
+
+    ``targets``: profile names or short names (``cpu``, ``qnn``...; a short name is the
+    profile marked default). ``calibration``/``validation``: ``.npz`` or ``.npy``
+    directory (:mod:`edgeort.pack.data`); without validation data the calibration data
+    verifies, without either synthetic inputs do (and static recipes are refused).
+    ``shapes``: fixed input shapes for targets that need them. ``max_drop`` replaces the
+    profiles' accuracy bound. ``profiles``: Profile objects (the whole set to resolve
+    targets in) and/or extra profile files. ``on_event`` gets every :class:`Event`; an
+    exception it raises aborts the run with nothing written. ``measure_speed=False``
+    skips latency (and so the speed gate and the fastest-recipe choice).
+    """
     if max_drop is not None and not 0.0 <= max_drop <= 1.0:
         raise UsageError(
             f"--max-drop {max_drop}: expected a fraction in [0, 1]", option="--max-drop"
