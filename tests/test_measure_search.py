@@ -10,6 +10,7 @@ from edgeort.measure.search import (
     Space,
     coordinate_descent,
     exhaustive,
+    pointwise,
     successive_halving,
 )
 
@@ -35,32 +36,38 @@ def separable(point: Mapping[str, Any], _effort: int = 0) -> float:
 
 
 class Counting:
-    def __init__(self, fn: Any) -> None:
-        self.fn, self.calls = fn, 0
+    """A group measure that counts the points it measured."""
 
-    def __call__(self, point: Mapping[str, Any], effort: int) -> float:
-        self.calls += 1
-        return self.fn(point, effort)
+    def __init__(self, fn: Any) -> None:
+        self.fn, self.calls, self.groups = fn, 0, []
+
+    def __call__(self, points: Any, effort: int) -> list[float]:
+        self.calls += len(points)
+        self.groups.append(len(points))
+        return [self.fn(p, effort) for p in points]
 
 
 def test_coordinate_descent_finds_the_separable_optimum_with_few_evaluations() -> None:
     measure = Counting(separable)
     result = coordinate_descent(SPACE, measure)
+    # each dimension is compared in one group: the current point with its neighbours
+    assert measure.groups[:4] == [4, 3, 2, 2]
     assert result.best == {
         "threads": 2,
         "graph_opt": "extended",
         "mode": "sequential",
         "spinning": False,
     }
-    assert result.best_ms == exhaustive(SPACE, separable).best_ms
+    assert result.best_ms == exhaustive(SPACE, pointwise(separable)).best_ms
     assert len(result.evaluations) < SPACE.size() == 48
     assert result.default_ms == separable(SPACE.default())
 
 
-def test_exhaustive_measures_every_point() -> None:
+def test_exhaustive_measures_every_point_in_groups() -> None:
     measure = Counting(separable)
-    result = exhaustive(SPACE, measure)
+    result = exhaustive(SPACE, measure, chunk=8)
     assert measure.calls == 48 and len(result.evaluations) == 48
+    assert measure.groups == [8] * 6
     assert result.best["threads"] == 2
 
 
@@ -71,15 +78,15 @@ def test_budget_stops_the_search_on_a_fake_clock() -> None:
         now[0] += 1.0  # every measurement "takes" one second
         return separable(point)
 
-    result = coordinate_descent(SPACE, measure, budget_s=3.0, clock=lambda: now[0])
+    result = coordinate_descent(SPACE, pointwise(measure), budget_s=3.0, clock=lambda: now[0])
     assert result.stopped_by_budget
-    assert len(result.evaluations) <= 4
+    assert len(result.evaluations) <= 5  # one dimension's group, then the budget is gone
     assert "successive-halving" not in result.strategy
 
 
 def test_default_wins_when_nothing_beats_it() -> None:
     flat = lambda p, e: 5.0 if p == SPACE.default() else 6.0  # noqa: E731
-    result = coordinate_descent(SPACE, flat)
+    result = coordinate_descent(SPACE, pointwise(flat))
     assert result.best == SPACE.default() and result.best_ms == result.default_ms == 5.0
 
 
@@ -87,7 +94,7 @@ def test_successive_halving_keeps_the_point_that_wins_at_high_effort() -> None:
     # At effort 0 'a' looks best (noise); with more effort 'b' is truly faster.
     costs = {"a": [1.0, 3.0, 3.0], "b": [2.0, 2.0, 2.0], "c": [4.0, 4.0, 4.0], "d": [5.0, 5.0, 5.0]}
     measure = lambda p, e: costs[p["n"]][min(e, 2)]  # noqa: E731
-    winner, ms = successive_halving([{"n": k} for k in costs], measure)
+    winner, ms = successive_halving([{"n": k} for k in costs], pointwise(measure))
     assert winner == {"n": "b"} and ms == 2.0
 
 
@@ -97,7 +104,26 @@ def test_reported_latencies_come_from_the_final_high_effort_round() -> None:
         base = separable(point)
         return base - 5.0 if effort == 0 and point["threads"] == 1 else base
 
-    result = coordinate_descent(SPACE, measure)
+    result = coordinate_descent(SPACE, pointwise(measure))
     assert result.best_ms == separable(result.best)  # not the optimistic first look
     assert result.default_ms == separable(SPACE.default())
     assert result.best_ms <= result.default_ms
+
+
+def test_drifting_load_is_cancelled_by_measuring_together() -> None:
+    """Load that grows with every measurement call would fool one-at-a-time timing; a
+    group measured together sees the same load for all its points."""
+    calls = [0]
+
+    def drifting(points: Any, effort: int) -> list[float]:
+        calls[0] += 1
+        load = 1.0 + 0.5 * calls[0]  # the machine gets busier over time
+        return [separable(p) * load for p in points]
+
+    result = coordinate_descent(SPACE, drifting)
+    assert result.best == {
+        "threads": 2,
+        "graph_opt": "extended",
+        "mode": "sequential",
+        "spinning": False,
+    }

@@ -2,7 +2,9 @@
 
 Like ORT's usability checker, the graph is first optimised at BASIC level by ORT itself
 (constant folding, redundant-node elimination: what every EP sees before partitioning),
-then ONNX shape inference fills in the shapes the per-EP checks need.
+then shape inference fills in the shapes the per-EP checks need: ORT's symbolic shape
+inference (``onnxruntime.tools.symbolic_shape_infer``, which knows ORT's contrib ops),
+falling back to ONNX's.
 """
 
 from __future__ import annotations
@@ -107,6 +109,24 @@ def _nodes(graph: onnx.GraphProto) -> tuple[GraphNode, ...]:
     return tuple(out)
 
 
+def _infer_shapes(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
+    """ORT's symbolic shape inference (it knows the com.microsoft ops, e.g. 16-bit Q/DQ),
+    else ONNX's; the model as is when both fail."""
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    try:
+        inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
+        if inferred is not None:
+            return inferred
+    except Exception as exc:  # it raises plain Exceptions on models it cannot follow
+        log.info("symbolic shape inference failed on %s: %s", path, exc)
+    try:
+        return shape_inference.infer_shapes(model)
+    except Exception as exc:
+        log.info("shape inference failed on %s: %s", path, exc)
+        return model
+
+
 def read_graph(path: str | Path, *, optimize: str = "basic") -> GraphInfo:
     """The graph of ``path`` after ORT's ``optimize`` level (``none`` to read it as is)."""
     path = Path(path)
@@ -114,10 +134,7 @@ def read_graph(path: str | Path, *, optimize: str = "basic") -> GraphInfo:
     optimized = optimized_model(path, optimize)
     applied = optimize if optimized is not None else "none"
     model = optimized if optimized is not None else model
-    try:
-        model = shape_inference.infer_shapes(model)
-    except Exception as exc:
-        log.info("shape inference failed on %s: %s", path, exc)
+    model = _infer_shapes(model, path)
     graph = model.graph
     shapes: dict[str, tuple[int | str | None, ...]] = {}
     for value in [*graph.input, *graph.value_info, *graph.output]:

@@ -2,14 +2,18 @@
 
 A :class:`Space` is an ordered set of dimensions (threads, spinning, optimisation level,
 execution mode, EP knobs), each with a few values. :func:`coordinate_descent` starts from
-the space's default point and improves one dimension at a time (every value of that
-dimension, the others held), sweeping until a full pass changes nothing or the budget is
-spent. Each evaluation is a *median* latency, so single outliers do not steer it. The
-best few points are then re-measured with :func:`successive_halving` (more runs each
-round, half of the points dropped) to pick the winner on fresher, larger samples.
+the space's default point and improves one dimension at a time, sweeping until a full
+pass changes nothing or the budget is spent. The best few points are then re-measured by
+:func:`successive_halving` (more runs each round, half dropped), and the winner and the
+default are measured once more, side by side, for the reported speed-up.
+
+Every comparison is made *within a group measured together*: a :data:`GroupMeasure`
+gets all candidates at once and interleaves their runs, returning one median each. On
+a shared machine the load drifts from second to second; interleaving makes that drift
+hit every candidate alike, so the search compares settings, not moments.
 
 The measuring function and the clock are parameters, so the search is tested on
-synthetic cost functions without timing anything.
+synthetic cost functions without timing anything (:func:`pointwise` adapts one).
 """
 
 from __future__ import annotations
@@ -22,15 +26,23 @@ from typing import Any
 
 __all__ = [
     "Dimension",
+    "GroupMeasure",
     "SearchResult",
     "Space",
     "coordinate_descent",
     "exhaustive",
+    "pointwise",
     "successive_halving",
 ]
 
 Point = tuple[tuple[str, Any], ...]  # sorted (dimension, value) pairs
-Measure = Callable[[Mapping[str, Any], int], float]  # (point, effort level) -> median ms
+# (points, effort level) -> median ms of each point, measured together
+GroupMeasure = Callable[[Sequence[Mapping[str, Any]], int], list[float]]
+
+
+def pointwise(fn: Callable[[Mapping[str, Any], int], float]) -> GroupMeasure:
+    """A GroupMeasure from a one-point function (no interleaving: for tests)."""
+    return lambda points, effort: [fn(p, effort) for p in points]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,31 +89,19 @@ class SearchResult:
         return sorted(((dict(k), v) for k, v in self.evaluations.items()), key=lambda kv: kv[1])
 
 
-class _Evaluator:
-    def __init__(self, measure: Measure, budget_s: float | None, clock: Callable[[], float]):
-        self.measure, self.budget_s, self.clock = measure, budget_s, clock
-        self.start = clock()
-        self.cache: dict[Point, float] = {}
-        self.out_of_budget = False
-
-    def spent(self) -> float:
-        return self.clock() - self.start
-
-    def over(self) -> bool:
-        if self.budget_s is not None and self.spent() >= self.budget_s:
-            self.out_of_budget = True
-        return self.out_of_budget
-
-    def __call__(self, point: Mapping[str, Any]) -> float:
-        k = key(point)
-        if k not in self.cache:
-            self.cache[k] = self.measure(point, 0)
-        return self.cache[k]
+def _unique(points: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    seen: set[Point] = set()
+    out = []
+    for p in points:
+        if key(p) not in seen:
+            seen.add(key(p))
+            out.append(dict(p))
+    return out
 
 
 def coordinate_descent(
     space: Space,
-    measure: Measure,
+    measure: GroupMeasure,
     *,
     budget_s: float | None = None,
     max_passes: int = 3,
@@ -109,63 +109,70 @@ def coordinate_descent(
     final_effort: int = 2,
     clock: Callable[[], float] = time.perf_counter,
 ) -> SearchResult:
-    """Best point of ``space`` by coordinate descent within ``budget_s`` seconds; the
+    """Best point of ``space`` by coordinate descent within ``budget_s`` seconds. For each
+    dimension, the current point and its neighbours along it are measured together; the
     default point always reaches the final round, so the pick is never a noisy loss."""
-    ev = _Evaluator(measure, budget_s, clock)
-    current = space.default()
-    default_ms = best_ms = ev(current)
+    start = clock()
+    over = (lambda: clock() - start >= budget_s) if budget_s is not None else (lambda: False)
+    default = space.default()
+    current, scores, stopped = dict(default), {}, False
     for _ in range(max_passes):
         changed = False
         for dim in space.dimensions:
-            for value in dim.values:
-                if ev.over():
-                    break
-                trial = {**current, dim.name: value}
-                ms = ev(trial)
-                if ms < best_ms:
-                    current, best_ms, changed = trial, ms, True
-        if not changed or ev.over():
+            if over():
+                stopped = True
+                break
+            group = _unique([current, *({**current, dim.name: v} for v in dim.values)])
+            if len(group) < 2:
+                continue
+            ms = measure(group, 0)
+            scores.update({key(p): m for p, m in zip(group, ms, strict=True)})
+            best = min(range(len(group)), key=lambda i: ms[i])
+            if best != 0:
+                current, changed = group[best], True
+        if not changed or stopped:
             break
-    result = SearchResult(dict(current), best_ms, default_ms, dict(ev.cache), "coordinate-descent")
-    default = space.default()
-    if finalists > 1 and not ev.over():
-        top = [p for p, _ in result.ranked()[:finalists]]
-        if key(default) not in {key(p) for p in top}:
-            top.append(default)
-        result.best, _ = successive_halving(top, measure, clock=clock)
+    result = SearchResult(dict(current), 0.0, 0.0, scores, "coordinate-descent")
+    if finalists > 1 and not stopped and not over():
+        top = _unique([*(p for p, _ in result.ranked()[:finalists]), current, default])
+        result.best, _ = successive_halving(top, measure)
         result.strategy += "+successive-halving"
-    # The reported pair is measured back to back at the same (highest) effort, so the
-    # speed-up over the defaults compares like with like.
-    result.best_ms = measure(result.best, final_effort)
-    same = key(result.best) == key(default)
-    result.default_ms = result.best_ms if same else measure(default, final_effort)
-    result.stopped_by_budget = ev.out_of_budget
-    result.elapsed_s = ev.spent()
+    # The reported pair is measured together at the highest effort: like with like.
+    pair = _unique([result.best, default])
+    ms = measure(pair, final_effort)
+    result.best_ms, result.default_ms = ms[0], ms[-1]
+    result.stopped_by_budget = stopped
+    result.elapsed_s = clock() - start
     return result
 
 
 def successive_halving(
-    points: Sequence[Mapping[str, Any]],
-    measure: Measure,
-    *,
-    clock: Callable[[], float] = time.perf_counter,
+    points: Sequence[Mapping[str, Any]], measure: GroupMeasure
 ) -> tuple[dict[str, Any], float]:
-    """Re-measure ``points`` at rising effort, keeping the better half each round."""
-    alive = [dict(p) for p in points]
-    effort, scores = 1, {key(p): float("inf") for p in alive}
+    """Re-measure ``points`` together at rising effort, keeping the better half each round."""
+    alive = _unique(points)
+    effort = 1
     while True:
-        for p in alive:
-            scores[key(p)] = measure(p, effort)
-        alive.sort(key=lambda p: scores[key(p)])
+        ms = measure(alive, effort)
+        order = sorted(range(len(alive)), key=lambda i: ms[i])
         if len(alive) <= 1:
-            return alive[0], scores[key(alive[0])]
-        alive = alive[: max(1, len(alive) // 2)]
+            return alive[0], ms[0]
+        alive = [alive[i] for i in order[: max(1, len(alive) // 2)]]
+        if len(alive) == 1:
+            return alive[0], ms[order[0]]
         effort += 1
 
 
-def exhaustive(space: Space, measure: Measure, *, effort: int = 0) -> SearchResult:
-    """Every point of ``space`` measured once: the reference ``tune`` is compared with."""
-    scores = {key(p): measure(p, effort) for p in space.points()}
+def exhaustive(
+    space: Space, measure: GroupMeasure, *, effort: int = 0, chunk: int = 8
+) -> SearchResult:
+    """Every point of ``space`` measured (``chunk`` at a time, together): the reference
+    ``tune`` is compared with."""
+    points = list(space.points())
+    scores: dict[Point, float] = {}
+    for i in range(0, len(points), chunk):
+        group = points[i : i + chunk]
+        scores.update({key(p): m for p, m in zip(group, measure(group, effort), strict=True)})
     best_key = min(scores, key=lambda k: scores[k])
     default_ms = scores.get(key(space.default()), float("nan"))
     return SearchResult(dict(best_key), scores[best_key], default_ms, scores, "exhaustive")

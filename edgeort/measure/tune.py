@@ -4,11 +4,11 @@ The space (:func:`tuning_space`): intra-op threads 1..physical cores, intra-op s
 on/off, graph optimisation level (basic/extended/all), execution mode
 (sequential/parallel), and EP knobs -- OpenVINO ``num_of_threads``/``num_streams``, QNN
 ``htp_performance_mode``. The search (:mod:`edgeort.measure.search`) is coordinate
-descent on median latencies, then successive halving among the best three, inside a time
-budget. The winner is written to the tune cache (:func:`save_tuning`, atomic), at
-:func:`edgeort.choice.tuning_cache_path` -- keyed by the model file's sha256, the device
-fingerprint and the ORT version -- which :func:`edgeort.load` reads. The JSON schema is
-documented in ``docs/doctor.md`` (section "Tune cache").
+descent on median latencies of interleaved runs, then successive halving among the best
+three, inside a time budget. The winner is written atomically to the tune cache
+(:func:`save_tuning`) at :func:`edgeort.choice.tuning_cache_path` -- keyed by the
+variant's sha256, the device fingerprint and the ORT version -- which
+:func:`edgeort.load` reads. The JSON schema is in ``docs/doctor.md`` ("Tune cache").
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,11 +37,11 @@ from edgeort.measure.session import SPINNING, Knobs, Target, create_session
 __all__ = [
     "TUNE_SCHEMA",
     "ModelFileVariant",
+    "SessionMeasure",
     "TuneResult",
     "knobs_from_point",
     "physical_cores",
     "save_tuning",
-    "session_measure",
     "tune_target",
     "tuning_record",
     "tuning_space",
@@ -99,33 +100,56 @@ def knobs_from_point(point: Mapping[str, Any]) -> Knobs:
     )
 
 
-def session_measure(
-    target: Target,
-    *,
-    input_files: Mapping[str, str | Path] | None = None,
-    dims: Mapping[str, int] | None = None,
-    runs: int = 15,
-    warmup: int = 3,
-    min_seconds: float = 0.02,
-) -> Callable[[Mapping[str, Any], int], float]:
-    """A search ``measure``: the median ms of ``n * 2**effort`` runs of one session per
-    point, where ``n`` is ``runs`` or more for fast models (so one measurement lasts at
-    least ``min_seconds``). Sessions are kept: re-measuring a point creates none."""
-    sessions: dict[Any, tuple[ort.InferenceSession, dict[str, np.ndarray], int]] = {}
+class SessionMeasure:
+    """The :data:`~edgeort.measure.search.GroupMeasure` of real sessions: one session per
+    point (the last ``keep`` are kept, so re-measuring costs no new session); a group's
+    runs are interleaved in ``rounds`` blocks; each point gets ``n * 2**effort`` runs,
+    where ``n`` is ``runs`` or more for fast models (a measurement lasts at least
+    ``min_seconds``); the result is each point's median in ms."""
 
-    def measure(point: Mapping[str, Any], effort: int) -> float:
+    def __init__(
+        self,
+        target: Target,
+        *,
+        input_files: Mapping[str, str | Path] | None = None,
+        dims: Mapping[str, int] | None = None,
+        runs: int = 15,
+        warmup: int = 3,
+        rounds: int = 5,
+        min_seconds: float = 0.02,
+        keep: int = 12,
+    ) -> None:
+        self.target, self.input_files, self.dims = target, input_files, dims
+        self.runs, self.warmup, self.rounds = runs, warmup, rounds
+        self.min_seconds, self.keep = min_seconds, keep
+        self.sessions: OrderedDict[Any, tuple[ort.InferenceSession, dict[str, np.ndarray], int]] = (
+            OrderedDict()
+        )
+
+    def _session(
+        self, point: Mapping[str, Any]
+    ) -> tuple[ort.InferenceSession, dict[str, np.ndarray], int]:
         k = key(point)
-        if k not in sessions:
-            session = create_session(target, knobs_from_point(point))
-            feeds = feeds_for(session, input_files=input_files, dims=dims)
-            warm = time_runs(session, feeds, runs=max(1, warmup))
-            n = max(runs, min(2000, int(min_seconds / max(float(np.median(warm)), 1e-6))))
-            sessions[k] = (session, feeds, n)
-        session, feeds, n = sessions[k]
-        times = time_runs(session, feeds, runs=n * (2**effort))
-        return float(np.median(times) * 1000.0)
+        if k in self.sessions:
+            self.sessions.move_to_end(k)
+            return self.sessions[k]
+        session = create_session(self.target, knobs_from_point(point))
+        feeds = feeds_for(session, input_files=self.input_files, dims=self.dims)
+        warm = time_runs(session, feeds, runs=max(1, self.warmup))
+        n = max(self.runs, min(2000, int(self.min_seconds / max(float(np.median(warm)), 1e-6))))
+        self.sessions[k] = (session, feeds, n)
+        while len(self.sessions) > self.keep:
+            self.sessions.popitem(last=False)
+        return self.sessions[k]
 
-    return measure
+    def __call__(self, points: Sequence[Mapping[str, Any]], effort: int) -> list[float]:
+        entries = [self._session(p) for p in points]
+        times: list[list[float]] = [[] for _ in points]
+        for _ in range(self.rounds):
+            for i, (session, feeds, n) in enumerate(entries):
+                block = max(1, -(-n * (2**effort) // self.rounds))
+                times[i] += time_runs(session, feeds, runs=block)
+        return [float(np.median(t) * 1000.0) for t in times]
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +202,7 @@ def tune_target(
     if budget_s <= 0:
         raise UsageError(f"--budget {budget_s}: expected a positive number of seconds")
     space = tuning_space(target.ep, physical_cores(device))
-    measure = session_measure(target, input_files=input_files, dims=dims, runs=runs)
+    measure = SessionMeasure(target, input_files=input_files, dims=dims, runs=runs)
     search = coordinate_descent(space, measure, budget_s=budget_s)
     result = TuneResult(
         label=target.label,
