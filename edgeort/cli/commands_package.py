@@ -61,7 +61,7 @@ def _status(event: Any) -> None:
 
 
 def _fmt(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+    return f"{value:.6f}" if isinstance(value, float) else str(value)
 
 
 def format_result(result: Any) -> list[str]:
