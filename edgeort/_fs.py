@@ -90,3 +90,17 @@ def staging_dir(target: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+@contextlib.contextmanager
+def scratch_cwd(path: Path) -> Iterator[Path]:
+    """Run third-party code that writes stray files into the working directory (ORT's
+    symbolic shape inference saves ``sym_shape_infer_temp.onnx`` and uuid-named
+    ``.data`` files there when it fails) inside ``path`` instead. The working directory
+    is process-wide: only for the build side, which is single-threaded."""
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield Path(path)
+    finally:
+        os.chdir(old)

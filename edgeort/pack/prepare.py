@@ -21,6 +21,7 @@ from onnxruntime.tools.onnx_model_utils import (
     make_input_shape_fixed,
 )
 
+from edgeort._fs import scratch_cwd
 from edgeort.errors import UsageError
 from edgeort.pack.load import IOInfo, io_info, save_model
 
@@ -131,7 +132,8 @@ def pre_process(model: Path, out: Path) -> Prepared:
     errors = []
     for options in attempts:
         try:
-            quant_pre_process(str(model), str(out), **options)
+            with scratch_cwd(out.parent):
+                quant_pre_process(str(model.resolve()), str(out.resolve()), **options)
         except Exception as exc:  # the pre-processor raises many types on odd models
             errors.append(
                 f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"

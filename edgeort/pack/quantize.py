@@ -29,6 +29,7 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
+from edgeort._fs import scratch_cwd
 from edgeort.errors import PackageError
 from edgeort.pack.data import Dataset, DatasetReader
 from edgeort.profiles import Recipe
@@ -178,7 +179,9 @@ def _qnn(model: Path, recipe: Recipe, out: Path, data: Dataset | None) -> None:
 
     assert data is not None
     pre = out.with_name(out.stem + ".qnnpre.onnx")
-    source = pre if qnn_preprocess_model(str(model), str(pre)) else model
+    with scratch_cwd(pre.parent):
+        preprocessed = qnn_preprocess_model(str(Path(model).resolve()), str(Path(pre).resolve()))
+    source = pre if preprocessed else model
     config = get_qnn_qdq_config(
         str(source),
         DatasetReader(data, CALIBRATION_LIMIT),
