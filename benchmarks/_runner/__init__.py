@@ -1,0 +1,1 @@
+"""Helpers of ``benchmarks/run.py`` (the real-model benchmark). Never imported by tests."""

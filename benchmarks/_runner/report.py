@@ -1,0 +1,147 @@
+"""models.json (all raw figures, merged per machine id) and models.md (the tables)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["merge", "render"]
+
+SCHEMA = 1
+MS = "{:.4g}"
+
+
+def merge(
+    path: Path, mid: str, machine: dict[str, Any], models: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """The results file with this machine's entry updated: its description replaced and
+    the models just run replaced; other machines and other models are kept as they are."""
+    data: dict[str, Any] = {"schema": SCHEMA, "machines": {}}
+    if path.exists():
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("schema") != SCHEMA:
+            raise SystemExit(f"{path}: schema {data.get('schema')!r}, expected {SCHEMA}")
+    entry = data["machines"].setdefault(mid, {"models": {}})
+    entry["machine"] = machine
+    entry["models"].update(models)
+    data["machines"] = dict(sorted(data["machines"].items()))
+    return data
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 1024:.1f} KB"
+
+
+def _num(v: Any, fmt: str = "{:.3f}") -> str:
+    return "-" if v is None else fmt.format(v)
+
+
+def _loads(la: dict[str, Any] | None) -> str:
+    if not la or not la.get("before"):
+        return "unknown"
+    fmt = "/".join
+    return f"{fmt(str(x) for x in la['before'])} before, {fmt(str(x) for x in la['after'])} after"
+
+
+def _machine_line(m: dict[str, Any]) -> str:
+    amx = "AMX" if any(f.startswith("amx") for f in m["flags"]) else "no AMX"
+    pk = m["packages"]
+    eps = ", ".join(f"{p} {v}" for p, v in pk.items() if p.startswith("onnxruntime-") and v)
+    vm = ", VM" if m.get("hypervisor") else ""
+    return (
+        f"{m.get('cpu_model_raw') or m['cpu_model']} ({m['arch']}{vm}), "
+        f"{m['physical_cores']} physical / {m['logical_cores']} logical cores, "
+        f"{m['memory_gb']} GB, {m['os']} ({m['os_version']}); CPU flags: "
+        f"{' '.join(m['flags'])} ({amx}). Python {m['python']}, onnxruntime "
+        f"{pk.get('onnxruntime')}, {eps or 'no plugin EPs'}, onnx {pk.get('onnx')}, "
+        f"numpy {pk.get('numpy')}."
+    )
+
+
+def _row(c: dict[str, Any], kind: str) -> str:
+    lat, acc, load = c.get("latency") or {}, c.get("accuracy") or {}, c.get("load_cold") or {}
+    raw = c.get("latency_session_run") or {}
+    ep = c["ep"].replace("ExecutionProvider", "") + (
+        " (simulated HTP on x86_64)" if c.get("simulated") else ""
+    )
+    speed = c.get("speedup_vs_naive")
+    cells = [
+        c["label"], ep, c.get("precision") or "-", _num(lat.get("median_ms"), MS),
+        _num(raw.get("median_ms"), MS), _num(lat.get("p95_ms"), MS),
+        "-" if speed is None else f"{speed:.3g}x",
+        _size(c.get("size_bytes")),
+        _num(load.get("load_ms"), "{:.1f}"), _num(load.get("first_run_ms"), "{:.1f}"),
+    ]  # fmt: skip
+    if kind == "classifier":
+        cells += [
+            _num(acc.get("top1_accuracy"), "{:.4f}"),
+            _num(acc.get("top1_agreement"), "{:.4f}"),
+        ]
+    else:
+        cells += [_num(acc.get("embedding_cosine_mean"), "{:.5f}"),
+                  _num(acc.get("embedding_cosine_min"), "{:.5f}"),
+                  _num(acc.get("hidden_state_cosine_mean"), "{:.4f}")]  # fmt: skip
+    if c.get("error"):
+        width = len(cells)
+        cells = [c["label"], ep, c.get("precision") or "-", f"failed: {c['error']}"]
+        cells += [""] * (width - len(cells))
+    return "| " + " | ".join(cells) + " |"
+
+
+def _table(model: dict[str, Any], groups: tuple[str, ...]) -> list[str]:
+    kind = model["kind"]
+    acc = ("top-1 (labels)", "top-1 agreement") if kind == "classifier" else (
+        "emb. cosine mean", "emb. cosine min", "hidden-state cosine")  # fmt: skip
+    head = ["variant", "EP", "precision", "median ms", "median ms (session.run)", "p95 ms",
+            "speed vs naive", "size", "load ms (cold)", "first run ms", *acc]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += [_row(c, kind) for c in model["contenders"] if c["group"] in groups]
+    return lines
+
+
+def _model_section(name: str, model: dict[str, Any]) -> list[str]:
+    s = model["settings"]
+    out = [
+        f"### {model['title']}",
+        "",
+        f"`{model['onnx']}` ({_size(model['onnx_size_bytes'])}); accuracy on "
+        f"{model['validation']['samples']} real samples of `{model['validation']['file']}`; "
+        f"batch 1; latency: {s['warmup']} warm-up runs, then up to {s['runs']} runs in "
+        f"{s['rounds']} interleaved rounds (time budget {s['budget_s']} s per variant); "
+        f"load: median of {s['load_reps']} fresh processes. Load average (1/5/15 min) "
+        f"{_loads(model.get('load_average'))}. Measured {model['measured_at']}"
+        + (" (**--quick smoke run**)" if model.get("quick") else "")
+        + ".",
+        "",
+        *_table(model, ("baseline", "edgeort")),
+        "",
+    ]
+    for target, t in model["targets"].items():
+        if t["status"] != "measured":
+            out.append(f"- **{target}**: {t['reason']}")
+        for note in t.get("gates", []):
+            out.append(f"- {target} packaging: {note}")
+    if any(c["group"] == "recipe" for c in model["contenders"]):
+        out += ["", "Recipes built directly with `onnxruntime.quantization` (no edgeort gate):", ""]
+        out += _table(model, ("baseline", "recipe"))
+    return [*out, ""]
+
+
+def render(data: dict[str, Any]) -> str:
+    lines = [
+        "# Real-model benchmark results",
+        "",
+        "Written by `benchmarks/run.py` from `models.json` (all raw figures). Speed vs naive ="
+        " naive fp32 median / variant median, both measured in the same run (> 1: faster)."
+        " Naive = the original fp32 ONNX file in a plain `onnxruntime.InferenceSession` with"
+        " default options on the CPU EP.",
+        "",
+    ]
+    for mid, entry in data["machines"].items():
+        lines += [f"## Machine `{mid}`", "", _machine_line(entry["machine"]), ""]
+        for name, model in entry["models"].items():
+            lines += _model_section(name, model)
+    return "\n".join(lines).rstrip() + "\n"
