@@ -37,8 +37,9 @@ def test_help_lists_every_option() -> None:
 def test_package_prints_a_summary_and_status_lines(tmp_path: Path) -> None:
     out = tmp_path / "b.ortpackage"
     result = invoke(
-        "package", make_bert_like(tmp_path), "-t", "cpu", "-t", "directml", "-o", out, "--no-speed"
-    )
+        "package", make_bert_like(tmp_path), "-t", "cpu", "-t", "directml", "-o", out, "--no-speed",
+        "--elsewhere",
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert (out / "manifest.json").is_file()
     lines = result.stdout.splitlines()
@@ -185,3 +186,21 @@ def test_user_profile_file_adds_a_target(tmp_path: Path) -> None:
     assert variant["profile"] == "my-cpu-fp16" and variant["precision"] == "fp16"
     meta = json.loads((out / "model" / "component.json").read_text())["variants"]["my-cpu-fp16"]
     assert meta["additional_metadata"]["edgeort"]["profile_version"] == "3"
+
+
+def test_short_names_resolve_to_the_best_fit_here_unless_elsewhere(tmp_path: Path) -> None:
+    from edgeort.probe import probe
+    from edgeort.profiles import builtin_profiles
+    from edgeort.select import resolve_target
+
+    here = resolve_target("cpu", builtin_profiles(), probe()).name
+    default = resolve_target("cpu", builtin_profiles()).name
+    model = make_bert_like(tmp_path)
+    names = {}
+    for flag in ((), ("--elsewhere",)):
+        out = tmp_path / f"b{len(flag)}.ortpackage"
+        result = invoke("package", model, "-t", "cpu", "-o", out, "--no-speed", "--json", *flag)
+        assert result.exit_code == 0, result.output
+        last = json.loads(result.stdout.splitlines()[-1])
+        names[bool(flag)] = last["result"]["variants"][0]["profile"]
+    assert names == {False: here, True: default}

@@ -167,6 +167,7 @@ def test_events_cover_every_target_and_end_at_one(bert: Path, tmp_path: Path) ->
         output=tmp_path / "o",
         on_event=events.append,
         measure_speed=False,
+        here=False,
     )
     fractions = [e.fraction for e in events]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0

@@ -118,6 +118,9 @@ def _shapes(values: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
               help="Also load this profile TOML file (repeatable).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per event, then the result.")
 @click.option("--no-speed", is_flag=True, help="Do not measure latency (no speed gate).")
+@click.option("--elsewhere", is_flag=True,
+              help="Packaging for other devices: short names take the default profile, "
+                   "not the best fit for this machine.")  # fmt: skip
 def package_command(
     model: Path,
     targets: tuple[str, ...],
@@ -130,6 +133,7 @@ def package_command(
     profile_files: tuple[Path, ...],
     as_json: bool,
     no_speed: bool,
+    elsewhere: bool,
 ) -> None:
     """Package MODEL for every target into one verified bundle."""
     from edgeort.pack import package
@@ -142,6 +146,7 @@ def package_command(
         "zip": as_zip,
         "profiles": list(profile_files) or None,
         "measure_speed": not no_speed,
+        "here": not elsewhere,
     }
     if not as_json:
         kwargs["shapes"] = _shapes(shape_values)

@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 SYNTHETIC_SAMPLES = 16
 
 
-def _resolve(targets: Iterable[str], profiles: Sequence[Profile] | None) -> list[Profile]:
+def _resolve(
+    targets: Iterable[str], profiles: Sequence[Profile] | None, here: bool
+) -> list[Profile]:
     from edgeort.profiles import load_profiles
     from edgeort.select import resolve_target
 
@@ -40,9 +42,14 @@ def _resolve(targets: Iterable[str], profiles: Sequence[Profile] | None) -> list
     if not names:
         raise UsageError("no target given: pass at least one -t/--target", option="--target")
     known = tuple(profiles) if profiles is not None else load_profiles()
+    device = None
+    if here and any(name not in {p.name for p in known} for name in names):
+        from edgeort.probe import probe
+
+        device = probe()
     chosen: dict[str, Profile] = {}
     for name in names:
-        profile = resolve_target(name, known)
+        profile = resolve_target(name, known, device)
         chosen.setdefault(profile.name, profile)
     return list(chosen.values())
 
@@ -163,11 +170,14 @@ def package(
     profiles: Sequence[Profile | str | Path] | None = None,
     on_event: Callable[[Event], None] | None = None,
     measure_speed: bool = True,
+    here: bool = True,
 ) -> PackageResult:
     """Package ``model`` for every target into the bundle ``output`` (see module doc).
 
-    ``targets``: profile names or short names (``cpu``, ``qnn``...; a short name is the
-    profile marked default). ``calibration``/``validation``: ``.npz`` or ``.npy``
+    ``targets``: profile names or short names (``cpu``, ``qnn``...): with ``here`` (the
+    default) a short name is the best profile of that name that fits this device, and
+    the one marked default when none fits or ``here=False`` (packaging for elsewhere).
+    ``calibration``/``validation``: ``.npz`` or ``.npy``
     directory (:mod:`edgeort.pack.data`); without validation data the calibration data
     verifies, without either synthetic inputs do (and static recipes are refused).
     ``shapes``: fixed input shapes for targets that need them. ``max_drop`` replaces the
@@ -180,7 +190,7 @@ def package(
         raise UsageError(
             f"--max-drop {max_drop}: expected a fraction in [0, 1]", option="--max-drop"
         )
-    chosen = _resolve(targets, _load_profiles(profiles))
+    chosen = _resolve(targets, _load_profiles(profiles), here)
     sink = EventSink(on_event, len(chosen))
     sink.emit("start", "", "load", f"loading {model}")
     source = load_model(model)
