@@ -221,7 +221,7 @@ def test_safe_paths_accepted(path: str) -> None:
 @pytest.mark.parametrize("path", UNSAFE_PATHS[:12])
 def test_unsafe_file_path_in_bundle(bundle: Path, path: str) -> None:
     forge(bundle, component=_set(f"{FILE0}/path", path), rehash=False)
-    _rejects(bundle, r"files\[0\].path")
+    _rejects(bundle, r"files\[0\].path", IntegrityError)
 
 
 @pytest.mark.parametrize(
@@ -233,7 +233,7 @@ def test_twins_rejected(bundle: Path, pair: tuple[str, str]) -> None:
         files.extend({"path": p, "size": 0, "sha256": "0" * 64} for p in pair)
 
     forge(bundle, component=edit, rehash=False)
-    _rejects(bundle, "twin|both a file and a directory")
+    _rejects(bundle, "twin|both a file and a directory", IntegrityError)
 
 
 def test_component_from_another_bundle_is_detected(tmp_path: Path, bundle: Path) -> None:

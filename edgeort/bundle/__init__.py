@@ -87,10 +87,12 @@ def open_bundle(
     cache) or ``BundleError`` (reading the bundle), naming the errno and the path.
     """
     path = Path(path)
-    if not os.path.lexists(path):
-        raise BundleError(f"no bundle at {path}", path=path)
     is_file = False
     try:
+        try:
+            os.lstat(path)
+        except FileNotFoundError:
+            raise BundleError(f"no bundle at {path}", path=path) from None
         is_file = path.is_file()
         bundle = _open(path, is_file, verify)
     except OSError as exc:  # the file system failed while reading or extracting

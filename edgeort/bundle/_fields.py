@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgeort.bundle._json import Problems, child
+from edgeort.bundle._paths import path_problem
 
 __all__ = ["Fields", "is_int"]
 
@@ -68,6 +69,18 @@ class Fields:
             self.problems.add(self.at(key), "contains control characters")
             return None
         return value
+
+    def safe_path(self, key: str) -> str | None:
+        """A relative bundle path (docs/bundle-format.md section 6); unsafe -> integrity."""
+        value = self.raw(key)
+        if value is _MISSING:
+            return None
+        why = path_problem(value)
+        if why:
+            shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+            self.problems.unsafe(self.at(key), f"unsafe path {shown}: {why}")
+            return None
+        return str(value)
 
     def integer(self, key: str, *, minimum: int = 0, maximum: int = 2**63 - 1) -> int | None:
         value = self.raw(key)

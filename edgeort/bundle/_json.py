@@ -169,9 +169,15 @@ class Problems:
         self.name = name
         self.path = path if path is not None else name
         self.items: list[str] = []
+        self.integrity = False
 
     def add(self, where: str, message: str) -> None:
         self.items.append(f"{where}: {message}")
+
+    def unsafe(self, where: str, message: str) -> None:
+        """A path that escapes or collides: the error becomes an IntegrityError."""
+        self.integrity = True
+        self.add(where, message)
 
     def expect(self, where: str, value: Any, expected: str) -> None:
         shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
@@ -192,4 +198,4 @@ class Problems:
             lines = "\n".join(f"  - {item}" for item in self.items[:50])
             more = f"\n  ... and {len(self.items) - 50} more" if len(self.items) > 50 else ""
             message = f"{self.name}: {len(self.items)} problems:\n{lines}{more}"
-        raise BundleError(message, path=self.path)
+        raise (IntegrityError if self.integrity else BundleError)(message, path=self.path)

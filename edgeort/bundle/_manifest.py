@@ -230,12 +230,12 @@ def _parse_component(data: Any, problems: Problems, *, strict: bool) -> tuple[Va
     for v in variants:
         other = folded.setdefault(v.directory.casefold(), v.name)
         if other != v.name:
-            problems.add(
+            problems.unsafe(
                 sub.at(v.name), f"variant_directory {v.directory!r} collides with variant {other!r}"
             )
     paths = [f"{COMPONENT}/{v.directory}/{e.path}" for v in variants for e in v.files]
     for problem in twin_problems(paths):
-        problems.add(f.at("variants"), problem)
+        problems.unsafe(f.at("variants"), problem)
     return variants
 
 

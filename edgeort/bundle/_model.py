@@ -15,7 +15,7 @@ from typing import Any
 
 from edgeort.bundle._fields import Fields, is_int
 from edgeort.bundle._json import Problems, child
-from edgeort.bundle._paths import NAME_RE, option_value_problem, path_problem, twin_problems
+from edgeort.bundle._paths import NAME_RE, option_value_problem, twin_problems
 
 __all__ = ["FileEntry", "TensorSpec", "Variant"]
 
@@ -60,10 +60,7 @@ class FileEntry:
             return None
         before = len(problems.items)
         f.only(("path", "size", "sha256"))
-        path, size, digest = f.text("path"), f.integer("size"), f.text("sha256", max_len=64)
-        why = path_problem(path) if path is not None else None
-        if why:
-            problems.add(f.at("path"), f"unsafe path {path!r}: {why}")
+        path, size, digest = f.safe_path("path"), f.integer("size"), f.text("sha256", max_len=64)
         if digest is not None and not SHA256_RE.match(digest):
             problems.add(f.at("sha256"), "expected 64 lowercase hex digits")
         if len(problems.items) > before or path is None or size is None or digest is None:
@@ -143,7 +140,7 @@ def _files(ed: Fields) -> tuple[FileEntry, ...] | None:
     ]
     good = [e for e in entries if e is not None]
     for problem in twin_problems(e.path for e in good):
-        ed.problems.add(ed.at("files"), problem)
+        ed.problems.unsafe(ed.at("files"), problem)
     return None if None in entries else tuple(good)
 
 
@@ -218,7 +215,7 @@ class Variant:
             f.only(VARIANT_KEYS)
         directory, ep = f.text("variant_directory", max_len=64), f.text("ep", max_len=128)
         if directory is not None and not NAME_RE.match(directory):
-            problems.add(
+            problems.unsafe(
                 f.at("variant_directory"), f"{directory!r} must be one name-like component"
             )
         device = f.data.get("device", "")
@@ -260,16 +257,13 @@ def _ort(f: Fields) -> tuple[str, dict[str, str], dict[str, str]] | None:
         return None
     before = len(f.problems.items)
     ort.only(ORT_KEYS)
-    model_file = ort.text("model_file")
-    why = path_problem(model_file) if model_file is not None else None
-    if why:
-        f.problems.add(ort.at("model_file"), f"unsafe path {model_file!r}: {why}")
+    model_file = ort.safe_path("model_file")
     options = {key: ort.str_map(key) for key in ("provider_options", "session_options")}
     for key, values in options.items():
         for name, value in values.items():
             why = option_value_problem(name, value)
             if why:
-                f.problems.add(child(ort.at(key), name), f"path-like option {value!r} {why}")
+                f.problems.unsafe(child(ort.at(key), name), f"path-like option {value!r} {why}")
     if len(f.problems.items) > before or model_file is None:
         return None
     return model_file, options["provider_options"], options["session_options"]

@@ -126,6 +126,11 @@ def _local_spans(zip_path: Path, infos: list[zipfile.ZipInfo], start_dir: int) -
     spans = []
     with open(zip_path, "rb") as fh:
         for info in infos:
+            if not 0 <= info.header_offset < start_dir:
+                raise BundleError(
+                    f"{zip_path}: member {info.filename!r} has an offset outside the archive",
+                    path=zip_path,
+                )
             fh.seek(info.header_offset)
             header = fh.read(30)
             if len(header) != 30 or header[:4] != b"PK\x03\x04":
@@ -303,6 +308,9 @@ def extract_zip(zip_path: Path, *, cache: FileCache | None = None, force: bool =
             fsync_tree(staged)
             place_dir(staged, target)  # atomic, also over a concurrent or stale extraction
     except _ZIP_ERRORS as exc:
+        cause = exc.__context__
+        if isinstance(cause, OSError):  # zipfile reports a failed read as BadZipFile
+            raise OSError(cause.errno, cause.strerror, os.fspath(zip_path)) from cause
         raise BundleError(f"{zip_path}: not a readable zip: {exc}", path=zip_path) from None
     except PermissionError as exc:
         raise CacheError(f"cannot extract {zip_path} into {bundles}: {exc}", path=bundles) from None
