@@ -127,3 +127,16 @@ def test_drifting_load_is_cancelled_by_measuring_together() -> None:
         "mode": "sequential",
         "spinning": False,
     }
+
+
+def test_defaults_kept_when_they_win_the_final_measurement() -> None:
+    # threads=2 looks best while searching; in the final, longest measurement the
+    # defaults are faster: tune must not report a pick slower than the defaults.
+    def measure(point: Mapping[str, Any], effort: int) -> float:
+        if effort >= 2:
+            return 1.0 if point == SPACE.default() else 2.0
+        return separable(point)
+
+    result = coordinate_descent(SPACE, pointwise(measure))
+    assert result.best == SPACE.default() and result.best_ms == result.default_ms == 1.0
+    assert result.strategy.endswith("+kept-defaults")

@@ -107,10 +107,12 @@ def coordinate_descent(
     max_passes: int = 3,
     finalists: int = 3,
     final_effort: int = 2,
+    min_gain: float = 0.01,
     clock: Callable[[], float] = time.perf_counter,
 ) -> SearchResult:
     """Best point of ``space`` by coordinate descent within ``budget_s`` seconds. For each
-    dimension, the current point and its neighbours along it are measured together; the
+    dimension, the current point and its neighbours along it are measured together; a
+    neighbour replaces the current point only when ``min_gain`` (a fraction) faster. The
     default point always reaches the final round, so the pick is never a noisy loss."""
     start = clock()
     over = (lambda: clock() - start >= budget_s) if budget_s is not None else (lambda: False)
@@ -128,7 +130,7 @@ def coordinate_descent(
             ms = measure(group, 0)
             scores.update({key(p): m for p, m in zip(group, ms, strict=True)})
             best = min(range(len(group)), key=lambda i: ms[i])
-            if best != 0:
+            if best != 0 and ms[best] < ms[0] * (1.0 - min_gain):
                 current, changed = group[best], True
         if not changed or stopped:
             break
@@ -141,6 +143,9 @@ def coordinate_descent(
     pair = _unique([result.best, default])
     ms = measure(pair, final_effort)
     result.best_ms, result.default_ms = ms[0], ms[-1]
+    if result.default_ms < result.best_ms:  # the defaults won the last word: keep them
+        result.best, result.best_ms = dict(default), result.default_ms
+        result.strategy += "+kept-defaults"
     result.stopped_by_budget = stopped
     result.elapsed_s = clock() - start
     return result

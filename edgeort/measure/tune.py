@@ -103,7 +103,8 @@ def knobs_from_point(point: Mapping[str, Any]) -> Knobs:
 class SessionMeasure:
     """The :data:`~edgeort.measure.search.GroupMeasure` of real sessions: one session per
     point (the last ``keep`` are kept, so re-measuring costs no new session); a group's
-    runs are interleaved in ``rounds`` blocks; each point gets ``n * 2**effort`` runs,
+    runs are interleaved in up to ``rounds`` blocks (one run per block for slow models);
+    each point gets ``n * 2**effort`` runs,
     where ``n`` is ``runs`` or more for fast models (a measurement lasts at least
     ``min_seconds``); the result is each point's median in ms."""
 
@@ -115,7 +116,7 @@ class SessionMeasure:
         dims: Mapping[str, int] | None = None,
         runs: int = 15,
         warmup: int = 3,
-        rounds: int = 5,
+        rounds: int = 40,
         min_seconds: float = 0.02,
         keep: int = 12,
     ) -> None:
@@ -144,11 +145,12 @@ class SessionMeasure:
 
     def __call__(self, points: Sequence[Mapping[str, Any]], effort: int) -> list[float]:
         entries = [self._session(p) for p in points]
+        totals = [n * (2**effort) for _s, _f, n in entries]
+        rounds = max(1, min(self.rounds, max(totals)))
         times: list[list[float]] = [[] for _ in points]
-        for _ in range(self.rounds):
-            for i, (session, feeds, n) in enumerate(entries):
-                block = max(1, -(-n * (2**effort) // self.rounds))
-                times[i] += time_runs(session, feeds, runs=block)
+        for _ in range(rounds):
+            for i, (session, feeds, _n) in enumerate(entries):
+                times[i] += time_runs(session, feeds, runs=max(1, -(-totals[i] // rounds)))
         return [float(np.median(t) * 1000.0) for t in times]
 
 
