@@ -132,3 +132,24 @@ def test_doctor_text(tmp_path: Path) -> None:
 def test_missing_path_is_a_usage_error(tmp_path: Path) -> None:
     result = invoke("doctor", tmp_path / "nope.onnx")
     assert result.exit_code == 2
+
+
+def test_every_command_on_the_example_model(tmp_path: Path, repo_root: Path) -> None:
+    """The shipped example (examples/digits) in a bundle: all four commands, --json."""
+    example = repo_root / "examples" / "digits" / "model.onnx"
+    bundle = small_bundle(tmp_path, example)
+    bench = as_json(invoke("bench", bundle, "--runs", 3, "--json"), "bench")
+    assert bench["results"][0]["input_shapes"] == {"image": [1, 1, 8, 8]}
+    prof = as_json(
+        invoke("profile", bundle, "--runs", 2, "--output", tmp_path, "--json"), "profile"
+    )
+    assert {"Conv", "MaxPool", "Gemm"} <= {o["op_type"] for o in prof["results"][0]["op_types"]}
+    tune = as_json(invoke("tune", bundle, "--budget", 2, "--runs", 3, "--json"), "tune")
+    assert tune["results"][0]["best"]["threads"] >= 1
+    doc = as_json(invoke("doctor", bundle, "--json"), "doctor")
+    assert {r["target"] for r in doc["partitions"]["cpu-fp32"]} == {"cpu"}
+    assert {f["check"] for f in doc["findings"]} >= {
+        "missing-fusion",
+        "thread-contention",
+        "arena-growth",
+    }

@@ -130,6 +130,8 @@ def summarize_trace(
     for e in nodes:
         args = e.get("args", {})
         op, provider = str(args.get("op_name", "?")), str(args.get("provider", "?"))
+        if op.startswith(provider) and provider != "?":
+            op = f"{provider} partition"  # a compiled EP partition (fused node)
         name = str(e["name"])[: -len("_kernel_time")]
         dur = float(e.get("dur", 0)) / 1000.0
         per_op.setdefault(op, []).append(dur)
