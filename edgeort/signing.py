@@ -24,12 +24,18 @@ from pathlib import Path
 from typing import Any
 
 from edgeort import _fs
-from edgeort._dirs import cache_dir
 from edgeort.bundle import Bundle, open_bundle, read_bundle, verify_bundle
-from edgeort.bundle._cache import private_dir
-from edgeort.bundle._json import canonical_json, compact_json, loads_strict, read_json_file
+from edgeort.bundle._fields import Fields
+from edgeort.bundle._json import (
+    Problems,
+    canonical_json,
+    compact_json,
+    loads_strict,
+    read_json_file,
+)
 from edgeort.bundle._manifest import COMPONENT_JSON, MANIFEST_JSON, SIGNATURE_JSON
 from edgeort.bundle._place import place_file
+from edgeort.bundle._replay import check_sequence
 from edgeort.bundle._zip import write_zip
 from edgeort.errors import BundleError, SignatureError, UsageError
 
@@ -114,8 +120,8 @@ def _public_key(pem: bytes, where: str) -> Any:
 def load_trusted_keys(spec: KeySpec) -> dict[str, Any]:
     """Trusted Ed25519 public keys by key id, from PEM bytes/text, a PEM file, a
     directory of ``*.pem``/``*.pub`` files, or a sequence of those."""
-    single = isinstance(spec, bytes | str | os.PathLike)
-    items: list[bytes | str | os.PathLike[str]] = [spec] if single else list(spec)  # type: ignore[list-item]
+    items: list[bytes | str | os.PathLike[str]]
+    items = [spec] if isinstance(spec, bytes | str | os.PathLike) else list(spec)
     keys: dict[str, Any] = {}
     for item in items:
         if (
@@ -234,7 +240,8 @@ def sign_bundle(
     return path
 
 
-def _read_signature(bundle: Bundle) -> dict[str, Any]:
+def _read_signature(bundle: Bundle) -> tuple[str, dict[str, Any], bytes]:
+    """(key id, payload, signature bytes) from signature.json, or SignatureError."""
     path = bundle.root / SIGNATURE_JSON
     if not os.path.lexists(path):
         raise SignatureError(
@@ -244,82 +251,43 @@ def _read_signature(bundle: Bundle) -> dict[str, Any]:
         doc, _ = read_json_file(path, name=SIGNATURE_JSON, max_bytes=MAX_SIGNATURE_BYTES)
     except BundleError as exc:
         raise SignatureError(str(exc), path=path) from None
-    problems = _signature_problems(doc)
-    if problems:
-        raise SignatureError(
-            f"{SIGNATURE_JSON} in {bundle.source}: {'; '.join(problems)}", path=path
-        )
-    return doc  # type: ignore[no-any-return]
-
-
-def _signature_problems(doc: Any) -> list[str]:
-    if not isinstance(doc, dict):
-        return ["$: expected an object"]
-    expected = {"algorithm": "ed25519", "format": FORMAT, "format_version": FORMAT_VERSION}
-    problems = [
-        f"$.{k}: expected {v!r}"
-        for k, v in expected.items()
-        if doc.get(k) != v or isinstance(doc.get(k), bool)
-    ]
-    if set(doc) != {*expected, "key_id", "payload", "signature"}:
-        problems.append(f"$: keys {sorted(doc)} differ from the signature format")
-    if not isinstance(doc.get("key_id"), str) or not _HEX64.match(doc["key_id"]):
-        problems.append("$.key_id: expected 64 lowercase hex digits")
-    payload = doc.get("payload")
-    if not isinstance(payload, dict) or set(payload) != set(PAYLOAD_KEYS):
-        return [*problems, f"$.payload: expected an object with keys {list(PAYLOAD_KEYS)}"]
-    for key in ("manifest_sha256", "component_sha256"):
-        if not isinstance(payload[key], str) or not _HEX64.match(payload[key]):
-            problems.append(f"$.payload.{key}: expected 64 lowercase hex digits")
-    for key in ("package_name", "package_version"):
-        if not isinstance(payload[key], str):
-            problems.append(f"$.payload.{key}: expected a string")
-    seq = payload["sequence"]
-    if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < 2**63:
-        problems.append("$.payload.sequence: expected an integer in [0, 2**63)")
+    problems = Problems(f"{SIGNATURE_JSON} in {bundle.source}", path)
+    f = Fields.of(doc, "$", problems)
+    if f is None:
+        problems.raise_if_any(SignatureError)
+    assert f is not None
+    f.only(("algorithm", "format", "format_version", "key_id", "payload", "signature"))
+    for key, value in (("algorithm", "ed25519"), ("format", FORMAT)):
+        if f.data.get(key) != value:
+            problems.expect(f.at(key), f.data.get(key), repr(value))
+    f.integer("format_version", minimum=FORMAT_VERSION, maximum=FORMAT_VERSION)
+    kid = _hex(f, "key_id")
+    payload = f.obj("payload")
+    if payload is not None:
+        payload.only(PAYLOAD_KEYS)
+        for key in ("manifest_sha256", "component_sha256"):
+            _hex(payload, key)
+        payload.text("package_name", max_len=128)
+        payload.text("package_version", max_len=64)
+        payload.integer("sequence")
+    signature = b""
     try:
-        if len(base64.b64decode(doc.get("signature", ""), validate=True)) != 64:
-            problems.append("$.signature: expected base64 of 64 bytes")
-    except (binascii.Error, TypeError, ValueError):
-        problems.append("$.signature: not base64")
-    return problems
+        signature = base64.b64decode(f.text("signature", max_len=128) or "", validate=True)
+    except binascii.Error:
+        problems.add(f.at("signature"), "not base64")
+    if len(signature) != 64 and "signature" in f.data:
+        problems.add(f.at("signature"), "expected base64 of a 64-byte Ed25519 signature")
+    problems.raise_if_any(SignatureError)
+    assert kid is not None and payload is not None
+    return kid, payload.data, signature
 
 
-def _check_sequence(payload: dict[str, Any]) -> None:
-    """Refuse a sequence lower than the highest accepted for this package (replay)."""
-    store = cache_dir() / "signing"
-    why = private_dir(store)
-    if why:
-        log.warning("replay protection disabled (cannot keep sequence numbers): %s", why)
-        return
-    path = store / "sequences.json"
-    try:
-        seen = loads_strict(path.read_bytes(), name=str(path))
-    except FileNotFoundError:
-        seen = {}
-    except (OSError, BundleError) as exc:
-        log.warning("sequence store %s unreadable, starting afresh: %s", path, exc)
-        seen = {}
-    seen = seen if isinstance(seen, dict) else {}
-    name, seq = payload["package_name"], payload["sequence"]
-    last = seen.get(name) if isinstance(seen.get(name), dict) else {}
-    last_seq = last.get("sequence", -1) if isinstance(last.get("sequence"), int) else -1
-    if seq < last_seq:
-        raise SignatureError(
-            f"replayed bundle: {name!r} signed with sequence {seq}, but sequence {last_seq} "
-            f"(version {last.get('package_version')!r}) was already accepted on this device"
-        )
-    if seq == last_seq:
-        if last.get("manifest_sha256") != payload["manifest_sha256"]:
-            raise SignatureError(
-                f"{name!r}: sequence {seq} was already accepted for different contents"
-            )
-        return
-    seen[name] = {k: payload[k] for k in ("sequence", "manifest_sha256", "package_version")}
-    try:
-        _fs.atomic_write_bytes(path, canonical_json(seen))
-    except OSError as exc:
-        log.warning("cannot record sequence in %s: %s", path, exc)
+def _hex(f: Fields, key: str) -> str | None:
+    value = f.text(key, max_len=64)
+    if value is not None and not _HEX64.match(value):
+        f.problems.add(f.at(key), "expected 64 lowercase hex digits")
+        return None
+    return value
 
 
 def verify_signature(bundle: Bundle, trusted_public_keys: KeySpec) -> str:
@@ -332,8 +300,7 @@ def verify_signature(bundle: Bundle, trusted_public_keys: KeySpec) -> str:
     keys = load_trusted_keys(trusted_public_keys)
     from cryptography.exceptions import InvalidSignature
 
-    doc = _read_signature(bundle)
-    kid, payload = doc["key_id"], doc["payload"]
+    kid, payload, signature = _read_signature(bundle)
     key = keys.get(kid)
     if key is None:
         raise SignatureError(
@@ -342,7 +309,7 @@ def verify_signature(bundle: Bundle, trusted_public_keys: KeySpec) -> str:
             path=bundle.root / SIGNATURE_JSON,
         )
     try:
-        key.verify(base64.b64decode(doc["signature"]), DOMAIN + compact_json(payload))
+        key.verify(signature, DOMAIN + compact_json(payload))
     except InvalidSignature:
         raise SignatureError(
             f"{bundle.source}: signature does not verify with key {kid[:16]}... "
@@ -357,5 +324,5 @@ def verify_signature(bundle: Bundle, trusted_public_keys: KeySpec) -> str:
             "the manifest was modified or the signature copied from another bundle",
             path=bundle.root / SIGNATURE_JSON,
         )
-    _check_sequence(payload)
+    check_sequence(payload)
     return str(kid)

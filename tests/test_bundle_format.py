@@ -36,7 +36,12 @@ def test_round_trip_fields(tmp_path: Path) -> None:
     root = sample_bundle(tmp_path)
     b = open_bundle(root)
     assert isinstance(b, Bundle)
-    assert (b.package_name, b.package_version, b.source) == ("demo", "1", root.resolve())
+    assert (b.package_name, b.package_version, b.source, b.root) == (
+        "demo",
+        "1",
+        root,
+        root.resolve(),
+    )
     (v,) = b.variants
     assert isinstance(v, Variant)
     assert (v.name, v.ep, v.device, v.directory, v.model_file) == (
@@ -149,6 +154,14 @@ def test_extra_metadata_is_kept_and_numpy_scalars_become_json(tmp_path: Path) ->
     assert b.variants[0].metadata["vendor"] == {"note": "kept", "n": [1, 2]}
     assert b.variants[0].metadata["accuracy"] == {"value": 0.25, "passed": True}
     assert b.metadata["team"] == "x"
+
+
+def test_symlinked_root_is_followed_once(tmp_path: Path) -> None:
+    root = sample_bundle(tmp_path)
+    current = tmp_path / "current"
+    current.symlink_to(root)
+    b = open_bundle(current)
+    assert (b.source, b.root) == (current, root.resolve())
 
 
 def test_unknown_variant_name_is_a_usage_error(tmp_path: Path) -> None:

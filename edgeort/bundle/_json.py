@@ -189,7 +189,9 @@ class Problems:
     def __iter__(self) -> Iterator[str]:
         return iter(self.items)
 
-    def raise_if_any(self) -> None:
+    def raise_if_any(self, error: type[BundleError] | None = None) -> None:
+        """Raise every problem in one error: ``error``, else IntegrityError for unsafe
+        paths, else BundleError."""
         if not self.items:
             return
         if len(self.items) == 1:
@@ -198,4 +200,5 @@ class Problems:
             lines = "\n".join(f"  - {item}" for item in self.items[:50])
             more = f"\n  ... and {len(self.items) - 50} more" if len(self.items) > 50 else ""
             message = f"{self.name}: {len(self.items)} problems:\n{lines}{more}"
-        raise (IntegrityError if self.integrity else BundleError)(message, path=self.path)
+        error = error or (IntegrityError if self.integrity else BundleError)
+        raise error(message, path=self.path)

@@ -9,6 +9,7 @@ touches the variant files; ``_verify.py`` does.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -240,10 +241,13 @@ def _parse_component(data: Any, problems: Problems, *, strict: bool) -> tuple[Va
 
 
 def read_bundle(root: Path, *, source: Path | None = None) -> Bundle:
-    """Parse the two JSON files of the bundle directory ``root`` (no file verification)."""
-    root = Path(root)
-    if not root.is_dir() or root.is_symlink():
-        raise BundleError(f"{root}: not a bundle directory", path=root)
+    """Parse the two JSON files of the bundle directory ``root`` (no file verification).
+    ``Bundle.root`` is the real path (a symlinked root such as ``current/`` is followed
+    once; links inside the bundle are refused by verification)."""
+    given = Path(root)
+    root = Path(os.path.realpath(given))
+    if not root.is_dir():
+        raise BundleError(f"{given}: not a bundle directory", path=given)
     manifest, mbytes = read_json_file(root / MANIFEST_JSON, name=MANIFEST_JSON)
     component_path = root / COMPONENT / "component.json"
     if (root / COMPONENT).is_symlink():
@@ -253,7 +257,7 @@ def read_bundle(root: Path, *, source: Path | None = None) -> Bundle:
         manifest,
         component,
         root=root,
-        source=source,
+        source=source if source is not None else given,
         manifest_sha256=hashlib.sha256(mbytes).hexdigest(),
         component_sha256=hashlib.sha256(cbytes).hexdigest(),
     )

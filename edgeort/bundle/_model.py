@@ -11,13 +11,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from edgeort.bundle._fields import Fields, is_int
 from edgeort.bundle._json import Problems, child
 from edgeort.bundle._paths import NAME_RE, option_value_problem, twin_problems
 
 __all__ = ["FileEntry", "TensorSpec", "Variant"]
+
+T = TypeVar("T")
 
 SHA256_RE = re.compile(r"[0-9a-f]{64}\Z")
 DTYPE_RE = re.compile(r"[a-z][a-z0-9_]{0,31}\Z")
@@ -35,8 +37,9 @@ ORT_KEYS = ("model_file", "provider_options", "session_options")
 MAX_RANK = 64
 
 
-def _raise(problems: Problems, result: Any) -> Any:
+def _raise(problems: Problems, result: T | None) -> T:
     problems.raise_if_any()
+    assert result is not None
     return result
 
 
@@ -226,7 +229,7 @@ class Variant:
         ort, ed = _ort(f), _edgeort(f)
         if len(problems.items) > before or None in (ort, ed, directory, ep):
             return None
-        assert ort is not None and ed is not None
+        assert ort is not None and ed is not None and ep is not None and directory is not None
         model_file, provider_options, session_options = ort
         if model_file not in {e.path for e in ed["files"]}:
             problems.add(

@@ -131,7 +131,7 @@ def _variant_json(spec: VariantSpec, files: list[FileEntry]) -> dict[str, Any]:
         "ep_package": spec.ep_package,
         "files": [f.to_json() for f in files],
     }
-    ort = {"model_file": spec.model_file}
+    ort: dict[str, Any] = {"model_file": spec.model_file}
     for key in ("provider_options", "session_options"):
         if getattr(spec, key):
             ort[key] = dict(getattr(spec, key))

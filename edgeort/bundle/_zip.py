@@ -45,8 +45,17 @@ MAX_TOTAL = 16 * 1024**3
 MAX_RATIO = 250
 RATIO_MIN_SIZE = 1024 * 1024
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
-_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, ValueError)
-_ZIP_ERRORS += (NotImplementedError, struct.error, OverflowError, KeyError)
+_ZIP_ERRORS: tuple[type[Exception], ...] = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    EOFError,
+    ValueError,
+    NotImplementedError,
+    struct.error,
+    OverflowError,
+    KeyError,
+)
 
 
 def is_zip(path: Path) -> bool:
