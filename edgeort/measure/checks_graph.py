@@ -50,7 +50,7 @@ def _maps(
 def _back_to_matmul(node: GraphNode, producer: Mapping[str, GraphNode], hops: int) -> bool:
     frontier = [producer[i] for i in node.inputs[:1] if i in producer]
     for _ in range(hops):
-        nxt = []
+        nxt: list[GraphNode] = []
         for n in frontier:
             if n.op_type in _MATMULS:
                 return True
@@ -65,7 +65,7 @@ def _forward_to_matmul(
 ) -> bool:
     frontier = [c for o in node.outputs for c in consumers.get(o, [])]
     for _ in range(hops):
-        nxt = []
+        nxt: list[GraphNode] = []
         for n in frontier:
             if n.op_type in _MATMULS:
                 return True

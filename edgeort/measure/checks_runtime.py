@@ -142,8 +142,8 @@ def check_arena(
     if not graph.dynamic_inputs:
         return Finding("arena-growth", "skipped", label, "all input shapes are fixed")
     inputs = create_session(target).get_inputs()
-    dims_list = [d for d in (_dims_for(inputs, size) for size in sizes) if d is not None]
-    dims_list, refused = _usable_dims(target, dims_list)
+    wanted = [d for d in (_dims_for(inputs, size) for size in sizes) if d is not None]
+    dims_list, refused = _usable_dims(target, wanted)
     if len(dims_list) < 2:
         why = f"the model refuses larger shapes: {refused}" if refused else "memory cap"
         return Finding("arena-growth", "skipped", label, f"no larger shape to try ({why})")

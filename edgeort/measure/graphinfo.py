@@ -116,12 +116,13 @@ def _infer_shapes(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
 
     try:
         inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
-        if inferred is not None:
+        if isinstance(inferred, onnx.ModelProto):
             return inferred
     except Exception as exc:  # it raises plain Exceptions on models it cannot follow
         log.info("symbolic shape inference failed on %s: %s", path, exc)
     try:
-        return shape_inference.infer_shapes(model)
+        inferred_onnx: onnx.ModelProto = shape_inference.infer_shapes(model)
+        return inferred_onnx
     except Exception as exc:
         log.info("shape inference failed on %s: %s", path, exc)
         return model

@@ -115,9 +115,14 @@ def coordinate_descent(
     neighbour replaces the current point only when ``min_gain`` (a fraction) faster. The
     default point always reaches the final round, so the pick is never a noisy loss."""
     start = clock()
-    over = (lambda: clock() - start >= budget_s) if budget_s is not None else (lambda: False)
+
+    def over() -> bool:
+        return budget_s is not None and clock() - start >= budget_s
+
     default = space.default()
-    current, scores, stopped = dict(default), {}, False
+    current: dict[str, Any] = dict(default)
+    scores: dict[Point, float] = {}
+    stopped = False
     for _ in range(max_passes):
         changed = False
         for dim in space.dimensions:

@@ -146,8 +146,8 @@ def _apply(so: ort.SessionOptions, knobs: Knobs, *, config: bool = True) -> ort.
         so.enable_mem_pattern = knobs.mem_pattern
     if knobs.cpu_arena is not None:
         so.enable_cpu_mem_arena = knobs.cpu_arena
-    for dim, value in knobs.free_dims.items():
-        so.add_free_dimension_override_by_name(dim, int(value))
+    for dim, size in knobs.free_dims.items():
+        so.add_free_dimension_override_by_name(dim, int(size))
     if config:
         for key, value in _config_entries(knobs).items():
             so.add_session_config_entry(key, value)
