@@ -34,7 +34,7 @@ from edgeort.bundle._json import (
     read_json_file,
 )
 from edgeort.bundle._manifest import COMPONENT_JSON, MANIFEST_JSON, SIGNATURE_JSON
-from edgeort.bundle._place import place_file
+from edgeort.bundle._place import locked, place_file
 from edgeort.bundle._replay import check_sequence
 from edgeort.bundle._zip import write_zip
 from edgeort.errors import BundleError, SignatureError, UsageError
@@ -226,7 +226,7 @@ def sign_bundle(
     if path.is_file():
         bundle = open_bundle(path, trusted_keys=())
         doc = _signature_doc(bundle, private, sequence)
-        with _fs.staging_dir(path) as tmp:
+        with _fs.staging_dir(path) as tmp, locked(tmp):
             write_zip(bundle.root, tmp / "signed.zip", extra={SIGNATURE_JSON: doc})
             place_file(tmp / "signed.zip", path)
         shutil.rmtree(tmp, ignore_errors=True)

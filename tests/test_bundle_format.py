@@ -222,3 +222,10 @@ def test_reader_rejects_newer_format_version(tmp_path: Path) -> None:
     (root / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match="newer edgeort"):
         open_bundle(root)
+
+
+def test_relative_output_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    root = sample_bundle(Path("rel"), external="w.bin")
+    assert root == Path("rel/b.ortpackage")
+    assert open_bundle(root).root == (tmp_path / "rel/b.ortpackage").resolve()

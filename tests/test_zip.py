@@ -224,3 +224,17 @@ def test_tampered_extraction_is_replaced(tmp_path: Path) -> None:
     again = open_bundle(z)
     assert (again.root / MODEL).read_bytes() == good
     assert [p for p in _bundles_dir_entries() if p.startswith(".edgeort-tmp")] == []
+
+
+def test_writer_stores_highly_compressible_members(tmp_path: Path) -> None:
+    from edgeort.bundle import write_bundle
+    from tests.test_bundle_support import make_model, make_spec
+
+    src = tmp_path / "src"
+    make_model(src / "model.onnx")
+    (src / "zeros.bin").write_bytes(bytes(2 << 20))
+    z = write_bundle(tmp_path / "z.zip", [make_spec(src)], package_name="z", zip=True)
+    with zipfile.ZipFile(z) as zf:
+        assert zf.getinfo("model/cpu-fp32/zeros.bin").compress_type == zipfile.ZIP_STORED
+        assert zf.getinfo(MODEL).compress_type == zipfile.ZIP_DEFLATED
+    assert (open_bundle(z).root / "model/cpu-fp32/zeros.bin").stat().st_size == 2 << 20

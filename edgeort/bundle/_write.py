@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,6 @@ from edgeort.bundle._manifest import (
     FORMAT,
     FORMAT_VERSION,
     MANIFEST_JSON,
-    Bundle,
     read_bundle,
 )
 from edgeort.bundle._model import FileEntry, TensorSpec
@@ -192,7 +192,8 @@ def _roundtrip(value: Any) -> Any:
     return json.loads(json.dumps(value, default=_jsonable, allow_nan=False))
 
 
-def _stage(root: Path, specs: Sequence[VariantSpec], head: dict[str, Any]) -> Bundle:
+def _stage(root: Path, specs: Sequence[VariantSpec], head: dict[str, Any]) -> None:
+    """Copy, hash and describe every variant under ``root``; re-read it as a device would."""
     variants = {}
     for spec in specs:
         files = _copy_variant(spec, root / COMPONENT / spec.name)
@@ -205,20 +206,17 @@ def _stage(root: Path, specs: Sequence[VariantSpec], head: dict[str, Any]) -> Bu
         bundle = read_bundle(root)
         for v in bundle.variants:
             path = bundle.model_path(v)
-            check_external_refs(v, path.relative_to(root).as_posix(), _model_refs(path))
+            check_external_refs(v, path.relative_to(bundle.root).as_posix(), _model_refs(path))
     except BundleError as exc:
         if isinstance(exc.__context__, OSError):  # reading the staged copy back failed
             raise exc.__context__ from None
         raise UsageError(f"cannot write bundle: {exc}", option="variants") from None
-    return bundle
 
 
 def _publish_modes(root: Path) -> None:
-    """Staging dirs are private (mkdtemp); a finished bundle gets normal modes."""
-    umask = os.umask(0)
-    os.umask(umask)
-    for directory in [root, *(p for p in root.rglob("*") if p.is_dir())]:
-        os.chmod(directory, 0o777 & ~umask)
+    """The staging root is private (mkdtemp, 0700); give it the mode its subdirectories
+    got from ``mkdir`` (0777 minus the umask), without touching the process umask."""
+    os.chmod(root, stat.S_IMODE(os.stat(root / COMPONENT).st_mode))
 
 
 def write_bundle(
