@@ -196,3 +196,18 @@ def test_doctor_json_is_plain_data(planted: Path) -> None:
     assert np.isfinite(
         [r["pct_supported"] for r in data["partitions"]["planted_fallback.onnx"]]
     ).all()
+
+
+def test_a_session_ort_refuses_becomes_a_skipped_finding(tmp_path: Path) -> None:
+    # QNN's HTP simulator cannot finalise this BERT-like graph at sequence 1 (a real ORT error).
+    from dataclasses import replace
+
+    from edgeort.measure.session import Knobs
+
+    qnn_or_skip()
+    resolved = resolve(make_bert_like(tmp_path), ep=QNN)
+    fixed = Knobs(free_dims={"batch": 1, "sequence": 1})
+    resolved = replace(resolved, targets=tuple(replace(t, knobs=fixed) for t in resolved.targets))
+    report = doctor(resolved)
+    runtime = [f for f in report.findings if f.check in {"thread-contention", "io-copies"}]
+    assert runtime and all(f.status == "skipped" and "could not run" in f.title for f in runtime)

@@ -209,14 +209,26 @@ def _model_checks(
     return findings, reports
 
 
+def _guarded(check: str, target: Target, fn: Callable[[], Finding]) -> Finding:
+    """Run one check; a session ORT refuses becomes a skipped finding saying why."""
+    try:
+        return fn()
+    except EdgeortError as exc:
+        return Finding(check, "skipped", target.label, f"could not run: {exc}", detail=str(exc))
+
+
 def _runtime_checks(target: Target, cores: int, graph: GraphInfo, step: Step) -> list[Finding]:
     step(f"{target.label}: threads 1 vs {cores}")
-    out = [check_threads(target, cores)]
+    out = [_guarded("thread-contention", target, lambda: check_threads(target, cores))]
     step(f"{target.label}: arena growth with dynamic shapes")
-    out.append(check_arena(target, graph))
+    out.append(_guarded("arena-growth", target, lambda: check_arena(target, graph)))
     if target.ep != CPU:
-        session = create_session(target, record_placement=True)
-        out.append(check_copies(target, placement(session), session))
+
+        def copies() -> Finding:
+            session = create_session(target, record_placement=True)
+            return check_copies(target, placement(session), session)
+
+        out.append(_guarded("io-copies", target, copies))
     return out
 
 
