@@ -42,6 +42,7 @@ from tests.test_trust_support import (
     age_leftovers,
     count_calls,
     leftovers,
+    record,
     source_dir,
     write_version,
 )
@@ -83,12 +84,17 @@ class Campaign:
     trials: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
+    escapes: int = 0  # exceptions that are not EdgeortError
 
     def check(self, ok: bool, what: str) -> None:
         if not ok and len(self.problems) < 20:
             self.problems.append(what)
 
     def assert_clean(self) -> None:
+        record(
+            "faults", campaign=self.name, trials=self.trials, outcomes=dict(self.outcomes),
+            problems=len(self.problems), escapes=self.escapes,
+        )  # fmt: skip
         assert self.trials > 0
         assert not self.problems, f"{self.name}: {len(self.problems)} problem(s):\n" + "\n".join(
             self.problems
@@ -107,6 +113,16 @@ def run_faulted(op: Callable[[], Any], name: str, k: int, sticky: bool) -> tuple
 
 def _error_ok(exc: BaseException, name: str, expected: tuple[type, ...]) -> bool:
     return isinstance(exc, expected) and os.strerror(ERRNOS[name]) in str(exc)
+
+
+def _judge(
+    camp: Campaign, exc: BaseException, name: str, expected: tuple[type, ...], where: str
+) -> None:
+    """The promised error class, naming the errno's text; anything else is a problem,
+    and an exception outside the EdgeortError tree also counts as an escape."""
+    if not isinstance(exc, EdgeortError):
+        camp.escapes += 1
+    camp.check(_error_ok(exc, name, expected), f"{where}: raised {exc!r}")
 
 
 # --------------------------------------------------------------------------- writing
@@ -154,7 +170,7 @@ def _write_campaign(
         if exc is None:
             camp.check(is_new, f"{where}: succeeded but the target is not the new bundle")
         else:
-            camp.check(_error_ok(exc, name, (PackageError,)), f"{where}: raised {exc!r}")
+            _judge(camp, exc, name, (PackageError,), where)
             camp.check(is_old or is_new, f"{where}: target is neither old nor new: {exc}")
         if not zip and state is not None and (is_old or is_new):
             bundle = open_bundle(out)  # verifies every byte
@@ -264,7 +280,7 @@ def _extract_campaign(tmp: Path, *, before: str) -> Campaign:
         camp.outcomes[type(exc).__name__ if exc else "ok"] += 1
         if exc is not None:
             expected = (CacheError,) if fs.first_writes else (CacheError, BundleError)
-            camp.check(_error_ok(exc, name, expected), f"{where}: raised {exc!r}")
+            _judge(camp, exc, name, expected, where)
         state = _cache_state(good, tampered)
         camp.check(state in allowed, f"{where}: cache holds {state}")
         camp.check(_verified_json_ok(), f"{where}: verified.json is partial")
@@ -318,7 +334,7 @@ def test_tune_cache_write_survives_every_fault(tmp_path: Path) -> None:
         camp.trials += 1
         where = f"{name} at call {k} in {fs.failed[0] if fs.failed else 'nothing'}"
         if exc is not None:
-            camp.check(_error_ok(exc, name, (CacheError,)), f"{where}: raised {exc!r}")
+            _judge(camp, exc, name, (CacheError,), where)
         entry = read_tuning(variant, device)
         got = entry["latency_ms"] if entry else None
         camp.check(got in (1.0, 0.5), f"{where}: tune entry now {got}")
@@ -358,7 +374,7 @@ def test_package_write_step_survives_every_fault(
             camp.trials += 1
             camp.outcomes[type(exc).__name__ if exc else "ok"] += 1
             if exc is not None:
-                camp.check(_error_ok(exc, name, (PackageError,)), f"{where}: raised {exc!r}")
+                _judge(camp, exc, name, (PackageError,), where)
             state = tree(out) if out.is_dir() else None
             camp.check(state in (old, new), f"{where}: target is neither old nor new")
             if leftovers(out.parent):

@@ -7,8 +7,9 @@ under test runs against the real file system, only one call fails, as a full dis
 failing device would make it fail. It also counts the calls of a clean run, so a test can
 fail every one of them in turn.
 
-``EDGEORT_SOAK=1`` makes the size helpers return the long-run sizes
-(``benchmarks/soak.py`` sets it).
+``EDGEORT_SOAK=1`` makes :func:`size` return the long-run sizes, and
+``EDGEORT_SOAK_STATS=<file>`` makes :func:`record` append each test's figures there
+(``benchmarks/soak.py`` sets both).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import builtins
 import contextlib
 import errno
 import io
+import json
 import os
 import shutil
 import threading
@@ -42,10 +44,16 @@ SOAK = os.environ.get("EDGEORT_SOAK") == "1"
 
 def size(ci: int, soak: int) -> int:
     """``ci`` in the normal suite, ``soak`` under ``EDGEORT_SOAK=1``."""
-    env = os.environ.get("EDGEORT_SOAK_SCALE")
-    if SOAK:
-        return soak
-    return int(ci * float(env)) if env else ci
+    return soak if SOAK else ci
+
+
+def record(name: str, **stats: Any) -> None:
+    """Append one JSON line of figures to ``$EDGEORT_SOAK_STATS`` (benchmarks/soak.py
+    reads them); a no-op otherwise."""
+    path = os.environ.get("EDGEORT_SOAK_STATS")
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"name": name, **stats}, sort_keys=True, default=str) + "\n")
 
 
 # --------------------------------------------------------------------------- bundles
