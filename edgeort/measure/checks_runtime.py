@@ -6,14 +6,17 @@ never absolute times, and each is bounded by a small time budget.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-import psutil
 
+from edgeort.errors import ProviderError
 from edgeort.measure.bench import feeds_for
 from edgeort.measure.findings import Finding
 from edgeort.measure.graphinfo import GraphInfo
@@ -23,7 +26,6 @@ __all__ = ["CONTENTION_RATIO", "check_arena", "check_copies", "check_threads"]
 
 CONTENTION_RATIO = 1.3  # N-thread median over 1-thread median above this is a finding
 ARENA_RETAINED_MB = 8.0  # memory kept after large shapes above this is a finding
-_MB = 1024.0 * 1024.0
 
 
 def _interleaved_medians(
@@ -93,10 +95,6 @@ def check_threads(target: Target, cores: int, *, budget_s: float = 2.0) -> Findi
     )
 
 
-def _rss() -> int:
-    return int(psutil.Process().memory_info().rss)
-
-
 def _usable_dims(
     target: Target, dims_list: Sequence[Mapping[str, int]]
 ) -> tuple[list[Mapping[str, int]], str]:
@@ -116,19 +114,23 @@ def _usable_dims(
 def _arena_run(
     target: Target, dims_list: Sequence[Mapping[str, int]], shrink: bool
 ) -> tuple[float, float]:
-    """(MB kept after the big shapes, MB of peak growth) for one fresh session."""
-    session = create_session(target, Knobs(cpu_arena=True))
-    ro = ort.RunOptions()
-    if shrink:
-        ro.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-    small = feeds_for(session, dims=dims_list[0])
-    session.run(None, small, ro)
-    base = peak = _rss()
-    for dims in dims_list[1:]:
-        session.run(None, feeds_for(session, dims=dims), ro)
-        peak = max(peak, _rss())
-    session.run(None, small, ro)
-    return (_rss() - base) / _MB, (peak - base) / _MB
+    """(MB kept after the big shapes, MB of peak growth), measured in a fresh process
+    (:mod:`edgeort.measure.arena_child` says why)."""
+    job = {
+        "model": str(target.model_path),
+        "ep": target.ep,
+        "provider_options": dict(target.provider_options),
+        "dims_list": [dict(d) for d in dims_list],
+        "shrink": shrink,
+    }
+    cmd = [sys.executable, "-m", "edgeort.measure.arena_child"]
+    proc = subprocess.run(cmd, input=json.dumps(job), capture_output=True, text=True, timeout=600)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        why = (proc.stderr.strip().splitlines() or ["no output"])[-1][:300]
+        raise ProviderError(f"{target.label}: arena measurement failed: {why}", provider=target.ep)
+    data = json.loads(lines[-1])
+    return float(data["kept_mb"]), float(data["grew_mb"])
 
 
 MAX_ELEMENTS = 1 << 24  # largest input check_arena feeds (64 MB of float32)
