@@ -46,6 +46,8 @@ from edgeort._fs import atomic_write_text  # noqa: E402
 
 CPU = "CPUExecutionProvider"
 TARGETS = (("cpu", CPU), ("qnn", "QNNExecutionProvider"), ("openvino", "OpenVINOExecutionProvider"))
+# Provider options a plain session needs on a plugin EP's CPU device (QNN: no default backend).
+PLAIN_OPTIONS = {"QNNExecutionProvider": {"backend_type": "htp"}}
 LATENCY_SAMPLES = 16  # latency cycles through the first 16 real samples, same for everyone
 
 Outputs = Sequence[np.ndarray]
@@ -82,10 +84,12 @@ def _plain(key: str, group: str, label: str, path: Path, ep: str, precision: str
         from edgeort.providers import ep_devices
 
         so = ort.SessionOptions()
-        so.add_provider_for_devices([d for d in ep_devices(ep) if d.device.type.name == "CPU"], {})
+        devices = [d for d in ep_devices(ep) if d.device.type.name == "CPU"]
+        so.add_provider_for_devices(devices, PLAIN_OPTIONS.get(ep, {}))
         sess = ort.InferenceSession(str(path), so)
     ms = (time.perf_counter() - t0) * 1e3
-    spec = {"how": "ort", "path": str(path), "ep": ep, "device": "cpu"}
+    spec = {"how": "ort", "path": str(path), "ep": ep, "device": "cpu",
+            "options": PLAIN_OPTIONS.get(ep, {})}  # fmt: skip
     return Contender(key, group, label, sess.get_providers()[0], lambda f: sess.run(None, f),
                      spec, precision, size_bytes=path.stat().st_size, session_ms=ms,
                      keep=sess)  # fmt: skip
@@ -238,7 +242,7 @@ def _loadavg() -> list[float] | None:
         return None
 
 
-def run_model(spec: ModelSpec, args: argparse.Namespace) -> dict[str, Any]:
+def run_model(spec: ModelSpec, args: argparse.Namespace, machine: dict[str, Any]) -> dict[str, Any]:
     load_before = _loadavg()
     work = args.work / spec.name
     shutil.rmtree(work, ignore_errors=True)
@@ -276,6 +280,7 @@ def run_model(spec: ModelSpec, args: argparse.Namespace) -> dict[str, Any]:
                        "samples": len(samples.feeds)},
         "measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "software": {"python": machine["python"], "packages": machine["packages"]},
         "settings": _settings(args), "targets": targets,
         "load_average": {"before": load_before, "after": _loadavg()},
         "contenders": [_row(c, base) for c in cs],
@@ -322,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     say(f"machine {mid}: {machine['cpu_model_raw']}, flags {' '.join(machine['flags'])}")
     results = {}
     for name in names:
-        results[name] = run_model(known[name], args)
+        results[name] = run_model(known[name], args, machine)
         gc.collect()
     args.out.mkdir(parents=True, exist_ok=True)
     data = report.merge(args.out / "models.json", mid, machine, results)

@@ -105,11 +105,13 @@ def accuracy(
         if samples.labels is not None:
             out["top1_accuracy"] = round(float(np.mean(g.argmax(-1) == samples.labels)), 6)
         return out
-    cos, flat = [], []
+    cos, flat, tokens = [], [], []
     for feeds, r, g in zip(samples.feeds, ref, got, strict=True):
         mask = feeds["attention_mask"]
         cos.append(float(np.sum(_embedding(r, mask) * _embedding(g, mask))))
         flat.append(_cosine(r.ravel(), g.ravel()))
+        real = mask[0].astype(bool)
+        tokens.append(_cosine(r[0, real].ravel(), g[0, real].ravel()))
     arr = np.asarray(cos)
     return {
         "samples": int(arr.size),
@@ -118,6 +120,7 @@ def accuracy(
         "embedding_cosine_p05": round(float(np.percentile(arr, 5)), 6),
         # edgeort's gate metric: cosine of the whole last_hidden_state, padding included
         "hidden_state_cosine_mean": round(float(np.mean(flat)), 6),
+        "hidden_state_cosine_real_tokens_mean": round(float(np.mean(tokens)), 6),
     }
 
 

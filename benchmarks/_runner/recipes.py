@@ -53,6 +53,19 @@ class _Reader:
         self._it = iter(self._samples)
 
 
+QUANT_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger",
+             "DynamicQuantizeMatMul", "ConvInteger", "QAttention", "QLinearConv",
+             "QLinearMatMul")  # fmt: skip
+
+
+def _op_counts(path: Path) -> dict[str, int]:
+    """How many quantization ops the recipe produced (shows what it really quantized)."""
+    import onnx
+
+    ops = [n.op_type for n in onnx.load_model(str(path), load_external_data=False).graph.node]
+    return {op: ops.count(op) for op in QUANT_OPS if op in ops} | {"nodes": len(ops)}
+
+
 def _timed(
     key: str, label: str, out: Path, call: dict[str, Any], make: Callable[[], None]
 ) -> Built:
@@ -61,9 +74,9 @@ def _timed(
         make()
     except Exception as exc:  # a recipe that cannot be built is a result too
         log.warning("recipe %s failed: %s", key, exc)
-        return Built(
-            key, label, None, call, time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"
-        )
+        why = f"{type(exc).__name__}: {exc}"
+        return Built(key, label, None, call, round(time.perf_counter() - t0, 2), why)
+    call["op_counts"] = _op_counts(out)
     return Built(key, label, out, call, round(time.perf_counter() - t0, 2))
 
 
@@ -71,9 +84,16 @@ def _prepared(spec: ModelSpec, work: Path) -> Built:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     out = work / "export-pre.onnx"
-    call = {"fn": "quant_pre_process", "skip_optimization": False}
-    return _timed("fp32-pre", "fp32 export after quant_pre_process", out, call,
-                  lambda: quant_pre_process(str(spec.onnx), str(out)))  # fmt: skip
+    call: dict[str, Any] = {"fn": "quant_pre_process", "skip_symbolic_shape": False}
+
+    def make() -> None:
+        try:
+            quant_pre_process(str(spec.onnx), str(out))
+        except Exception as exc:  # e.g. "Incomplete symbolic shape inference" on MiniLM
+            call.update(skip_symbolic_shape=True, symbolic_shape_error=str(exc))
+            quant_pre_process(str(spec.onnx), str(out), skip_symbolic_shape=True)
+
+    return _timed("fp32-pre", "fp32 export after quant_pre_process", out, call, make)
 
 
 def _fused(spec: ModelSpec, work: Path) -> Built:

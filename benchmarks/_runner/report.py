@@ -39,6 +39,13 @@ def _num(v: Any, fmt: str = "{:.3f}") -> str:
     return "-" if v is None else fmt.format(v)
 
 
+def _software(sw: dict[str, Any] | None) -> str:
+    if not sw:
+        return ""
+    pk = ", ".join(f"{p} {v}" for p, v in sw["packages"].items() if v and p != "edgeort")
+    return f"Python {sw['python']}, {pk}. "
+
+
 def _loads(la: dict[str, Any] | None) -> str:
     if not la or not la.get("before"):
         return "unknown"
@@ -83,7 +90,8 @@ def _row(c: dict[str, Any], kind: str) -> str:
     else:
         cells += [_num(acc.get("embedding_cosine_mean"), "{:.5f}"),
                   _num(acc.get("embedding_cosine_min"), "{:.5f}"),
-                  _num(acc.get("hidden_state_cosine_mean"), "{:.4f}")]  # fmt: skip
+                  _num(acc.get("hidden_state_cosine_mean"), "{:.4f}") + " / "
+                  + _num(acc.get("hidden_state_cosine_real_tokens_mean"), "{:.4f}")]  # fmt: skip
     if c.get("error"):
         width = len(cells)
         cells = [c["label"], ep, c.get("precision") or "-", f"failed: {c['error']}"]
@@ -94,12 +102,28 @@ def _row(c: dict[str, Any], kind: str) -> str:
 def _table(model: dict[str, Any], groups: tuple[str, ...]) -> list[str]:
     kind = model["kind"]
     acc = ("top-1 (labels)", "top-1 agreement") if kind == "classifier" else (
-        "emb. cosine mean", "emb. cosine min", "hidden-state cosine")  # fmt: skip
+        "emb. cosine mean", "emb. cosine min",
+        "hidden-state cosine (all / real tokens)")  # fmt: skip
     head = ["variant", "EP", "precision", "median ms", "median ms (session.run)", "p95 ms",
             "speed vs naive", "size", "load ms (cold)", "first run ms", *acc]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += [_row(c, kind) for c in model["contenders"] if c["group"] in groups]
     return lines
+
+
+def _recipe_notes(model: dict[str, Any]) -> list[str]:
+    """What each recipe really produced (its quantization ops), and how it was called."""
+    out = []
+    for c in model["contenders"]:
+        call = (c.get("call") or {}) if c["group"] == "recipe" else {}
+        if not call or c["ep"] != "CPUExecutionProvider":
+            continue
+        ops = call.get("op_counts") or {}
+        nodes = ops.get("nodes")
+        made = ", ".join(f"{k} {v}" for k, v in ops.items() if k != "nodes") or "no quant ops"
+        args = ", ".join(f"{k}={v}" for k, v in call.items() if k not in ("fn", "op_counts"))
+        out.append(f"- {c['label']}: `{call.get('fn')}({args})` -> {nodes} nodes: {made}")
+    return out
 
 
 def _model_section(name: str, model: dict[str, Any]) -> list[str]:
@@ -112,13 +136,21 @@ def _model_section(name: str, model: dict[str, Any]) -> list[str]:
         f"batch 1; latency: {s['warmup']} warm-up runs, then up to {s['runs']} runs in "
         f"{s['rounds']} interleaved rounds (time budget {s['budget_s']} s per variant); "
         f"load: median of {s['load_reps']} fresh processes. Load average (1/5/15 min) "
-        f"{_loads(model.get('load_average'))}. Measured {model['measured_at']}"
+        f"{_loads(model.get('load_average'))}. {_software(model.get('software'))}"
+        f"Measured {model['measured_at']}"
         + (" (**--quick smoke run**)" if model.get("quick") else "")
         + ".",
         "",
         *_table(model, ("baseline", "edgeort")),
         "",
     ]
+    for c in model["contenders"]:
+        load = c.get("load_cold") or {}
+        if c["group"] == "edgeort" and load.get("verify_ms") is not None:
+            rest = load["load_ms"] - load["verify_ms"]
+            out.append(f"- {c['label']}: cold `edgeort.load` {load['load_ms']:.0f} ms = "
+                       f"`open_bundle` (sha256 of every file) {load['verify_ms']:.0f} ms + probe, "
+                       f"ranking, plugin registration and session {rest:.0f} ms")  # fmt: skip
     for target, t in model["targets"].items():
         if t["status"] != "measured":
             out.append(f"- **{target}**: {t['reason']}")
@@ -127,6 +159,7 @@ def _model_section(name: str, model: dict[str, Any]) -> list[str]:
     if any(c["group"] == "recipe" for c in model["contenders"]):
         out += ["", "Recipes built directly with `onnxruntime.quantization` (no edgeort gate):", ""]
         out += _table(model, ("baseline", "recipe"))
+        out += ["", *_recipe_notes(model)]
     return [*out, ""]
 
 
