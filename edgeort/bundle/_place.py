@@ -4,10 +4,11 @@ A bundle is staged in ``.edgeort-tmp-*`` beside its target (``edgeort._fs.stagin
 and then renamed into place. Replacing an existing bundle directory uses
 ``renameat2(RENAME_EXCHANGE)`` on Linux, so the target is always either the whole old
 or the whole new bundle. Elsewhere (or on a file system without it) the old bundle is
-first renamed aside to ``.edgeort-tmp-old-<name>-*``; a crash between that rename and
-the next leaves the old bundle there (rename it back by hand) and the target missing,
-never half-written. Staging directories are locked (``flock``) while in use; the next
-writer removes unlocked leftovers older than ``STALE_S`` seconds.
+first renamed aside to ``.edgeort-tmp-old-<name>-*``; a crash (or a second failure)
+between that rename and the next leaves the old bundle there and the target missing,
+never half-written; the next writer's ``clean_leftovers`` renames it back. Staging
+directories are locked (``flock``) while in use; the next writer removes unlocked
+leftovers older than ``STALE_S`` seconds.
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ def clean_leftovers(parent: Path, *, stale_s: float = STALE_S) -> int:
         try:
             if not _try_lock(fd):
                 continue
+            if _restore_aside(parent, entry.name):
+                continue
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path, ignore_errors=True)
             else:
@@ -92,6 +95,20 @@ def clean_leftovers(parent: Path, *, stale_s: float = STALE_S) -> int:
         finally:
             os.close(fd)
     return removed
+
+
+def _restore_aside(parent: Path, name: str) -> bool:
+    """An old bundle moved aside (``old-<target>-<hex8>``) whose target is missing: a
+    replace failed twice or crashed between its renames. Rename it back; True if done."""
+    head = f"{TMP_PREFIX}old-"
+    if not name.startswith(head) or len(name) < len(head) + 10 or name[-9] != "-":
+        return False
+    target = parent / name[len(head) : -9]
+    if os.path.lexists(target):
+        return False
+    os.rename(parent / name, target)
+    log.warning("restored %s from %s (an earlier replace did not finish)", target, name)
+    return True
 
 
 def _exchange(a: Path, b: Path) -> bool:
