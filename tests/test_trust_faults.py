@@ -344,6 +344,7 @@ def test_tune_cache_write_survives_every_fault(tmp_path: Path) -> None:
     for name, k, sticky in plan(n):
         exc, fs = run_faulted(lambda: save_tuning(result(0.5), target, device), name, k, sticky)
         camp.trials += 1
+        camp.outcomes[type(exc).__name__ if exc else "ok"] += 1
         where = f"{name} at call {k} in {fs.failed[0] if fs.failed else 'nothing'}"
         if exc is not None:
             _judge(camp, exc, name, (CacheError,), where)
