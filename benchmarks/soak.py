@@ -213,15 +213,20 @@ def fuzz_parsers(work: Path, examples: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------- 3. tamper
 
 
-def _mutate(root: Path, other: Path, rng: random.Random) -> str:
+def _mutate(root: Path, other: Path, rng: random.Random) -> tuple[str, str]:
+    """Apply one random mutation under ``root``; (kind:file label, detail)."""
     files = sorted(p for p in root.rglob("*") if p.is_file())
     path = rng.choice(files)
     rel = path.relative_to(root).as_posix()
     kind = rng.choice(["flip", "truncate", "append", "swap", "add", "remove"])
     data = path.read_bytes()
+    detail = ""
     if kind == "flip" and data:
         i = rng.randrange(len(data))
-        path.write_bytes(data[:i] + bytes([data[i] ^ rng.randrange(1, 256)]) + data[i + 1 :])
+        new = data[:i] + bytes([data[i] ^ rng.randrange(1, 256)]) + data[i + 1 :]
+        path.write_bytes(new)
+        around = slice(max(0, i - 12), i + 12)
+        detail = f"flip {rel} byte {i}: {data[around]!r} -> {new[around]!r}"
     elif kind == "truncate" and data:
         path.write_bytes(data[: rng.randrange(len(data))])
     elif kind == "swap" and (other / rel).is_file() and (other / rel).read_bytes() != data:
@@ -235,9 +240,8 @@ def _mutate(root: Path, other: Path, rng: random.Random) -> str:
     else:
         kind = "append"
         path.write_bytes(data + os.urandom(rng.randrange(1, 64)))
-    return (
-        f"{kind}:{'model file' if rel.startswith('model/') and not rel.endswith('.json') else rel}"
-    )
+    label = "model file" if rel.startswith("model/") and not rel.endswith(".json") else rel
+    return f"{kind}:{label}", detail if kind == "flip" else f"{kind} {rel}"
 
 
 def tamper_campaign(work: Path, n: int) -> dict[str, Any]:
@@ -276,14 +280,16 @@ def tamper_campaign(work: Path, n: int) -> dict[str, Any]:
                 os.environ["EDGEORT_TRUSTED_KEYS"] = str(work / "trusted.pem")
             rng = random.Random(1234 + signed)
             per: dict[str, Counter[str]] = {}
+            examples: list[str] = []
             for i in range(n):
                 case = work / f"case-{signed}-{i}"
                 shutil.copytree(base, case)
-                what = _mutate(case, other, rng)
+                what, detail = _mutate(case, other, rng)
                 before = sessions[0]
                 try:
                     edgeort.load(case, device=device).close()
                     verdict = "undetected"
+                    examples.append(detail)
                 except EdgeortError:
                     verdict = "detected" if sessions[0] == before else "detected after ORT"
                 except Exception as exc:  # an escape
@@ -300,6 +306,7 @@ def tamper_campaign(work: Path, n: int) -> dict[str, Any]:
                 "undetected_by_kind": {
                     k: c["undetected"] for k, c in sorted(per.items()) if c["undetected"]
                 },
+                "undetected_examples": examples[:10],
             }  # fmt: skip
     finally:
         ort.InferenceSession = real  # type: ignore[misc]
@@ -374,6 +381,7 @@ def markdown(result: dict[str, Any]) -> str:
     for name, t in result.get("tamper", {}).items():
         lines.append(f"- tamper ({name}): {t['mutations']} mutations, {t['verdicts']}; "
                      f"undetected by kind: {t['undetected_by_kind'] or 'none'}")  # fmt: skip
+        lines += [f"  - undetected: `{e}`" for e in t.get("undetected_examples", [])]
     for r in _records(result.get("pytest", {}), "faults"):
         lines.append(f"- faults, {r['campaign']}: {r['trials']} trials, {r['outcomes']}")
     return "\n".join(lines) + "\n"

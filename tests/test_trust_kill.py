@@ -2,14 +2,17 @@
 
 Each trial runs ``python -m edgeort package <model> -t cpu -o <out> --json --no-speed``
 in a subprocess, over a bundle an earlier run wrote from the *other* model (two MLPs
-that differ only in their weights, same file name). A seeded RNG picks the moment:
-either any time after start, or a few milliseconds after the ``write`` step's start
-event (the atomic replace is only a few milliseconds long, so uniform moments alone
-would rarely land in it). Afterwards the target must open and verify with
-``open_bundle`` and be exactly the old package or exactly the new one (its recorded
-source-model digest, variant names and every file digest), never a mix; a run that
-finished must have left the new one. ``.edgeort-tmp-*`` leftovers beside the target
-must not disturb readers, and the next writer removes them (once stale).
+that differ only in their weights, same file name). A seeded RNG picks the moment: any
+time after start; 0-30 ms after the ``write`` step's start event; or 0-5 ms after the
+staging directory ``.edgeort-tmp-*`` appears beside the target (the write itself takes
+a few milliseconds, so uniform moments alone would rarely land in it). Afterwards the
+target must open and verify with ``open_bundle`` and be exactly the old package or
+exactly the new one (its recorded source-model digest, variant names and every file
+digest), never a mix; a run that finished must have left the new one.
+``.edgeort-tmp-*`` leftovers beside the target must not disturb readers, and the next
+writer removes them (once stale). The packager's own work directories
+(``$TMPDIR/edgeort-pack-*``) of killed runs are counted, not cleaned: nothing removes
+them (see docs/security.md, "Faults and load").
 
 CI runs a handful of trials; ``EDGEORT_SOAK=1`` runs 200 (``benchmarks/soak.py``).
 """
@@ -78,7 +81,13 @@ def _identity(out: Path) -> tuple[str, tuple[str, ...]]:
     return bundle.metadata["source_model"]["sha256"], tuple(v.name for v in bundle.variants)
 
 
-def _trial(out: Path, model: Path, rng: random.Random, env: dict[str, str]) -> tuple[int, str]:
+MODES = ("any", "write", "staging")
+
+
+def _trial(
+    out: Path, model: Path, mode: str, rng: random.Random, env: dict[str, str]
+) -> tuple[int, str]:
+    before = set(leftovers(out.parent))
     cmd = [sys.executable, "-m", "edgeort", "package", str(model), "-t", "cpu"]
     cmd += ["-o", str(out), "--json", "--no-speed"]
     proc = subprocess.Popen(
@@ -86,15 +95,17 @@ def _trial(out: Path, model: Path, rng: random.Random, env: dict[str, str]) -> t
     )
     reader = _Reader(proc)
     reader.start()
-    if rng.random() < 0.5:  # any moment of the run
+    if mode == "any":  # any moment of the run
         deadline = time.monotonic() + rng.uniform(0.05, 3.0)
         while proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.002)
-    else:  # a few milliseconds into the write step
+    else:  # into the write step: some ms after it starts, or once the staging dir exists
         while proc.poll() is None and not reader.writing.wait(0.01):
             pass
-        time.sleep(rng.uniform(0.0, 0.03))
-    phase = reader.step
+        while mode == "staging" and proc.poll() is None and set(leftovers(out.parent)) <= before:
+            pass
+        time.sleep(rng.uniform(0.0, 0.03 if mode == "write" else 0.005))
+    phase = f"{mode}/{reader.step}"
     if proc.poll() is None:
         proc.send_signal(signal.SIGKILL)
     rc = proc.wait(timeout=120)
@@ -120,9 +131,11 @@ def run_kill_trials(tmp: Path, trials: int, seed: int = SEED) -> KillStats:
     for i in range(trials):
         old_sha = _identity(out)[0]
         new = next(m for sha, m in digests.items() if sha != old_sha)
-        rc, phase = _trial(out, new, rng, env)
+        before = set(leftovers(out.parent))
+        rc, phase = _trial(out, new, MODES[i % len(MODES)], rng, env)
         stats.trials += 1
         stats.phases[phase.split(":")[0]] += 1
+        stats.leftover_trials += bool(set(leftovers(out.parent)) - before)  # killed mid-write
         try:
             sha, got_names = _identity(out)
         except EdgeortError as exc:
@@ -132,7 +145,6 @@ def run_kill_trials(tmp: Path, trials: int, seed: int = SEED) -> KillStats:
         stats.outcomes[f"{'killed' if rc == -signal.SIGKILL else f'rc={rc}'}/{which}"] += 1
         if which == "other" or got_names != names or (rc == 0 and which != "new"):
             stats.corruptions.append(f"trial {i} (rc {rc}, {phase}): {which} {got_names}")
-        stats.leftover_trials += bool(leftovers(out.parent))
     stats.pack_tmp_left = sum(1 for p in scratch.iterdir() if p.name.startswith("edgeort-pack-"))
     age_leftovers(out.parent)
     package(models[0], ["cpu"], output=out, measure_speed=False)  # the next writer
