@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import logging
 import os
 import shutil
@@ -222,11 +223,20 @@ def measure(
             c.info["load_cold_error"] = str(exc)
 
 
-def _row(c: Contender, base_median: float | None) -> dict[str, Any]:
+def _by_round(lat: dict[str, Any] | None, base: dict[str, Any] | None) -> list[float] | None:
+    """naive / variant median of each interleaved round (drift cancels within a round)."""
+    mine, ref = (lat or {}).get("round_medians_ms"), (base or {}).get("round_medians_ms")
+    if not mine or not ref or len(mine) != len(ref):
+        return None
+    return [round(b / m, 3) for b, m in zip(ref, mine, strict=True) if m > 0]
+
+
+def _row(c: Contender, base: dict[str, Any] | None) -> dict[str, Any]:
     info = dict(c.info)
     lat = info.pop("latency", None)
-    median = (lat or {}).get("median_ms")
+    median, base_median = (lat or {}).get("median_ms"), (base or {}).get("median_ms")
     speed = round(base_median / median, 3) if base_median and median else None
+    info["speedup_vs_naive_by_round"] = _by_round(lat, base)
     return {"key": c.key, "group": c.group, "label": c.label, "ep": c.ep,
             "simulated": c.simulated, "precision": c.precision, "size_bytes": c.size_bytes,
             "session_ms_in_process": None if c.session_ms is None else round(c.session_ms, 2),
@@ -272,7 +282,7 @@ def run_model(spec: ModelSpec, args: argparse.Namespace, machine: dict[str, Any]
         )
     cs += recipe_contenders(spec, work, args.quick, present)
     measure(spec, cs, samples, args)
-    base = (naive.info.get("latency") or {}).get("median_ms")
+    base = naive.info.get("latency")
     return {
         "title": spec.title, "kind": spec.kind, "onnx": str(spec.onnx.relative_to(ROOT)),
         "onnx_size_bytes": spec.onnx.stat().st_size, "quick": args.quick,
@@ -290,13 +300,14 @@ def run_model(spec: ModelSpec, args: argparse.Namespace, machine: dict[str, Any]
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="smoke run: few runs and samples")
+    p.add_argument("--render", action="store_true", help="only rewrite models.md from models.json")
     p.add_argument("--out", type=Path, help="results folder (default benchmarks/results, "
                    "or benchmarks/out/quick with --quick)")  # fmt: skip
     p.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "out" / "work")
     p.add_argument("--models", default="digits,minilm", help="comma-separated: digits,minilm")
     p.add_argument("--machine-id", help="key of this machine in models.json (default: derived)")
     p.add_argument("--runs", type=int, help="timed runs per variant (default 300; quick 30)")
-    p.add_argument("--rounds", type=int, help="interleaved rounds (default 6; quick 3)")
+    p.add_argument("--rounds", type=int, help="interleaved rounds (default 20; quick 3)")
     p.add_argument("--budget", type=float, help="seconds of timed runs per variant (default 30)")
     p.add_argument("--warmup", type=int, help="warm-up runs per variant (default 20; quick 5)")
     p.add_argument("--load-reps", type=int, help="fresh processes per cold load (default 3)")
@@ -304,7 +315,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     q = args.quick
     args.out = args.out or ROOT / "benchmarks" / ("out/quick" if q else "results")
     args.runs = args.runs or (30 if q else 300)
-    args.rounds = args.rounds or (3 if q else 6)
+    args.rounds = args.rounds or (3 if q else 20)
     args.budget = args.budget or (5.0 if q else 30.0)
     args.warmup = args.warmup or (5 if q else 20)
     args.load_reps = args.load_reps or (1 if q else 3)
@@ -313,6 +324,11 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
+    if args.render:
+        data = json.loads((args.out / "models.json").read_text(encoding="utf-8"))
+        atomic_write_text(args.out / "models.md", report.render(data))
+        say(f"rewrote {args.out / 'models.md'} from models.json")
+        return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.environ["EDGEORT_CACHE_DIR"] = tempfile.mkdtemp(prefix="edgeort-bench-")  # no tunings
     known = specs()
@@ -331,8 +347,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         gc.collect()
     args.out.mkdir(parents=True, exist_ok=True)
     data = report.merge(args.out / "models.json", mid, machine, results)
-    import json
-
     atomic_write_text(args.out / "models.json", json.dumps(data, indent=1, sort_keys=False) + "\n")
     atomic_write_text(args.out / "models.md", report.render(data))
     say(f"wrote {args.out / 'models.json'} and {args.out / 'models.md'}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,15 @@ def _machine_line(m: dict[str, Any]) -> str:
     )
 
 
+def _speed(speed: float | None, rounds: list[float] | None) -> str:
+    if speed is None:
+        return "-"
+    if not rounds or len(rounds) < 4 or min(rounds) == max(rounds):
+        return f"{speed:.3g}x"
+    q1, _, q3 = statistics.quantiles(rounds, n=4)
+    return f"{speed:.3g}x ({q1:.3g}-{q3:.3g})"
+
+
 def _row(c: dict[str, Any], kind: str) -> str:
     lat, acc, load = c.get("latency") or {}, c.get("accuracy") or {}, c.get("load_cold") or {}
     raw = c.get("latency_session_run") or {}
@@ -78,7 +88,7 @@ def _row(c: dict[str, Any], kind: str) -> str:
     cells = [
         c["label"], ep, c.get("precision") or "-", _num(lat.get("median_ms"), MS),
         _num(raw.get("median_ms"), MS), _num(lat.get("p95_ms"), MS),
-        "-" if speed is None else f"{speed:.3g}x",
+        _speed(speed, c.get("speedup_vs_naive_by_round")),
         _size(c.get("size_bytes")),
         _num(load.get("load_ms"), "{:.1f}"), _num(load.get("first_run_ms"), "{:.1f}"),
     ]  # fmt: skip
@@ -168,7 +178,9 @@ def render(data: dict[str, Any]) -> str:
         "# Real-model benchmark results",
         "",
         "Written by `benchmarks/run.py` from `models.json` (all raw figures). Speed vs naive ="
-        " naive fp32 median / variant median, both measured in the same run (> 1: faster)."
+        " naive fp32 median / variant median, both measured in the same run (> 1: faster);"
+        " in brackets the quartiles (25th-75th percentile) of the same ratio computed within"
+        " each interleaved round (the spread the machine's noise leaves)."
         " Naive = the original fp32 ONNX file in a plain `onnxruntime.InferenceSession` with"
         " default options on the CPU EP.",
         "",
