@@ -19,6 +19,7 @@ import onnx
 import onnxruntime as ort
 from onnx import helper, numpy_helper, shape_inference
 
+from edgeort._fs import scratch_cwd
 from edgeort.errors import ModelError
 from edgeort.measure.partition import GraphNode, ShapeInfo
 
@@ -115,7 +116,9 @@ def _infer_shapes(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
     from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
     try:
-        inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
+        # on failure it saves sym_shape_infer_temp.onnx + uuid .data files into the cwd
+        with tempfile.TemporaryDirectory(prefix="edgeort-shapes-") as tmp, scratch_cwd(Path(tmp)):
+            inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
         if isinstance(inferred, onnx.ModelProto):
             return inferred
     except Exception as exc:  # it raises plain Exceptions on models it cannot follow
