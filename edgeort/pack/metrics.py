@@ -5,17 +5,24 @@ For any model: cosine similarity per sample and output (mean and min), relative 
 (heuristic: the first output is float, rank 2 and its last dimension > 1, i.e.
 ``[batch, classes]`` logits or probabilities): top-1 agreement with the reference and,
 when labels are given, top-1 accuracy.
+
+Padding is not accuracy: when the validation data has an integer attention mask
+(``[samples, seq]``, an input whose name contains ``mask``), outputs shaped
+``[samples, seq, ...]`` are compared on the unmasked positions only. Hidden states at
+padded positions are never read downstream, and quantization moves them far more than
+the real tokens (measured on all-MiniLM-L6-v2, dynamic int8 per-channel: cosine 0.955
+over all positions, 0.990 over real tokens, 0.991 for the pooled sentence embedding).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Metrics", "compare", "is_classifier", "top1_accuracy"]
+__all__ = ["Metrics", "compare", "is_classifier", "padding_mask", "top1_accuracy"]
 
 _EPS = 1e-12
 
@@ -29,6 +36,7 @@ class Metrics:
     max_abs: float
     top1_agreement: float | None = None
     top1_accuracy: float | None = None
+    masked_by: str | None = None  # the input whose padding was left out, if any
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -57,19 +65,41 @@ def _cosines(ref: np.ndarray, got: np.ndarray) -> np.ndarray:
     return np.where(both_zero, 1.0, cos)
 
 
+def padding_mask(arrays: Mapping[str, np.ndarray], samples: int) -> tuple[str, np.ndarray] | None:
+    """The attention mask of the data as ``[samples, seq]`` booleans, if it has one."""
+    for name, arr in arrays.items():
+        if "mask" in name.lower() and arr.dtype.kind in "iub" and arr.size:
+            flat = arr.reshape(samples, -1) if arr.shape[0] == samples else None
+            if flat is not None and flat.shape[1] > 1:
+                return name, flat != 0
+    return None
+
+
+def _unpadded(arr: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    if mask is None or arr.shape[:2] != mask.shape:
+        return arr
+    return arr * mask.reshape(mask.shape + (1,) * (arr.ndim - 2))
+
+
 def compare(
     reference: Sequence[np.ndarray],
     outputs: Sequence[np.ndarray],
     labels: np.ndarray | None = None,
+    mask: tuple[str, np.ndarray] | None = None,
 ) -> Metrics:
-    """Compare per-output arrays (first axis = samples) of a variant with the reference."""
+    """Compare per-output arrays (first axis = samples) of a variant with the reference;
+    ``mask`` (from :func:`padding_mask`) leaves padded positions out."""
     if len(reference) != len(outputs):
         raise ValueError(f"{len(outputs)} outputs, reference has {len(reference)}")
     cosines, diff_sq, ref_sq, max_abs = [], 0.0, 0.0, 0.0
+    keep = mask[1] if mask is not None else None
+    masked = False
     for ref, got in zip(reference, outputs, strict=True):
         if ref.shape != got.shape:
             raise ValueError(f"output shape {got.shape} differs from reference {ref.shape}")
-        r, g = ref.astype(np.float64), got.astype(np.float64)
+        masked = masked or (keep is not None and ref.shape[:2] == keep.shape)
+        r = _unpadded(ref.astype(np.float64), keep)
+        g = _unpadded(got.astype(np.float64), keep)
         cosines.append(_cosines(r, g))
         diff = r - g
         diff_sq += float(np.sum(diff * diff))
@@ -90,4 +120,5 @@ def compare(
         max_abs=max_abs,
         top1_agreement=agreement,
         top1_accuracy=accuracy,
+        masked_by=mask[0] if mask is not None and masked else None,
     )

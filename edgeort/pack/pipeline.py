@@ -20,7 +20,7 @@ from edgeort.pack import data as data_mod
 from edgeort.pack import evaluate, optimize, prepare, quantize
 from edgeort.pack.events import Event, EventSink
 from edgeort.pack.load import SourceModel, io_info, load_model, save_model
-from edgeort.pack.metrics import compare
+from edgeort.pack.metrics import compare, padding_mask
 from edgeort.pack.result import PackageResult, VariantResult
 from edgeort.pack.target import TargetOutcome, TargetWork, build_target
 from edgeort.profiles import Profile
@@ -128,9 +128,11 @@ class _Run:
             notes.append("no validation data: verified on the calibration data")
         target_dir = self.work / f"t{index}"
         target_dir.mkdir(parents=True, exist_ok=True)
+        mask = padding_mask(verify.arrays, verify.samples)
+        own = compare(reference, reference, verify.labels, mask)
         return TargetWork(
             profile, self.family, fp32, base, stats, verify, kind, calib, reference,
-            compare(reference, reference, verify.labels), target_dir,
+            own, target_dir,
             self.opts["max_drop"], self.opts["measure_speed"], tuple(notes),
         )  # fmt: skip
 

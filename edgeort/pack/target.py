@@ -20,7 +20,7 @@ from edgeort.errors import PackageError
 from edgeort.pack import evaluate, gates, optimize, ortformat, quantize, sensitivity
 from edgeort.pack.data import Dataset
 from edgeort.pack.gates import Gate, GateRecord
-from edgeort.pack.metrics import Metrics, compare
+from edgeort.pack.metrics import Metrics, compare, padding_mask
 from edgeort.profiles import Profile, Recipe
 
 __all__ = ["Candidate", "TargetOutcome", "TargetWork", "build_target"]
@@ -148,7 +148,12 @@ class _Builder:
         if on_ep != evaluate.CPU and counts and not counts.get(on_ep):
             on_ep, reason = evaluate.CPU, f"{self.choice.on_ep} took no node of this variant"
         outputs = evaluate.run_dataset(session, self.w.verify_data)
-        metrics = compare(self.w.reference, outputs, self.w.verify_data.labels)
+        metrics = compare(
+            self.w.reference,
+            outputs,
+            self.w.verify_data.labels,
+            padding_mask(self.w.verify_data.arrays, self.w.verify_data.samples),
+        )
         gate = gates.accuracy_gate(
             metrics,
             self.w.profile.verify,
