@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,8 @@ def variant_spec(
     model: Path, name: str, ep: str = "CPUExecutionProvider", **extra: Any
 ) -> VariantSpec:
     """A VariantSpec for one model file (copied into its own source folder)."""
-    src = model.parent / f"src-{name}"
-    src.mkdir(parents=True, exist_ok=True)
+    # never beside the model: it may be examples/digits/model.onnx in the checkout
+    src = Path(tempfile.mkdtemp(prefix=f"edgeort-src-{name}-"))
     shutil.copy(model, src / "model.onnx")
     proto = onnx.load(str(model), load_external_data=False)
     fields: dict[str, Any] = {
