@@ -313,7 +313,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--load-reps", type=int, help="fresh processes per cold load (default 3)")
     args = p.parse_args(argv)
     q = args.quick
-    args.out = args.out or ROOT / "benchmarks" / ("out/quick" if q else "results")
+    args.out = (args.out or ROOT / "benchmarks" / ("out/quick" if q else "results")).resolve()
+    args.work = args.work.resolve()
     args.runs = args.runs or (30 if q else 300)
     args.rounds = args.rounds or (3 if q else 20)
     args.budget = args.budget or (5.0 if q else 30.0)

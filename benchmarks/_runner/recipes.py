@@ -12,6 +12,7 @@ SkipLayerNormalization, BiasGelu, EmbedLayerNormalization fused).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -88,7 +89,10 @@ def _prepared(spec: ModelSpec, work: Path) -> Built:
 
     def make() -> None:
         try:
-            quant_pre_process(str(spec.onnx), str(out))
+            # On incomplete inference ORT's symbolic_shape_infer dumps sym_shape_infer_temp.onnx
+            # (+ a 90 MB .data file for MiniLM) into the working directory: keep it in ours.
+            with contextlib.chdir(work):
+                quant_pre_process(str(spec.onnx), str(out))
         except Exception as exc:  # e.g. "Incomplete symbolic shape inference" on MiniLM
             call.update(skip_symbolic_shape=True, symbolic_shape_error=str(exc))
             quant_pre_process(str(spec.onnx), str(out), skip_symbolic_shape=True)
