@@ -13,6 +13,7 @@ NCHWc layouts that are specific to the build machine's CPU.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,14 +89,73 @@ def detect_family(model: onnx.ModelProto) -> str:
     return "cnn" if "Conv" in ops else "default"
 
 
+def _constant_ints(
+    name: str, inits: Mapping[str, onnx.TensorProto], consts: Mapping[str, onnx.TensorProto]
+) -> list[int] | None:
+    tensor = inits.get(name) or consts.get(name)
+    if tensor is None or tensor.data_type not in (onnx.TensorProto.INT64, onnx.TensorProto.INT32):
+        return None
+    return [int(v) for v in onnx.numpy_helper.to_array(tensor).reshape(-1)]
+
+
+def attention_geometry(model: onnx.ModelProto) -> tuple[int, int]:
+    """(num_heads, hidden_size) read off the head-splitting Reshapes of the attention
+    blocks: a target shape ``[.., .., heads, head_size]``, given as a constant or (as
+    PyTorch exports it) a Concat whose last two parts are constants. ORT's own detection
+    reads constants only, so on exported models it fails and fuses no Attention.
+    (0, 0) when no such Reshape is found: ORT then tries its own detection."""
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    consts = {
+        n.output[0]: n.attribute[0].t
+        for n in graph.node
+        if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"
+    }
+    concats = {n.output[0]: n for n in graph.node if n.op_type == "Concat"}
+    producers = {out: n for n in graph.node for out in n.output}
+    votes: Counter[tuple[int, int]] = Counter()
+    for node in graph.node:
+        if node.op_type != "Reshape" or len(node.input) < 2:
+            continue
+        dims = _constant_ints(node.input[1], inits, consts)
+        if dims is None and node.input[1] in concats:
+            parts = concats[node.input[1]].input
+            tail = [_constant_ints(p, inits, consts) for p in parts[-2:]]
+            if len(parts) == 4 and all(t is not None and len(t) == 1 for t in tail):
+                dims = [0, 0] + [t[0] for t in tail if t is not None]
+        if dims is None or len(dims) != 4 or dims[3] <= 0:
+            continue
+        if dims[2] > 0:
+            votes[(dims[2], dims[2] * dims[3])] += 1
+        elif dims[2] == -1 and (hidden := _bias_width(node.input[0], producers, inits)):
+            votes[(hidden // dims[3], hidden)] += 1  # [.., .., -1, head_size]
+    return votes.most_common(1)[0][0] if votes else (0, 0)
+
+
+def _bias_width(
+    name: str, producers: Mapping[str, onnx.NodeProto], inits: Mapping[str, onnx.TensorProto]
+) -> int:
+    """Width of the projection bias added just before a head-splitting Reshape."""
+    add = producers.get(name)
+    if add is None or add.op_type != "Add":
+        return 0
+    for arg in add.input:
+        tensor = inits.get(arg)
+        if tensor is not None and len(tensor.dims) == 1:
+            return int(tensor.dims[0])
+    return 0
+
+
 def fuse_transformer(model: Path, out: Path) -> Fused:
-    """``onnxruntime.transformers`` BERT fusion (heads and hidden size detected from the
-    graph). Returns the fused-op statistics; a fusion failure keeps the model as is."""
+    """``onnxruntime.transformers`` BERT fusion (heads and hidden size from
+    :func:`attention_geometry`). Returns the fused-op statistics; a fusion failure keeps
+    the model as is."""
     from onnxruntime.transformers.optimizer import optimize_model
 
+    heads, hidden = attention_geometry(onnx.load_model(str(model), load_external_data=False))
     try:
         optimized = optimize_model(
-            str(model), model_type="bert", num_heads=0, hidden_size=0, opt_level=0
+            str(model), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=0
         )
         stats = {k: int(v) for k, v in optimized.get_fused_operator_statistics().items() if v}
         optimized.save_model_to_file(str(out))
