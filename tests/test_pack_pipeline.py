@@ -184,3 +184,19 @@ def test_fp16_variant_and_zip(bert: Path, tmp_path: Path) -> None:
     assert variant.precision == "fp16"
     acc = variant.metadata["accuracy"]
     assert acc["on_ep"] == "CPUExecutionProvider" and "DmlExecutionProvider" in acc["on_ep_reason"]
+
+
+def test_missing_fixed_shape_fails_before_any_target_is_built(tmp_path: Path) -> None:
+    from edgeort import UsageError
+
+    events: list[Event] = []
+    with pytest.raises(UsageError, match=r"--shape input_ids="):
+        package(
+            make_bert_like(tmp_path),
+            ["cpu", "qnn"],
+            output=tmp_path / "o",
+            on_event=events.append,
+            measure_speed=False,
+        )
+    assert not any(e.target for e in events)  # no target started
+    assert not (tmp_path / "o").exists()

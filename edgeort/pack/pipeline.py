@@ -9,6 +9,7 @@ complete bundle or nothing (an existing bundle there is replaced only on success
 
 from __future__ import annotations
 
+import copy
 import logging
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -202,6 +203,8 @@ def package(
         if path is not None:
             data_mod.load_data(path, source.inputs)  # fail fast, before any work
     family = optimize.detect_family(source.proto)
+    if any(p.model.fixed_shapes for p in chosen):  # fail before any target's work
+        prepare.fix_shapes(copy.deepcopy(source.proto), shapes)
     _check_recipes(chosen, family, calibration is not None)
     sink.emit("done", "", "load", f"{source.path.name}: {family} model, {len(chosen)} target(s)")
     with tempfile.TemporaryDirectory(prefix="edgeort-pack-") as tmp:
