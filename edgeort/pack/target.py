@@ -142,8 +142,18 @@ class _Builder:
         model: Path, extra: tuple[Path, ...], notes: tuple[str, ...],
     ) -> Candidate:  # fmt: skip
         self.emit("verify", f"verifying {label} on {self.choice.on_ep}")
-        session = evaluate.make_session(model, self.choice, self.w.profile)
         on_ep, reason = self.choice.on_ep, self.choice.reason
+        try:
+            session = evaluate.make_session(model, self.choice, self.w.profile)
+        except PackageError as exc:
+            if not self.choice.simulated:
+                raise  # the real EP cannot take this variant: not shippable as is
+            # A simulator's limits (memory, finalisation) are not the device's: verify
+            # on the CPU EP and say why.
+            log.warning("%s", exc)
+            on_ep, reason = evaluate.CPU, f"the {on_ep} simulator failed on it ({exc})"
+            cpu = replace(self.choice, on_ep=evaluate.CPU)
+            session = evaluate.make_session(model, cpu, self.w.profile)
         counts = evaluate.ep_node_counts(session)
         if on_ep != evaluate.CPU and counts and not counts.get(on_ep):
             on_ep, reason = evaluate.CPU, f"{self.choice.on_ep} took no node of this variant"
