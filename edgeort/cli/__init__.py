@@ -26,6 +26,14 @@ class _Group(click.Group):
         except EdgeortError as exc:
             click.echo(f"edgeort: error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except click.UsageError as exc:  # bad arguments: one line too, with where to look
+            where = (
+                f"edgeort {exc.ctx.command_path.partition(' ')[2]}".rstrip()
+                if exc.ctx
+                else "edgeort"
+            )
+            click.echo(f"edgeort: error: {exc.format_message()} (see '{where} --help')", err=True)
+            ctx.exit(exc.exit_code)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
