@@ -135,12 +135,20 @@ def edgeort_target(
     variant = packed["variants"][0]
     import edgeort
 
-    t0 = time.perf_counter()
-    model = edgeort.load(packed["path"], profile=variant["profile"])
-    ms = (time.perf_counter() - t0) * 1e3
     record = {"status": "measured", "ep": ep, "simulated": simulated, "profile": variant["profile"],
               "package_s": packed["package_s"], "pack_accuracy": variant["accuracy"],
               "pack_latency": variant["latency"], "gates": _gates(variant)}  # fmt: skip
+    t0 = time.perf_counter()
+    try:
+        model = edgeort.load(packed["path"], profile=variant["profile"])
+    except edgeort.EdgeortError as exc:  # packaged, but it cannot run here: a result
+        why = str(exc).splitlines()[-1].strip(" -")
+        record.update(status="not measured", reason=f"not measured: packaged "
+                      f"({variant['precision']}, verified on {variant['accuracy'].get('on_ep')}),"
+                      f" but edgeort.load failed: {why}")  # fmt: skip
+        say(f"{spec.name}/{short}: {record['reason']}")
+        return record, None
+    ms = (time.perf_counter() - t0) * 1e3
     load_spec = {"how": "edgeort", "path": packed["path"], "profile": variant["profile"]}
     contender = Contender(
         f"edgeort-{variant['profile']}", "edgeort", f"edgeort {variant['profile']}",

@@ -4,7 +4,12 @@ Latency: every contender is warmed up, then all contenders run in ``rounds`` rou
 round running every contender for its share of runs (the order rotates each round), so
 slow drifts of the machine (frequency, noisy neighbours) hit all of them alike. A
 contender whose runs are slow (a simulator) gets fewer runs, as many as fit its time
-budget, never fewer than ``min_runs``.
+budget, never fewer than ``min_runs``. Each contender's share of a round starts with
+untimed runs (at least ``rewarm`` and ``rewarm_s`` seconds): right after a switch the
+previous contender's weights fill the caches and its session's threads may still be
+spinning, which penalised whichever contender ran first after a switch (measured: 1.5x on
+MiniLM int8 between ``Model.run`` and the ``session.run`` timed right after it on the same
+session; 4x on the simulated QNN HTP).
 
 Load: a fresh Python process per repetition imports onnxruntime (and edgeort), then times
 the session creation (plain ORT) or ``open_bundle`` + ``edgeort.load`` (with an empty
@@ -51,6 +56,8 @@ def interleaved(
     budget_s: float,
     warmup: int,
     min_runs: int = 20,
+    rewarm: int = 3,
+    rewarm_s: float = 0.05,
     log: Callable[[str], None] = lambda _m: None,
 ) -> dict[str, dict[str, Any]]:
     """Per contender: the wall time of every run in ns, by round, and the plan used."""
@@ -69,6 +76,10 @@ def interleaved(
             done = sum(len(x) for x in times[key])
             todo = min(share, plan[key] - done)
             step, got = steps[key], []
+            t_end, n = time.perf_counter() + (rewarm_s if todo else 0.0), 0
+            while todo and (n < rewarm or time.perf_counter() < t_end):  # untimed re-warm
+                step(done + n)
+                n += 1
             for i in range(todo):
                 t0 = time.perf_counter_ns()
                 step(done + i)
