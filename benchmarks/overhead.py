@@ -265,7 +265,7 @@ def in_process(bundle: Path, model_file: Path, repeats: int) -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    from edgeort.probe import probe
+    from edgeort.hardware import probe
 
     d = probe(register_plugins=False)
     return {

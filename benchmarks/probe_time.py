@@ -1,9 +1,9 @@
-"""How long ``edgeort.probe.probe()`` takes on this machine.
+"""How long ``edgeort.hardware.probe()`` takes on this machine.
 
 Two numbers, both medians:
 
 * **fresh process**: the first ``probe()`` in a new Python process, after
-  ``import edgeort.probe, onnxruntime`` (so it includes plugin EP discovery and
+  ``import edgeort.hardware, onnxruntime`` (so it includes plugin EP discovery and
   registration, but not the onnxruntime import itself, which is reported separately);
 * **in process**: later ``probe()`` calls in one process (plugins already registered).
 
@@ -32,9 +32,9 @@ import json, sys, time
 t0 = time.perf_counter()
 import onnxruntime
 t1 = time.perf_counter()
-import edgeort.probe
+import edgeort.hardware
 t2 = time.perf_counter()
-device = edgeort.probe.probe()
+device = edgeort.hardware.probe()
 t3 = time.perf_counter()
 print(json.dumps({"import_ort_ms": (t1 - t0) * 1e3, "import_probe_ms": (t2 - t1) * 1e3,
                   "first_probe_ms": (t3 - t2) * 1e3,
@@ -53,7 +53,7 @@ def fresh(runs: int) -> list[dict[str, float]]:
 
 
 def in_process(runs: int) -> list[float]:
-    from edgeort.probe import probe
+    from edgeort.hardware import probe
 
     probe()  # registration happens once per process
     times = []
@@ -70,7 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     children = fresh(args.runs)
     warm = in_process(args.runs * 4)
-    from edgeort.probe import probe
+    from edgeort.hardware import probe
 
     device = probe()
 

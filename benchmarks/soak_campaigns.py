@@ -172,8 +172,8 @@ def tamper_campaign(work: Path, n: int) -> dict[str, Any]:
 
     import edgeort
     from edgeort.errors import EdgeortError
+    from edgeort.hardware import probe
     from edgeort.pack import package
-    from edgeort.probe import probe
     from edgeort.signing import generate_keypair, sign_bundle
     from tests.models import make_mlp
 

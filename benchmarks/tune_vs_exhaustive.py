@@ -145,7 +145,7 @@ def compare(label: str, target: Target, budget: float, rounds: int, seq: int) ->
 
 
 def machine() -> dict[str, Any]:
-    from edgeort.probe import probe
+    from edgeort.hardware import probe
 
     d = probe()
     return {

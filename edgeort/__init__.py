@@ -57,7 +57,7 @@ _LAZY = {
     "DeviceInfo": "edgeort.device",
     "Profile": "edgeort.profiles",
     "load_profiles": "edgeort.profiles",
-    "probe": "edgeort.probe",
+    "probe": "edgeort.hardware",
     "rank": "edgeort.select",
     "open_bundle": "edgeort.bundle",
     "load": "edgeort.runtime",
@@ -68,8 +68,8 @@ _LAZY = {
 if TYPE_CHECKING:  # pragma: no cover
     from edgeort.bundle import open_bundle
     from edgeort.device import DeviceInfo
+    from edgeort.hardware import probe
     from edgeort.pack import package
-    from edgeort.probe import probe
     from edgeort.profiles import Profile, load_profiles
     from edgeort.runtime import Model, load
     from edgeort.select import rank

@@ -2,7 +2,7 @@
 
 Data flow: :func:`edgeort.bundle.open_bundle` (zip extraction, size-then-sha256 of every
 file, closed file list, no links or path escapes -- all before ORT sees a byte) ->
-the device (:func:`edgeort.probe.probe`, plugin EPs registered only for the EPs the bundle
+the device (:func:`edgeort.hardware.probe`, plugin EPs registered only for the EPs the bundle
 uses) -> :func:`edgeort.choice.rank_variants` -> :func:`create_session` for each usable
 variant in ranked order until one works. Every skipped or failed variant is logged once,
 with its reason, and kept in :attr:`Model.reasons <edgeort.model.Model.reasons>`.
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 def _device_for(variants: Sequence[Any]) -> DeviceInfo:
     """probe() without registering every plugin: only those the bundle's variants use."""
-    from edgeort.probe import probe
+    from edgeort.hardware import probe
     from edgeort.providers import KNOWN_PLUGINS, discover_plugins, ensure_registered
     from edgeort.providers import list_ep_devices as listed
 

@@ -169,7 +169,7 @@ def _check_ep(
         )
         return
     elif not types:
-        from edgeort.probe._ort import no_device_why
+        from edgeort.hardware._ort import no_device_why
 
         why = no_device_why(rt.ep, device.cpu_vendor, device.accelerators)
         bad.append(f"{rt.ep} is installed and registered but reports no device here: {why}")

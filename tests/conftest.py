@@ -11,7 +11,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
-def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_dirs(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Keep every test's cache/config out of the real user directories."""
     base = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("EDGEORT_CACHE_DIR", str(base / "cache"))

@@ -22,7 +22,7 @@ DEVICE_MODULES = (
     "edgeort.bundle",
     "edgeort.select",
     "edgeort.profiles",
-    "edgeort.probe",
+    "edgeort.hardware",
     "edgeort.providers",
     "edgeort.device",
     "edgeort.errors",

@@ -48,7 +48,7 @@ def test_knobs_from_point_maps_ep_options() -> None:
 
 
 def _device() -> Any:
-    from edgeort.probe import probe
+    from edgeort.hardware import probe
 
     return probe(register_plugins=False)
 

@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from edgeort.device import DeviceInfo
-from edgeort.probe import ARM_FLAGS, X86_FLAGS, probe
+from edgeort.hardware import ARM_FLAGS, X86_FLAGS, probe
 
 HAVE_QNN = importlib.util.find_spec("onnxruntime_qnn") is not None
 HAVE_OV = importlib.util.find_spec("onnxruntime_ep_openvino") is not None
@@ -116,8 +116,8 @@ def _run(code: str) -> str:
 
 def test_probe_imports_neither_onnx_nor_click() -> None:
     out = _run(
-        "import sys, edgeort.probe, edgeort.select, edgeort.providers\n"
-        "edgeort.probe.probe()\n"
+        "import sys, edgeort.hardware, edgeort.select, edgeort.providers\n"
+        "edgeort.hardware.probe()\n"
         "print(sorted(m for m in ('onnx', 'click') if m in sys.modules))\n"
     )
     assert out.strip() == "[]"
@@ -125,7 +125,7 @@ def test_probe_imports_neither_onnx_nor_click() -> None:
 
 def test_register_plugins_false_lists_but_does_not_register() -> None:
     out = _run(
-        "import json\nfrom edgeort.probe import probe\n"
+        "import json\nfrom edgeort.hardware import probe\n"
         "print(json.dumps(probe(register_plugins=False).to_json()))\n"
     )
     data = json.loads(out)
@@ -137,7 +137,7 @@ def test_register_plugins_false_lists_but_does_not_register() -> None:
 
 def test_edgeort_probe_is_callable_after_submodule_import() -> None:
     out = _run(
-        "import edgeort.probe, edgeort\n"
+        "import edgeort.hardware, edgeort\n"
         "print(type(edgeort.probe(register_plugins=False)).__name__)\n"
     )
     assert out.strip() == "DeviceInfo"

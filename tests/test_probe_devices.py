@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from edgeort.device import DeviceInfo
-from edgeort.probe import CapturedSources, probe
+from edgeort.hardware import CapturedSources, probe
 
 DEVICES = Path(__file__).parent / "data" / "devices"
 

@@ -11,7 +11,7 @@ import pytest
 from edgeort.bundle import open_bundle, write_bundle
 from edgeort.device import Battery
 from edgeort.errors import UsageError
-from edgeort.probe import probe
+from edgeort.hardware import probe
 from edgeort.profiles import get_profile
 from edgeort.runtime import session_options_for
 from edgeort.select import intra_op_threads

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import edgeort
-from edgeort.probe import probe
+from edgeort.hardware import probe
 from edgeort.profiles import builtin_profiles
 from edgeort.select import resolve_target
 from tests.conftest import REPO

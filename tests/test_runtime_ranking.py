@@ -13,7 +13,7 @@ import pytest
 import edgeort
 from edgeort.bundle import open_bundle, write_bundle
 from edgeort.choice import device_fingerprint, rank_variants, read_tuning
-from edgeort.probe import probe
+from edgeort.hardware import probe
 from edgeort.runtime import tuning_cache_path
 from tests.test_runtime_support import chain_model, variant_spec
 

@@ -17,7 +17,7 @@ import pytest
 import edgeort
 from edgeort.bundle import write_bundle
 from edgeort.device import Accelerator, DeviceInfo
-from edgeort.probe import probe
+from edgeort.hardware import probe
 from edgeort.providers import FakeProviders
 from edgeort.runtime import rank_bundle
 from tests.test_runtime_support import EXAMPLE, digits_input, digits_reference, variant_spec

@@ -318,7 +318,7 @@ def test_candidate_json_has_documented_keys() -> None:
 
 
 def test_builtin_profiles_rank_on_this_machine() -> None:
-    from edgeort.probe import probe
+    from edgeort.hardware import probe
     from edgeort.profiles import builtin_profiles
 
     profiles = builtin_profiles()

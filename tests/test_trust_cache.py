@@ -40,7 +40,7 @@ warnings = []
 logging.getLogger("edgeort").addHandler(type("H", (logging.Handler,), {
     "emit": lambda self, record: warnings.append(record.getMessage())})())
 logging.getLogger("edgeort").setLevel(logging.WARNING)
-device = __import__("edgeort.probe", fromlist=["probe"]).probe(register_plugins=False)
+device = __import__("edgeort.hardware", fromlist=["probe"]).probe(register_plugins=False)
 cache, zip_path, dir_path, warm = sys.argv[2:6]
 os.environ["EDGEORT_CACHE_DIR"] = warm  # a first load as root imports every lazy module
 edgeort.load(dir_path, device=device).run({"x": np.ones((1, 4), np.float32)})
@@ -157,7 +157,7 @@ def test_ep_cache_placeholder_under_a_file_is_a_cache_error(
 ) -> None:
     """``{cache_dir}`` in a variant's options needs the cache: a clear CacheError."""
     import edgeort
-    from edgeort.probe import probe
+    from edgeort.hardware import probe
 
     src = source_dir(tmp_path, "1")
     spec = add_spec(src)

@@ -47,7 +47,7 @@ def _bundle(tmp: Path, model: Path, inputs: list[TensorSpec], outputs: list[Tens
 
 @pytest.fixture(scope="module")
 def device() -> Any:
-    from edgeort.probe import probe
+    from edgeort.hardware import probe
 
     return probe(register_plugins=False)
 

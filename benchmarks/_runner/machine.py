@@ -38,7 +38,7 @@ def _version(package: str) -> str | None:
 
 def describe() -> dict[str, Any]:
     """CPU, cores, memory, OS, Python and package versions, EP devices (probe + extras)."""
-    from edgeort.probe import probe
+    from edgeort.hardware import probe
 
     dev = probe()
     flags = set(dev.cpu_flags)

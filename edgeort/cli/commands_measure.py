@@ -301,7 +301,7 @@ def tune_command(
 
 
 def _probe() -> Any:
-    from edgeort.probe import probe
+    from edgeort.hardware import probe
 
     return probe()
 

@@ -31,7 +31,7 @@ _GIB = 1024**3
 )
 def probe_command(as_json: bool, profile_files: tuple[Path, ...]) -> None:
     """Describe this device and rank the device profiles that fit it."""
-    from edgeort.probe import probe
+    from edgeort.hardware import probe
     from edgeort.profiles import load_profiles
     from edgeort.select import rank
 
@@ -59,7 +59,7 @@ def _memory(d: DeviceInfo) -> str:
 
 
 def _features(d: DeviceInfo) -> str:
-    from edgeort.probe import ARM_FLAGS, X86_FLAGS
+    from edgeort.hardware import ARM_FLAGS, X86_FLAGS
 
     names = [f for f in (*X86_FLAGS, *ARM_FLAGS) if f in d.cpu_flags]
     return " ".join(names) or "none of the tracked ones"

@@ -78,7 +78,7 @@ def _model_target(path: Path, ep: str | None, ep_options: Mapping[str, str]) -> 
 
 
 def _probe() -> Any:
-    from edgeort.probe import probe
+    from edgeort.hardware import probe
 
     return probe()
 

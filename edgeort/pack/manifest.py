@@ -81,7 +81,7 @@ def _fingerprint() -> str | None:
     hardware with the same one (:func:`edgeort.choice.device_fingerprint`)."""
     try:
         from edgeort.choice import device_fingerprint
-        from edgeort.probe import probe
+        from edgeort.hardware import probe
 
         return device_fingerprint(probe())
     except Exception as exc:  # the probe is best effort here: no fingerprint, no reuse

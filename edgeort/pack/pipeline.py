@@ -45,7 +45,7 @@ def _resolve(
     known = tuple(profiles) if profiles is not None else load_profiles()
     device = None
     if here and any(name not in {p.name for p in known} for name in names):
-        from edgeort.probe import probe
+        from edgeort.hardware import probe
 
         device = probe()
     chosen: dict[str, Profile] = {}

@@ -11,21 +11,17 @@ It imports neither onnx nor click. The JSON form is documented in ``docs/probe.m
 
 from __future__ import annotations
 
-import sys
-import types
-from typing import Any
-
 from edgeort.device import DeviceInfo
-from edgeort.probe._cpu import ARM_FLAGS, X86_FLAGS, read_cpu
-from edgeort.probe._ort import OrtState, ort_notes
-from edgeort.probe._platform import (
+from edgeort.hardware._cpu import ARM_FLAGS, X86_FLAGS, read_cpu
+from edgeort.hardware._ort import OrtState, ort_notes
+from edgeort.hardware._platform import (
     merge_ort_hardware,
     normalise_arch,
     read_accelerators,
     read_os,
     read_soc,
 )
-from edgeort.probe._sources import CapturedSources, HostSources, PlatformValues, Sources
+from edgeort.hardware._sources import CapturedSources, HostSources, PlatformValues, Sources
 
 __all__ = [
     "ARM_FLAGS",
@@ -89,14 +85,3 @@ def probe(*, register_plugins: bool = True, sources: Sources | None = None) -> D
         notes=tuple(notes),
         absent=dict(sorted(absent.items())),
     )
-
-
-class _CallableModule(types.ModuleType):
-    """``edgeort.probe`` is both this package and the function: once the submodule is
-    imported, ``edgeort.probe`` names the module, so calling it must still work."""
-
-    def __call__(self, **kwargs: Any) -> DeviceInfo:
-        return probe(**kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgeort.probe._sources import Sources
+from edgeort.hardware._sources import Sources
 
 __all__ = ["ARM_FLAGS", "X86_FLAGS", "CpuInfo", "parse_cpuinfo", "read_cpu"]
 

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from edgeort.device import Accelerator, EpDevice, PluginEp
-from edgeort.probe._platform import PCI_VENDORS
+from edgeort.hardware._platform import PCI_VENDORS
 
 __all__ = ["OrtState", "no_device_why", "ort_notes", "read_host_ort"]
 

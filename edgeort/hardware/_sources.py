@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from edgeort.device import Battery
 
 if TYPE_CHECKING:  # pragma: no cover
-    from edgeort.probe._ort import OrtState
+    from edgeort.hardware._ort import OrtState
 
 __all__ = ["CapturedSources", "HostSources", "PlatformValues", "Sources"]
 
@@ -167,7 +167,7 @@ class HostSources:
         return tuple(name for name, num in WINDOWS_PF.items() if present(num))
 
     def ort_state(self, *, register_plugins: bool) -> OrtState:
-        from edgeort.probe._ort import read_host_ort
+        from edgeort.hardware._ort import read_host_ort
 
         return read_host_ort(register_plugins=register_plugins)
 
@@ -181,7 +181,7 @@ class CapturedSources:
     (``[physical, logical]``), ``memory`` (``[total, available]``), ``battery``
     (``{"percent", "plugged"}`` or null), ``registry`` (``"KEY\\\\value"`` -> text),
     ``processor_features`` (Windows ``PF_*`` names present, or null) and ``ort``
-    (an :class:`~edgeort.probe._ort.OrtState` as JSON, or null for "not installed").
+    (an :class:`~edgeort.hardware._ort.OrtState` as JSON, or null for "not installed").
     """
 
     root: Path
@@ -257,7 +257,7 @@ class CapturedSources:
         return self.features
 
     def ort_state(self, *, register_plugins: bool) -> OrtState:
-        from edgeort.probe._ort import OrtState
+        from edgeort.hardware._ort import OrtState
 
         if self.ort is None:
             return OrtState.missing("onnxruntime is not installed on the captured device")
