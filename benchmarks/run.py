@@ -12,7 +12,7 @@ directly with ``onnxruntime.quantization`` (``_runner/recipes.py``).
 Results are merged into ``<out>/models.json`` under this machine's id (other machines'
 entries are kept) and ``<out>/models.md`` is rewritten from it. Never run by the tests.
 
-    .venv/bin/python benchmarks/run.py               # full run, about 10 minutes on 2 cores
+    .venv/bin/python benchmarks/run.py               # full run, 2-4 minutes on 2 cores
     .venv/bin/python benchmarks/run.py --quick       # smoke run into benchmarks/out/quick
 """
 
