@@ -150,8 +150,8 @@ def test_load_close_cycles_leak_no_fds_or_memory(tmp_path: Path) -> None:
     spec = [TensorSpec("x", "float32", ("batch", "seq"))]
     bundle = _bundle(tmp_path, dyn, spec, [TensorSpec("y", "float32", ("batch", "seq"))])
     x = np.ones((2, 8), np.float32)
-    cycles = size(100, 1000)
-    warm = max(10, cycles // 10)
+    cycles = size(120, 1000)
+    warm = max(40, cycles // 10)  # the allocator settles over the first few dozen cycles
     fds, rss = [], []
     for _ in range(cycles):
         model = edgeort.load(bundle)  # probes, verifies (cached), creates a session
@@ -168,4 +168,7 @@ def test_load_close_cycles_leak_no_fds_or_memory(tmp_path: Path) -> None:
         rss_drift_mb=round((rss[-1] - rss[warm]) / 2**20, 2),
     )  # fmt: skip
     assert max(fds[warm:]) == min(fds[warm:]) == fds[warm]
-    assert slope < 2.0, f"RSS grows {slope:.3f} MB per 100 load/close cycles"
+    # A leaked session or bundle costs >= 1 MB per cycle (>= 100 MB per 100 cycles); the
+    # short CI run still sees allocator noise of ~2 MB per 100, the soak ~0.02.
+    bound = 5.0 if cycles < 1000 else 1.0
+    assert slope < bound, f"RSS grows {slope:.3f} MB per 100 load/close cycles"
