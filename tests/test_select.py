@@ -329,10 +329,65 @@ def test_builtin_profiles_rank_on_this_machine() -> None:
     assert fits == sorted(fits, reverse=True)  # every fit before every exclusion
     assert all(c.reasons for c in ranking)
     best = ranking[0]
-    assert best.fits and not best.simulated and best.profile.short == "cpu"
-    assert resolve_target("cpu", profiles, dev) is best.profile
+    ov_here = bool(dev.ep_device_types("OpenVINOExecutionProvider"))
+    assert best.fits and not best.simulated
+    assert best.profile.short == ("openvino" if ov_here else "cpu")
+    cpu_best = next(c for c in ranking if c.profile.short == "cpu")
+    assert resolve_target("cpu", profiles, dev) is cpu_best.profile
     for cand in ranking:
         ep = cand.profile.runtime.ep
         if ep == "OpenVINOExecutionProvider" and not dev.ep_device_types(ep):
             assert not cand.fits
             assert any("reports no device here" in r or "not installed" in r for r in cand.reasons)
+
+
+def test_builtin_profiles_on_a_sapphire_rapids_with_both_plugins() -> None:
+    """The issue's target machine (Intel Xeon, AVX-512 VNNI + AMX, OpenVINO and QNN
+    plugins installed): OpenVINO first, then the VNNI CPU profile, QNN fits only as a
+    simulation below them, and CoreML/NNAPI/DirectML say why they are excluded."""
+    from edgeort.profiles import builtin_profiles
+
+    intel = EpDevice("CPUExecutionProvider", "Microsoft", "cpu", "Intel", 0x8086)
+    dev = device(
+        cpu_vendor="intel",
+        cpu_model="Intel(R) Xeon(R) Platinum 8480+",
+        cpu_flags=frozenset(
+            {
+                "avx2",
+                "fma",
+                "f16c",
+                "avx512f",
+                "avx512bw",
+                "avx512vl",
+                "avx512_vnni",
+                "avx512_bf16",
+                "avx512_fp16",
+                "amx_tile",
+                "amx_int8",
+                "amx_bf16",
+            }
+        ),
+        physical_cores=2,
+        logical_cores=2,
+        ort_build_providers=("CPUExecutionProvider",),
+        plugin_eps=(
+            plugin("OpenVINOExecutionProvider", "onnxruntime-ep-openvino"),
+            plugin("QNNExecutionProvider", "onnxruntime-qnn"),
+        ),
+        ep_devices=(
+            intel,
+            EpDevice("OpenVINOExecutionProvider", "Intel", "cpu", "Intel", 0x8086),
+            EpDevice("QNNExecutionProvider", "Qualcomm", "cpu", "Intel", 0x8086),
+        ),
+    )
+    ranking = rank(builtin_profiles(), dev)
+    fitting = [c for c in ranking if c.fits]
+    names = [c.profile.name for c in fitting]
+    assert names[:2] == ["openvino-cpu", "cpu-x86-64-vnni"]
+    qnn = next(c for c in ranking if c.profile.short == "qnn")
+    assert qnn.fits and qnn.simulated
+    assert all(not c.simulated for c in fitting[: names.index(qnn.profile.name)])
+    for short in ("coreml", "nnapi", "directml"):
+        cand = next(c for c in ranking if c.profile.short == short)
+        assert not cand.fits and cand.reasons, short
+    assert all(c.threads == 2 for c in fitting)
