@@ -47,3 +47,11 @@ def test_first_command_packages_and_runs_the_example(tmp_path: Path) -> None:
     bundle = tmp_path / "digits.ortpackage"
     assert (bundle / "manifest.json").is_file()
     assert "Outputs:" in done.stdout and "logits" in done.stdout
+    # the README's Python example runs against the bundle the first command wrote
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    (snippet,) = re.findall(r"```python\n(.+?)\n```", text, flags=re.S)[:1]
+    ran = subprocess.run(
+        [sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "CPUExecutionProvider" in ran.stdout
