@@ -204,3 +204,26 @@ def test_short_names_resolve_to_the_best_fit_here_unless_elsewhere(tmp_path: Pat
         last = json.loads(result.stdout.splitlines()[-1])
         names[bool(flag)] = last["result"]["variants"][0]["profile"]
     assert names == {False: here, True: default}
+
+
+def test_status_is_a_progress_bar_on_a_terminal_and_lines_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edgeort.cli import commands_package
+    from edgeort.pack import Event
+
+    events = [
+        Event("progress", "cpu", "quantize", "building int8", 0.25),
+        Event("done", "", "write", "wrote out", 1.0),
+    ]
+    monkeypatch.setattr(commands_package, "_tty", lambda: False)
+    for e in events:
+        commands_package._status(e)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["[ 25%] cpu quantize: building int8", "[100%] write: wrote out"]
+    monkeypatch.setattr(commands_package, "_tty", lambda: True)
+    for e in events:
+        commands_package._status(e)
+    err = capsys.readouterr().err.replace("\x1b[K", "")  # click drops ANSI off a tty
+    assert "\r[######..................]  25% cpu quantize: building int8\r" in err
+    assert err.endswith("[########################] 100% write: wrote out\n")

@@ -43,6 +43,15 @@ def cli(verbose: int) -> None:
     """edgeort: probe a device, package an ONNX model for it, run it well there."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="edgeort: %(levelname)s: %(message)s")
+    if not verbose:  # ORT's quantization/fusion tools warn through the root logger
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_quiet_third_party)
+
+
+def _quiet_third_party(record: logging.LogRecord) -> bool:
+    """Hide warnings logged from onnxruntime's Python tools (advice such as "consider
+    pre-processing", which edgeort already does); errors and ``-v`` show everything."""
+    return record.levelno >= logging.ERROR or "onnxruntime" not in record.pathname
 
 
 def _register() -> None:

@@ -13,6 +13,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,11 +54,28 @@ def _line(out: IO[str], obj: dict[str, Any]) -> None:
     out.flush()
 
 
+_BAR = 24
+
+
 def _status(event: Any) -> None:
-    pct = f"{round(100 * (event.fraction or 0.0)):3d}%"
+    """On a terminal: one progress bar line, redrawn per event (warnings and each
+    target's verdict stay on screen). Elsewhere (logs, CI): one line per event."""
+    fraction = event.fraction or 0.0
     where = f"{event.target} " if event.target else ""
     tag = "warning: " if event.kind == "warning" else ""
-    click.echo(f"[{pct}] {where}{event.step}: {tag}{event.message}", err=True)
+    text = f"{where}{event.step}: {tag}{event.message}"
+    if not _tty():
+        click.echo(f"[{round(100 * fraction):3d}%] {text}", err=True)
+        return
+    filled = round(_BAR * fraction)
+    bar = f"[{'#' * filled}{'.' * (_BAR - filled)}] {round(100 * fraction):3d}% "
+    width = max(20, shutil.get_terminal_size().columns - len(bar) - 1)
+    keep = event.kind in {"warning", "done"} and event.step in {"verify", "write", "load"}
+    click.echo(f"\r\033[K{bar}{text[:width]}", err=True, nl=keep or fraction >= 1.0)
+
+
+def _tty() -> bool:
+    return sys.stderr.isatty()
 
 
 def _fmt(value: Any) -> str:
