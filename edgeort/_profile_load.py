@@ -8,6 +8,7 @@ problems it found, and the public API in :mod:`edgeort.profiles` raises them at 
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,10 +16,21 @@ from pathlib import Path
 from typing import Any
 
 from edgeort._profile_schema import suggest, validate
-from edgeort.errors import Problem
+from edgeort.errors import Problem, ProfileError
 from edgeort.profiles import Profile, profile_to_dict
 
-__all__ = ["Doc", "check_defaults", "load_set", "read_doc", "resolve"]
+__all__ = [
+    "Doc",
+    "builtin_subset",
+    "check_defaults",
+    "list_user_files",
+    "load_set",
+    "read_doc",
+    "resolve",
+]
+
+_FILE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")  # a profile name (the schema's rule)
+_NAMED: dict[tuple[str, str], Profile | None] = {}  # built-ins read one by one: (dir, name)
 
 
 @dataclass(slots=True)
@@ -220,3 +232,56 @@ def load_set(
     problems += more
     problems += check_defaults(final, where)
     return final, problems
+
+
+def list_user_files(directory: Path) -> tuple[list[Path], list[Problem]]:
+    """The ``*.toml`` files in the user profile directory; none when it does not exist.
+    A directory that cannot be read (``stat`` or listing refused) is one problem."""
+    try:
+        if not directory.exists():
+            return [], []
+        return sorted(p for p in directory.iterdir() if p.suffix == ".toml"), []
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        return [], [Problem(str(directory), "", f"cannot read the user profile directory: {why}")]
+
+
+def _builtin_one(directory: Path, name: str, seen: tuple[str, ...]) -> Profile | None:
+    """The built-in profile ``name`` from ``<directory>/<name>.toml`` (its ``extends``
+    parent first); None when there is no such file. Raises for a broken file."""
+    key = (str(directory), name)
+    if key in _NAMED:
+        return _NAMED[key]
+    path = directory / f"{name}.toml"
+    if not _FILE_NAME.fullmatch(name) or name in seen or not path.is_file():
+        return None
+    doc = read_doc(path)
+    if doc.problems:
+        raise ProfileError(doc.problems)
+    base: dict[str, Profile] = {}
+    parent = doc.extends
+    if parent is not None and parent != doc.name:
+        found = _builtin_one(directory, parent, (*seen, name))
+        base = {found.name: found} if found is not None else {}
+    profiles, problems = resolve([doc], base, builtin=True)
+    if problems:
+        raise ProfileError(problems)
+    profile = profiles[0] if profiles and profiles[0].name == name else None
+    _NAMED[key] = profile
+    return profile
+
+
+def builtin_subset(directory: Path, names: Sequence[str]) -> list[Profile] | None:
+    """The built-in profiles called ``names`` (unknown names left out), each read from
+    its own file ``<name>.toml`` with its ``extends`` parents: equal to those in
+    ``builtin_profiles()``. None when a file does not follow the one-file-per-name
+    convention (the caller then loads them all)."""
+    out: list[Profile] = []
+    for name in dict.fromkeys(names):
+        path = directory / f"{name}.toml"
+        profile = _builtin_one(directory, name, ())
+        if profile is None and _FILE_NAME.fullmatch(name) and path.is_file():
+            return None  # the file holds another name
+        if profile is not None:
+            out.append(profile)
+    return out

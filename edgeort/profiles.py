@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -40,12 +41,15 @@ __all__ = [
     "load_profiles",
     "profile_to_dict",
     "profile_to_toml",
+    "profiles_for",
     "user_profile_dir",
 ]
 
 PRECISIONS = ("fp32", "fp16", "int8", "w8a16", "int4")
 FAMILIES = ("cnn", "transformer", "default")
 SHORT_NAMES = ("cpu", "openvino", "qnn", "coreml", "nnapi", "directml", "tensorrt")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,15 +204,30 @@ def load_profile_file(path: str | Path, *, known: Mapping[str, Profile] | None =
 
 
 def _user_files() -> tuple[list[Path], list[Problem]]:
-    directory = user_profile_dir()
-    if not directory.exists():
-        return [], []
-    try:
-        return sorted(p for p in directory.iterdir() if p.suffix == ".toml"), []
-    except OSError as exc:
-        return [], [
-            Problem(str(directory), "", f"cannot list user profiles: {exc.strerror or exc}")
-        ]
+    from edgeort._profile_load import list_user_files
+
+    return list_user_files(user_profile_dir())
+
+
+def profiles_for(names: Iterable[str]) -> tuple[Profile, ...]:
+    """The profiles called ``names`` as :func:`load_profiles` resolves them (unknown names
+    are left out; more profiles may be included): what :func:`edgeort.load` ranks with.
+
+    With no user profiles, only the built-in files of those names (and their ``extends``
+    parents) are read. A user profile directory that cannot be read is logged as a
+    warning and skipped, so it never stops a bundle from loading."""
+    from edgeort._profile_load import builtin_subset
+
+    names = tuple(names)
+    files, problems = _user_files()
+    for problem in problems:
+        log.warning("%s: %s; user profiles skipped", problem.path, problem.message)
+    if files:
+        return load_profiles()
+    if builtin_profiles.cache_info().currsize:  # loaded already
+        return builtin_profiles()
+    subset = builtin_subset(builtin_dir(), names)
+    return builtin_profiles() if subset is None else tuple(subset)
 
 
 def _load(extra_paths: Iterable[str | Path], user_dir: bool) -> tuple[list[Profile], list[Problem]]:

@@ -21,11 +21,13 @@ import logging
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeort.device import DeviceInfo, EpDevice, PluginEp
+
+if TYPE_CHECKING:  # pragma: no cover
+    from importlib import metadata
 
 __all__ = [
     "KNOWN_PLUGINS",
@@ -35,8 +37,10 @@ __all__ = [
     "ensure_registered",
     "ep_devices",
     "list_ep_devices",
+    "plugin_ep_names",
     "plugin_install_hint",
     "register_all",
+    "register_for",
     "registration_error",
     "to_ep_device",
 ]
@@ -44,6 +48,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PLUGIN_PREFIX = "onnxruntime-ep-"
+CPU_EP = "CPUExecutionProvider"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +101,8 @@ def _dist_name(dist: metadata.Distribution) -> str:
 
 
 def _plugin_dists() -> list[metadata.Distribution]:
+    from importlib import metadata  # ~10 ms: only when plugins are looked up
+
     known = {_normalise(p.package) for p in KNOWN_PLUGINS.values()}
     found: dict[str, metadata.Distribution] = {}
     for dist in metadata.distributions():
@@ -232,6 +239,28 @@ def registration_error(ep_name: str) -> str | None:
     """Why ``ep_name`` is not registered (after :func:`ensure_registered` said ``False``)."""
     with _LOCK:
         return _ERRORS.get(ep_name)
+
+
+def register_for(ep_names: Iterable[str]) -> tuple[PluginEp, ...]:
+    """Register only the installed plugins that provide ``ep_names``; returns their
+    :func:`discover_plugins` entries. Looks nothing up when every name is the CPU EP
+    (no package metadata read, no plugin imported)."""
+    wanted = set(ep_names) - {CPU_EP}
+    if not wanted:
+        return ()
+    for spec in _specs():
+        hit = [ep for ep in spec.ep_names if ep in wanted]
+        if hit:
+            ensure_registered(hit[0])
+    return tuple(p for p in discover_plugins() if p.ep_name in wanted)
+
+
+def plugin_ep_names() -> frozenset[str]:
+    """EP names known to come from plugins: :data:`KNOWN_PLUGINS`, plus every EP of the
+    installed plugins once they have been looked up in this process."""
+    with _LOCK:
+        specs = _SPECS or ()
+    return frozenset(KNOWN_PLUGINS).union(ep for s in specs for ep in s.ep_names)
 
 
 def register_all() -> tuple[PluginEp, ...]:

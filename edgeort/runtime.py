@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from edgeort.choice import CPU_EP, Choice, Ranking, rank_variants, tuning_cache_path
+from edgeort.choice import Choice, Ranking, rank_variants, tuning_cache_path
 from edgeort.device import DeviceInfo
 from edgeort.errors import NoVariantError, ProviderError, UsageError
 from edgeort.model import Model
@@ -38,20 +37,11 @@ log = logging.getLogger(__name__)
 
 
 def _device_for(variants: Sequence[Any]) -> DeviceInfo:
-    """probe() without registering every plugin: only those the bundle's variants use."""
+    """probe() registering only the plugin EPs the bundle's variants use (none, and no
+    plugin looked up, for a CPU-only bundle); its notes describe that state."""
     from edgeort.hardware import probe
-    from edgeort.providers import KNOWN_PLUGINS, discover_plugins, ensure_registered
-    from edgeort.providers import list_ep_devices as listed
 
-    device = probe(register_plugins=False)
-    wanted = {v.ep for v in variants if v.ep != CPU_EP}
-    installed = {p.ep_name for p in device.plugin_eps}
-    plugins = sorted(ep for ep in wanted if ep in installed or ep in KNOWN_PLUGINS)
-    if not plugins:
-        return device
-    for ep in plugins:
-        ensure_registered(ep)
-    return replace(device, plugin_eps=discover_plugins(), ep_devices=listed())
+    return probe(register_plugins=sorted({str(v.ep) for v in variants}))
 
 
 def rank_bundle(
@@ -68,8 +58,11 @@ def rank_bundle(
         raise UsageError(
             f"providers must be a list of EP names, got {providers!r}", option="providers"
         )
+    from edgeort.profiles import profiles_for
+
     dev = device if device is not None else _device_for(bundle.variants)
-    return rank_variants(bundle.variants, dev, profile=profile, providers=providers)
+    known = profiles_for(str(v.profile) for v in bundle.variants)
+    return rank_variants(bundle.variants, dev, profile=profile, providers=providers, profiles=known)
 
 
 def _tuned(choice: Choice) -> tuple[dict[str, Any], dict[str, str], int | None, dict[str, str]]:

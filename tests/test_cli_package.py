@@ -14,8 +14,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from edgeort.cli import cli
+from edgeort.pack.pipeline import WORK_PREFIX
 from tests.conftest import REPO
 from tests.models import corrupt_model_bytes, make_bert_like, make_cnn
+from tests.test_trust_support import age_leftovers, leftovers
 
 DIGITS = REPO / "examples" / "digits"
 
@@ -157,8 +159,19 @@ def test_kill_9_mid_run_leaves_nothing_partial(tmp_path: Path) -> None:
         _kill_at_second_target_verify(proc)
     assert proc.returncode == -signal.SIGKILL
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
-    names = sorted(p.name for p in tmp_path.iterdir())
+    names = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(WORK_PREFIX))
     assert names == ["digits.ortpackage", "validation.npz", "work"]  # no staging leftovers
+    # each killed run left its work directory beside the output (none in TMPDIR) ...
+    assert len([p for p in tmp_path.iterdir() if p.name.startswith(WORK_PREFIX)]) == 2
+    assert not [p.name for p in (tmp_path / "work").iterdir() if "edgeort" in p.name]
+    # ... and the next run there removes them once stale (unlocked: their process is gone)
+    age_leftovers(tmp_path)
+    again = invoke(
+        "package", DIGITS / "model.onnx", "-t", "cpu", "-o", out, "--no-speed",
+        "--calibration", DIGITS / "calibration.npz",
+    )  # fmt: skip
+    assert again.exit_code == 0, again.output
+    assert not leftovers(tmp_path), leftovers(tmp_path)
 
 
 def test_user_profile_file_adds_a_target(tmp_path: Path) -> None:

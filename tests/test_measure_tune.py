@@ -103,3 +103,20 @@ def test_budget_must_be_positive(tmp_path: Path) -> None:
 
     with pytest.raises(UsageError):
         tune_target(Target("m", make_mlp(tmp_path)), budget_s=0)
+
+
+def test_save_tuning_of_an_unreadable_model_file_is_a_model_error(tmp_path: Path) -> None:
+    """A plain model file is read for its digest: a failed read names the file."""
+    from edgeort.errors import ModelError
+    from edgeort.measure.tune import TuneResult
+
+    model = make_mlp(tmp_path)
+    target = Target("mlp.onnx", model)  # no sha256: save_tuning reads the file
+    best = {"threads": 1, "graph_opt": "all", "execution_mode": "sequential", "spinning": False}
+    result = TuneResult("mlp.onnx", target.ep, best, 1.0, 2.0, 3, 8, "test", 1.0, 0.1, False)
+    model.unlink()
+    model.mkdir()  # a directory where the model was: unreadable even for root
+    with pytest.raises(ModelError) as info:
+        save_tuning(result, target, _device())
+    assert info.value.path == str(model)
+    assert str(model) in str(info.value) and "Is a directory" in str(info.value)

@@ -10,9 +10,9 @@ target must open and verify with ``open_bundle`` and be exactly the old package 
 exactly the new one (its recorded source-model digest, variant names and every file
 digest), never a mix; a run that finished must have left the new one.
 ``.edgeort-tmp-*`` leftovers beside the target must not disturb readers, and the next
-writer removes them (once stale). The packager's own work directories
-(``$TMPDIR/edgeort-pack-*``) of killed runs are counted, not cleaned: nothing removes
-them (see docs/security.md, "Faults and load").
+writer removes them (once stale). That includes the packager's own work directories
+(``.edgeort-tmp-pack-*``, beside the target): killed runs leave them, they are counted,
+and none may survive the next run; none may appear in ``$TMPDIR``.
 
 CI runs a handful of trials; ``EDGEORT_SOAK=1`` runs 200 (``benchmarks/soak.py``).
 """
@@ -34,6 +34,7 @@ from pathlib import Path
 
 from edgeort.bundle import open_bundle
 from edgeort.errors import EdgeortError
+from edgeort.pack.pipeline import WORK_PREFIX
 from tests.models import make_mlp
 from tests.test_trust_support import age_leftovers, leftovers, record, size
 
@@ -47,7 +48,8 @@ class KillStats:
     phases: Counter[str] = field(default_factory=Counter)
     corruptions: list[str] = field(default_factory=list)
     leftover_trials: int = 0
-    pack_tmp_left: int = 0
+    pack_tmp_left: int = 0  # work dirs of killed runs beside the target, before the next run
+    tmpdir_left: list[str] = field(default_factory=list)  # what runs left in $TMPDIR
 
 
 class _Reader(threading.Thread):
@@ -84,10 +86,15 @@ def _identity(out: Path) -> tuple[str, tuple[str, ...]]:
 MODES = ("any", "write", "staging")
 
 
+def _staged(directory: Path) -> set[str]:
+    """The ``.edgeort-tmp-*`` entries beside the target, less the packagers' work dirs."""
+    return {n for n in leftovers(directory) if not n.startswith(WORK_PREFIX)}
+
+
 def _trial(
     out: Path, model: Path, mode: str, rng: random.Random, env: dict[str, str]
 ) -> tuple[int, str]:
-    before = set(leftovers(out.parent))
+    before = _staged(out.parent)
     cmd = [sys.executable, "-m", "edgeort", "package", str(model), "-t", "cpu"]
     cmd += ["-o", str(out), "--json", "--no-speed"]
     proc = subprocess.Popen(
@@ -102,7 +109,7 @@ def _trial(
     else:  # into the write step: some ms after it starts, or once the staging dir exists
         while proc.poll() is None and not reader.writing.wait(0.01):
             pass
-        while mode == "staging" and proc.poll() is None and set(leftovers(out.parent)) <= before:
+        while mode == "staging" and proc.poll() is None and _staged(out.parent) <= before:
             pass
         time.sleep(rng.uniform(0.0, 0.03 if mode == "write" else 0.005))
     phase = f"{mode}/{reader.step}"
@@ -131,11 +138,11 @@ def run_kill_trials(tmp: Path, trials: int, seed: int = SEED) -> KillStats:
     for i in range(trials):
         old_sha = _identity(out)[0]
         new = next(m for sha, m in digests.items() if sha != old_sha)
-        before = set(leftovers(out.parent))
+        before = _staged(out.parent)
         rc, phase = _trial(out, new, MODES[i % len(MODES)], rng, env)
         stats.trials += 1
         stats.phases[phase.split(":")[0]] += 1
-        stats.leftover_trials += bool(set(leftovers(out.parent)) - before)  # killed mid-write
+        stats.leftover_trials += bool(_staged(out.parent) - before)  # killed mid-write
         try:
             sha, got_names = _identity(out)
         except EdgeortError as exc:
@@ -145,10 +152,11 @@ def run_kill_trials(tmp: Path, trials: int, seed: int = SEED) -> KillStats:
         stats.outcomes[f"{'killed' if rc == -signal.SIGKILL else f'rc={rc}'}/{which}"] += 1
         if which == "other" or got_names != names or (rc == 0 and which != "new"):
             stats.corruptions.append(f"trial {i} (rc {rc}, {phase}): {which} {got_names}")
-    stats.pack_tmp_left = sum(1 for p in scratch.iterdir() if p.name.startswith("edgeort-pack-"))
+    stats.pack_tmp_left = sum(1 for n in leftovers(out.parent) if n.startswith(WORK_PREFIX))
+    stats.tmpdir_left = sorted(p.name for p in scratch.iterdir())
     age_leftovers(out.parent)
     package(models[0], ["cpu"], output=out, measure_speed=False)  # the next writer
-    assert not leftovers(out.parent), leftovers(out.parent)
+    assert not leftovers(out.parent), leftovers(out.parent)  # work dirs of killed runs too
     return stats
 
 
@@ -157,8 +165,9 @@ def test_sigkill_during_package_leaves_old_or_new_bundle(tmp_path: Path) -> None
     record(
         "kill", trials=stats.trials, outcomes=dict(stats.outcomes), phases=dict(stats.phases),
         corruptions=len(stats.corruptions), leftover_trials=stats.leftover_trials,
-        pack_tmp_left=stats.pack_tmp_left,
+        pack_tmp_left=stats.pack_tmp_left, tmpdir_left=len(stats.tmpdir_left),
     )  # fmt: skip
     assert not stats.corruptions, stats.corruptions
+    assert not [n for n in stats.tmpdir_left if n.startswith("edgeort-")], stats.tmpdir_left
     assert stats.trials == size(6, 200)
     assert sum(n for k, n in stats.outcomes.items() if k.startswith("killed")) > 0

@@ -11,6 +11,8 @@ It imports neither onnx nor click. The JSON form is documented in ``docs/probe.m
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from edgeort.device import DeviceInfo
 from edgeort.hardware._cpu import ARM_FLAGS, X86_FLAGS, read_cpu
 from edgeort.hardware._ort import OrtState, ort_notes
@@ -35,12 +37,22 @@ __all__ = [
 ]
 
 
-def probe(*, register_plugins: bool = True, sources: Sources | None = None) -> DeviceInfo:
+def probe(
+    *, register_plugins: bool | Collection[str] = True, sources: Sources | None = None
+) -> DeviceInfo:
     """Describe the device at hand (or the captured one ``sources`` reads).
 
-    ``register_plugins``: register installed plugin EPs (OpenVINO, QNN, ...) with ONNX
-    Runtime first, so their devices are listed; the registration is kept for the process.
+    ``register_plugins``: ``True`` registers every installed plugin EP (OpenVINO, QNN,
+    ...) with ONNX Runtime first, so their devices are listed; ``False`` registers none
+    (they are listed, without devices). A collection of EP names registers and lists only
+    the plugins providing those EPs, and looks up no plugin at all when every name is
+    the CPU EP: what :func:`edgeort.load` uses for a bundle's variants. Registrations are
+    kept for the process.
     """
+    if isinstance(register_plugins, str):
+        register_plugins = (register_plugins,)
+    elif not isinstance(register_plugins, bool):
+        register_plugins = frozenset(register_plugins)
     src = sources if sources is not None else HostSources()
     absent: dict[str, str] = {}
     os_name, os_version, props = read_os(src, absent)
@@ -62,6 +74,8 @@ def probe(*, register_plugins: bool = True, sources: Sources | None = None) -> D
         absent["battery"] = "no battery reported (psutil.sensors_battery() is None)"
     notes = [*cpu.notes, *ort_notes(ort, arch=arch, cpu_vendor=cpu.vendor,
                                     accelerators=tuple(accelerators))]  # fmt: skip
+    if not isinstance(register_plugins, bool) and ort.version is not None:
+        notes.append(_scope_note(register_plugins))
     return DeviceInfo(
         os=os_name,
         os_version=os_version,
@@ -84,4 +98,12 @@ def probe(*, register_plugins: bool = True, sources: Sources | None = None) -> D
         ep_devices=ort.ep_devices,
         notes=tuple(notes),
         absent=dict(sorted(absent.items())),
+    )
+
+
+def _scope_note(eps: Collection[str]) -> str:
+    asked = ", ".join(sorted(eps)) or "none"
+    return (
+        f"plugin EPs looked up and registered only for the EPs asked for ({asked}): "
+        "other installed plugins are not listed"
     )

@@ -7,8 +7,8 @@ its ``sources.json``. :func:`ort_notes` turns it into the plain-language notes u
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from edgeort.device import Accelerator, EpDevice, PluginEp
@@ -48,26 +48,48 @@ class OrtState:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    def scoped(self, ep_names: Collection[str]) -> OrtState:
+        """This state as a probe that registers only the plugins of ``ep_names`` sees it:
+        other plugins and their devices left out (a captured device's full state)."""
+        others = {p.ep_name for p in self.plugin_eps} - set(ep_names)
+        return replace(
+            self,
+            plugin_eps=tuple(p for p in self.plugin_eps if p.ep_name not in others),
+            ep_devices=tuple(d for d in self.ep_devices if d.ep_name not in others),
+        )
 
-def read_host_ort(*, register_plugins: bool) -> OrtState:
-    """Ask the installed onnxruntime (registering plugin EPs first when asked)."""
+
+def read_host_ort(*, register_plugins: bool | Collection[str]) -> OrtState:
+    """Ask the installed onnxruntime (registering plugin EPs first when asked).
+
+    ``register_plugins`` as in :func:`edgeort.hardware.probe`: ``True`` every installed
+    plugin, ``False`` none (they are still listed), a collection of EP names only the
+    plugins providing them (and only those are listed)."""
     try:
         import onnxruntime as ort
     except ImportError as exc:
         return OrtState.missing(f"onnxruntime cannot be imported: {exc}")
     from edgeort import providers
 
-    plugins = providers.register_all() if register_plugins else providers.discover_plugins()
-    plugin_names = {p.ep_name for p in plugins}
+    devices = providers.list_ep_devices
+    if register_plugins is True or register_plugins is False:
+        plugins = providers.register_all() if register_plugins else providers.discover_plugins()
+        plugin_names = frozenset(p.ep_name for p in plugins)
+        ep_devices = devices()
+    else:
+        plugins = providers.register_for(register_plugins)
+        plugin_names = providers.plugin_ep_names()
+        others = plugin_names - set(register_plugins)  # plugins not asked for
+        ep_devices = tuple(d for d in devices() if d.ep_name not in others)
     # get_available_providers() also lists registered plugin EPs; those live in plugin_eps.
     build = tuple(n for n in ort.get_available_providers() if n not in plugin_names)
     return OrtState(
         version=str(ort.__version__),
         build_providers=build,
         plugin_eps=plugins,
-        ep_devices=providers.list_ep_devices(),
+        ep_devices=ep_devices,
         hardware=_hardware_devices(),
-        registered=register_plugins,
+        registered=register_plugins is not False,
     )
 
 

@@ -13,9 +13,8 @@ import json
 import logging
 import os
 import platform
-import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -59,7 +58,7 @@ class Sources(Protocol):
     def battery(self) -> Battery | None: ...
     def registry(self, key: str, value: str) -> str | None: ...  # Windows HKLM only
     def processor_features(self) -> tuple[str, ...] | None: ...  # Windows PF_* present
-    def ort_state(self, *, register_plugins: bool) -> OrtState: ...
+    def ort_state(self, *, register_plugins: bool | Collection[str]) -> OrtState: ...
 
 
 # Windows IsProcessorFeaturePresent() constants (winnt.h) the probe maps to flag names.
@@ -112,6 +111,8 @@ class HostSources:
         return sorted(_glob.glob(pattern))
 
     def run(self, cmd: Sequence[str]) -> str | None:
+        import subprocess  # ~3 ms to import: only the macOS and Android probes run commands
+
         try:
             done = subprocess.run(
                 list(cmd), capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False
@@ -166,7 +167,7 @@ class HostSources:
         present = getattr(ctypes, "windll").kernel32.IsProcessorFeaturePresent  # noqa: B009
         return tuple(name for name, num in WINDOWS_PF.items() if present(num))
 
-    def ort_state(self, *, register_plugins: bool) -> OrtState:
+    def ort_state(self, *, register_plugins: bool | Collection[str]) -> OrtState:
         from edgeort.hardware._ort import read_host_ort
 
         return read_host_ort(register_plugins=register_plugins)
@@ -256,9 +257,12 @@ class CapturedSources:
     def processor_features(self) -> tuple[str, ...] | None:
         return self.features
 
-    def ort_state(self, *, register_plugins: bool) -> OrtState:
+    def ort_state(self, *, register_plugins: bool | Collection[str]) -> OrtState:
         from edgeort.hardware._ort import OrtState
 
         if self.ort is None:
             return OrtState.missing("onnxruntime is not installed on the captured device")
-        return OrtState.from_json(self.ort)
+        state = OrtState.from_json(self.ort)
+        if isinstance(register_plugins, bool):
+            return state
+        return state.scoped(register_plugins)

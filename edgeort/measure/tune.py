@@ -28,8 +28,8 @@ import numpy as np
 import onnxruntime as ort
 import psutil
 
-from edgeort._fs import atomic_write_text
-from edgeort.errors import CacheError, UsageError
+from edgeort._fs import atomic_write_text, os_error_text
+from edgeort.errors import CacheError, ModelError, UsageError
 from edgeort.measure.bench import feeds_for, time_runs
 from edgeort.measure.search import Dimension, SearchResult, Space, coordinate_descent, key
 from edgeort.measure.session import SPINNING, Knobs, Target, create_session
@@ -295,8 +295,15 @@ def save_tuning(result: TuneResult, target: Target, device: Any) -> Path:
     """Write the tune cache entry of ``target`` on ``device`` (atomically); its path."""
     from edgeort.choice import tuning_cache_path
 
-    path = tuning_cache_path(_variant(target), device)
-    record = tuning_record(result, target, device)
+    try:  # a plain model file is read here for its digest (the cache key)
+        path = tuning_cache_path(_variant(target), device)
+        record = tuning_record(result, target, device)
+    except OSError as exc:
+        where = target.model_path
+        raise ModelError(
+            f"{where}: cannot read the model to key its tune cache entry: {os_error_text(exc)}",
+            path=where,
+        ) from exc
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True) + "\n")

@@ -2,21 +2,27 @@
 
 Steps: load and check (once), then per target prepare / optimize / quantize / convert /
 verify / measure (:mod:`edgeort.pack.target`), then write the bundle atomically with
-:func:`edgeort.bundle.write_bundle`. All intermediate files live in a temporary
-directory removed on success, failure and interruption; the output path gets a
-complete bundle or nothing (an existing bundle there is replaced only on success).
+:func:`edgeort.bundle.write_bundle`. All intermediate files live in a work directory
+``.edgeort-tmp-pack-*`` beside the output, locked (``flock``) while the run lasts and
+removed when it ends; one a killed run left behind is unlocked, and the next run or
+bundle writer in that directory removes it once stale (``edgeort.bundle``'s convention
+for ``.edgeort-tmp-*``, which readers ignore). The output path gets a complete bundle or
+nothing (an existing bundle there is replaced only on success).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
+import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from edgeort.errors import DataError, UsageError
+from edgeort._fs import TMP_PREFIX, os_error_text
+from edgeort.errors import DataError, PackageError, UsageError
 from edgeort.pack import data as data_mod
 from edgeort.pack import evaluate, optimize, prepare, quantize
 from edgeort.pack.events import Event, EventSink
@@ -31,6 +37,29 @@ __all__ = ["PackageResult", "VariantResult", "package"]
 log = logging.getLogger(__name__)
 
 SYNTHETIC_SAMPLES = 16
+WORK_PREFIX = f"{TMP_PREFIX}pack-"  # the run's work directory, beside the output
+
+
+@contextlib.contextmanager
+def _work_dir(output: Path) -> Iterator[Path]:
+    """A locked work directory beside ``output``, removed when the run ends. Unlocked
+    stale ``.edgeort-tmp-*`` leftovers there (of killed runs) are removed first."""
+    from edgeort.bundle._place import clean_leftovers, locked
+
+    parent = output.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        clean_leftovers(parent)
+        work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=parent))
+    except OSError as exc:
+        raise PackageError(
+            f"cannot create a work directory beside {output}: {os_error_text(exc)}", path=output
+        ) from exc
+    try:
+        with locked(work):
+            yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _resolve(
@@ -207,9 +236,9 @@ def package(
         prepare.fix_shapes(copy.deepcopy(source.proto), shapes)
     _check_recipes(chosen, family, calibration is not None)
     sink.emit("done", "", "load", f"{source.path.name}: {family} model, {len(chosen)} target(s)")
-    with tempfile.TemporaryDirectory(prefix="edgeort-pack-") as tmp:
+    with _work_dir(Path(output)) as tmp:
         run = _Run(
-            source, Path(tmp), sink, shapes=shapes, calibration=calibration,
+            source, tmp, sink, shapes=shapes, calibration=calibration,
             validation=validation, max_drop=max_drop, measure_speed=measure_speed,
         )  # fmt: skip
         outcomes = []
