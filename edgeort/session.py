@@ -27,8 +27,9 @@ __all__ = [
     "session_options_for",
 ]
 
-LEVELS = {
+LEVELS = {  # the one name -> ORT level table (profiles, tune, pack, doctor)
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
     "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
     "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
     "layout": ort.GraphOptimizationLevel.ORT_ENABLE_LAYOUT,

@@ -22,17 +22,11 @@ from onnx import helper, numpy_helper, shape_inference
 from edgeort._fs import scratch_cwd
 from edgeort.errors import ModelError
 from edgeort.measure.partition import GraphNode, ShapeInfo
+from edgeort.session import LEVELS
 
 __all__ = ["GraphInfo", "optimized_model", "read_graph"]
 
 log = logging.getLogger(__name__)
-
-_LEVELS = {
-    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +57,7 @@ def optimized_model(path: Path, level: str) -> onnx.ModelProto | None:
     with tempfile.TemporaryDirectory(prefix="edgeort-opt-") as tmp:
         out = Path(tmp) / "optimized.onnx"
         so = ort.SessionOptions()
-        so.graph_optimization_level = _LEVELS[level]
+        so.graph_optimization_level = LEVELS[level]
         so.optimized_model_filepath = str(out)
         so.log_severity_level = 3
         try:

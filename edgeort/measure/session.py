@@ -19,6 +19,7 @@ import onnxruntime as ort
 
 from edgeort import providers
 from edgeort.errors import ProviderError, UsageError
+from edgeort.session import LEVELS
 
 __all__ = [
     "CPU",
@@ -35,12 +36,6 @@ log = logging.getLogger(__name__)
 CPU = "CPUExecutionProvider"
 SPINNING = "session.intra_op.allow_spinning"
 RECORD = "session.record_ep_graph_assignment_info"
-LEVELS = {
-    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-}
 _MODES = {
     "sequential": ort.ExecutionMode.ORT_SEQUENTIAL,
     "parallel": ort.ExecutionMode.ORT_PARALLEL,

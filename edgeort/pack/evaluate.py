@@ -22,20 +22,13 @@ import onnxruntime as ort
 from edgeort.errors import PackageError
 from edgeort.pack.data import Dataset
 from edgeort.profiles import Profile
+from edgeort.session import LEVELS
 
 __all__ = ["CPU", "EpChoice", "choose_ep", "latency_ms", "make_session", "run_dataset"]
 
 log = logging.getLogger(__name__)
 
 CPU = "CPUExecutionProvider"
-_LEVELS = {
-    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-    "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-    "layout": ort.GraphOptimizationLevel.ORT_ENABLE_LAYOUT,
-    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +116,7 @@ def _session_options(profile: Profile | None) -> ort.SessionOptions:
     so.log_severity_level = 3
     so.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
     if profile is not None:
-        so.graph_optimization_level = _LEVELS.get(
+        so.graph_optimization_level = LEVELS.get(
             profile.session.graph_optimization_level, ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         )
         for key, value in profile.session.config.items():

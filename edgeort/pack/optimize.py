@@ -22,6 +22,7 @@ import onnx
 import onnxruntime as ort
 
 from edgeort.errors import PackageError
+from edgeort.session import LEVELS
 
 __all__ = [
     "Fused",
@@ -40,11 +41,8 @@ ATTENTION_OPS = frozenset(
 )
 _PASS_BEFORE = frozenset({"Add", "Mul", "Div", "Where", "Cast", "Sub"})
 _PASS_AFTER = frozenset({"Cast", "Dropout", "Identity"})
-_LEVELS = {
-    "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-}
+# offline levels whose output runs on any machine (ORT_ENABLE_ALL adds NCHWc etc.)
+PORTABLE_LEVELS = ("none", "basic", "extended")
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +172,7 @@ def portable_level(level: str, *, ep: str, precision: str) -> tuple[str, str]:
         return "none", ""
     if precision == "fp16":
         return "none", "no offline optimization for fp16: the CPU EP would bake in fp32 casts"
-    if level not in _LEVELS:
+    if level not in PORTABLE_LEVELS:
         return "basic", f"offline level {level!r} is not portable; baked 'basic' instead"
     if level == "extended" and ep != "CPUExecutionProvider":
         return "basic", f"offline level 'basic' instead of 'extended': {ep} compiles itself"
@@ -188,7 +186,7 @@ def offline_optimize(model: Path, out: Path, level: str) -> Path:
     if level == "none":
         return model
     so = ort.SessionOptions()
-    so.graph_optimization_level = _LEVELS[level]
+    so.graph_optimization_level = LEVELS[level]
     so.optimized_model_filepath = str(out)
     so.log_severity_level = 3
     try:

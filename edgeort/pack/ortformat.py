@@ -20,17 +20,13 @@ from pathlib import Path
 import onnxruntime as ort
 
 from edgeort.errors import PackageError
+from edgeort.session import LEVELS
 
 __all__ = ["CONFIG_NAME", "OrtFormat", "convert_to_ort"]
 
 log = logging.getLogger(__name__)
 
 CONFIG_NAME = "required_operators.with_runtime_opt.config"
-_LEVELS = {
-    "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +37,7 @@ class OrtFormat:
 
 def _save(model: Path, out: Path, level: str, minimal: str, *, arm: bool) -> None:
     so = ort.SessionOptions()
-    so.graph_optimization_level = _LEVELS.get(level, ort.GraphOptimizationLevel.ORT_ENABLE_BASIC)
+    so.graph_optimization_level = LEVELS.get(level, ort.GraphOptimizationLevel.ORT_ENABLE_BASIC)
     so.optimized_model_filepath = str(out)
     so.log_severity_level = 3
     so.add_session_config_entry("session.save_model_format", "ORT")
