@@ -30,6 +30,7 @@ from edgeort.bundle._json import (
     Problems,
     canonical_json,
     compact_json,
+    io_cause,
     loads_strict,
     read_json_file,
 )
@@ -37,7 +38,7 @@ from edgeort.bundle._manifest import COMPONENT_JSON, MANIFEST_JSON, SIGNATURE_JS
 from edgeort.bundle._place import locked, place_file
 from edgeort.bundle._replay import check_sequence
 from edgeort.bundle._zip import write_zip
-from edgeort.errors import BundleError, SignatureError, UsageError
+from edgeort.errors import BundleError, PackageError, SignatureError, UsageError
 
 __all__ = ["generate_keypair", "key_id", "load_trusted_keys", "sign_bundle", "verify_signature"]
 
@@ -219,10 +220,21 @@ def sign_bundle(
 
     ``private_key_pem`` is PEM bytes/text or a PEM file. ``sequence`` defaults to
     ``max(unix time, previous sequence + 1)``; it must grow with every release of the
-    package. A zip is rewritten atomically with the signature as a member.
+    package. A zip is rewritten atomically with the signature as a member. A
+    file-system failure while signing raises PackageError naming the errno; the
+    bundle is then unchanged.
     """
     path = Path(path)
     private = _private_key(private_key_pem, password)
+    try:
+        _sign(path, private, sequence)
+    except OSError as exc:
+        raise PackageError(f"cannot sign {path}: {_fs.os_error_text(exc)}", path=path) from exc
+    log.info("signed %s", path)
+    return path
+
+
+def _sign(path: Path, private: Any, sequence: int | None) -> None:
     if path.is_file():
         bundle = open_bundle(path, trusted_keys=())
         doc = _signature_doc(bundle, private, sequence)
@@ -236,8 +248,6 @@ def sign_bundle(
         _fs.atomic_write_bytes(
             bundle.root / SIGNATURE_JSON, _signature_doc(bundle, private, sequence)
         )
-    log.info("signed %s", path)
-    return path
 
 
 def _read_signature(bundle: Bundle) -> tuple[str, dict[str, Any], bytes]:
@@ -250,6 +260,8 @@ def _read_signature(bundle: Bundle) -> tuple[str, dict[str, Any], bytes]:
     try:
         doc, _ = read_json_file(path, name=SIGNATURE_JSON, max_bytes=MAX_SIGNATURE_BYTES)
     except BundleError as exc:
+        if io_cause(exc) is not None:  # a disk error is not a bad signature
+            raise
         raise SignatureError(str(exc), path=path) from None
     problems = Problems(f"{SIGNATURE_JSON} in {bundle.source}", path)
     f = Fields.of(doc, "$", problems)

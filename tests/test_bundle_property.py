@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from edgeort.bundle import TensorSpec, open_bundle, verify_bundle, write_bundle
 from edgeort.bundle._paths import path_problem, twin_problems
 from edgeort.bundle._protobuf import MalformedProto, external_refs
-from edgeort.errors import EdgeortError
-from tests.test_bundle_support import forge, make_model, make_spec, sample_bundle
+from edgeort.errors import BundleError, EdgeortError
+from tests.test_bundle_support import forge, make_model, make_spec, reseal, sample_bundle
 
 EXAMPLES = 10_000 if os.environ.get("EDGEORT_SOAK") == "1" else 200
 FUZZ = settings(
@@ -100,8 +100,33 @@ def test_mutated_json_documents(valid: tuple[Path, bytes, bytes], data: st.DataO
     forge(root, component=lambda _c: json.dumps(comp).encode(), rehash=False)
     if data.draw(st.booleans()):
         man = _mutate(data.draw, json.loads((root / "manifest.json").read_bytes()))
-        (root / "manifest.json").write_text(json.dumps(man))
+        (root / "manifest.json").write_bytes(reseal(json.dumps(man).encode()))
     _open_or_error(root)
+
+
+@FUZZ
+@given(data=st.data())
+def test_any_change_to_the_manifest_bytes_is_refused(
+    valid: tuple[Path, bytes, bytes], data: st.DataObject
+) -> None:
+    """Flips, truncation, appended or inserted bytes anywhere in manifest.json: always
+    refused (the self-digest), even where the result is valid JSON."""
+    root, manifest, _ = valid
+    i = data.draw(st.integers(0, len(manifest) - 1))
+    kind = data.draw(st.sampled_from(["flip", "truncate", "append", "insert"]))
+    if kind == "flip":
+        raw = (
+            manifest[:i] + bytes([manifest[i] ^ data.draw(st.integers(1, 255))]) + manifest[i + 1 :]
+        )
+    elif kind == "truncate":
+        raw = manifest[:i]
+    else:
+        extra = data.draw(st.binary(min_size=1, max_size=8))
+        raw = manifest + extra if kind == "append" else manifest[:i] + extra + manifest[i:]
+    (root / "manifest.json").write_bytes(raw)
+    with pytest.raises(BundleError):
+        open_bundle(root)
+    (root / "manifest.json").write_bytes(manifest)
 
 
 @FUZZ

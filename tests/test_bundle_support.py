@@ -11,6 +11,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeort.bundle import TensorSpec, VariantSpec, write_bundle
+from edgeort.bundle._seal import seal_manifest
+from edgeort.errors import BundleError
 
 BIAS = np.arange(4, dtype=np.float32)
 
@@ -99,9 +101,26 @@ def tree(root: Path) -> dict[str, bytes]:
     return out
 
 
-def forge(root: Path, *, component: Any = None, manifest: Any = None, rehash: bool = True) -> None:
+def reseal(raw: bytes) -> bytes:
+    """The manifest bytes with the self-digest re-made, as an attacker would (no key
+    needed); unchanged when the field is not there exactly once."""
+    try:
+        return seal_manifest(raw)
+    except BundleError:
+        return raw
+
+
+def forge(
+    root: Path,
+    *,
+    component: Any = None,
+    manifest: Any = None,
+    rehash: bool = True,
+    seal: bool = True,
+) -> None:
     """Rewrite a bundle's JSON as an attacker who controls every byte (but no signing key)
-    would: optional edit functions, then file digests and the component chain re-made."""
+    would: optional edit functions, then file digests, the component chain and (with
+    ``seal``) the manifest's self-digest re-made."""
     import hashlib
     import json
 
@@ -128,6 +147,5 @@ def forge(root: Path, *, component: Any = None, manifest: Any = None, rehash: bo
     ).hexdigest()
     if manifest is not None:
         man = manifest(man) or man
-    (root / "manifest.json").write_bytes(
-        man if isinstance(man, bytes) else json.dumps(man).encode()
-    )
+    raw = man if isinstance(man, bytes) else json.dumps(man).encode()
+    (root / "manifest.json").write_bytes(reseal(raw) if seal else raw)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from edgeort._dirs import cache_dir
 from edgeort._fs import os_error_text
+from edgeort.bundle._json import io_cause
 from edgeort.bundle._manifest import Bundle, read_bundle
 from edgeort.bundle._model import FileEntry, TensorSpec, Variant
 from edgeort.bundle._verify import verify_bundle
@@ -56,9 +57,12 @@ def _open_zip(path: Path, verify: bool) -> Bundle:
 def _fs_error(path: Path, is_file: bool, exc: OSError) -> BundleError | CacheError:
     name = exc.filename
     failed = Path(os.fsdecode(name)) if isinstance(name, (str, bytes, os.PathLike)) else None
-    if is_file and failed != path:  # extracting a zip: the cache, not the zip, failed
+    if is_file and failed != path:  # a zip: the cache (extracting, reading back) failed
         where = failed or cache_dir() / "bundles"
-        return CacheError(f"cannot extract {path} into the cache: {os_error_text(exc)}", path=where)
+        return CacheError(
+            f"cannot extract {path} into the cache or read it there: {os_error_text(exc)}",
+            path=where,
+        )
     return BundleError(f"cannot read bundle {path}: {os_error_text(exc)}", path=path)
 
 
@@ -84,7 +88,8 @@ def open_bundle(
     valid, fresh signature (``edgeort.signing``), whatever ``verify`` says.
 
     A file-system failure raises ``CacheError`` (writing the zip's extraction into the
-    cache) or ``BundleError`` (reading the bundle), naming the errno and the path.
+    cache, or reading it back) or ``BundleError`` (reading the bundle), naming the errno
+    and the path; never ``IntegrityError``, which means the bytes are wrong.
     """
     path = Path(path)
     is_file = False
@@ -97,6 +102,11 @@ def open_bundle(
         bundle = _open(path, is_file, verify)
     except OSError as exc:  # the file system failed while reading or extracting
         raise _fs_error(path, is_file, exc) from exc
+    except BundleError as exc:  # read_bundle/verify_bundle name I/O failures themselves;
+        cause = io_cause(exc)  # in a zip's extraction they are the cache's
+        if cause is None or not is_file:
+            raise
+        raise _fs_error(path, is_file, cause) from cause
     if trusted_keys is None:
         trusted_keys = os.environ.get("EDGEORT_TRUSTED_KEYS") or None
     if trusted_keys:

@@ -7,6 +7,7 @@ deep nesting are refused, and every problem is reported with its JSON path
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
+from edgeort._fs import os_error_text
 from edgeort.errors import BundleError, IntegrityError
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "Problems",
     "canonical_json",
     "compact_json",
+    "io_cause",
     "loads_strict",
     "read_json_file",
     "sort_tree",
@@ -31,6 +34,8 @@ __all__ = [
 MAX_JSON_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 64
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_LINK_ERRNOS = frozenset({errno.ELOOP, errno.EMLINK})  # Linux/macOS, FreeBSD
 
 
 class _JsonReject(ValueError):
@@ -94,13 +99,29 @@ def loads_strict(data: bytes, *, name: str, max_bytes: int = MAX_JSON_BYTES) -> 
 
 
 def read_json_file(path: Path, *, name: str, max_bytes: int = MAX_JSON_BYTES) -> tuple[Any, bytes]:
-    """Read a regular, unlinked, size-capped JSON file; return (value, raw bytes)."""
+    """Read a regular, unlinked, size-capped JSON file; return (value, raw bytes).
+
+    A link or special file is an IntegrityError; a file-system failure (EIO, EACCES, ...)
+    a BundleError naming the file and the errno, raised from the OSError."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        return _read_json(path, name, max_bytes)
     except FileNotFoundError:
         raise BundleError(f"{name}: missing (looked for {path})", path=path) from None
     except OSError as exc:
-        raise IntegrityError(f"{name}: cannot open {path}: {exc.strerror}", path=path) from None
+        if exc.errno in _LINK_ERRNOS and os.path.islink(path):  # O_NOFOLLOW met a link
+            raise IntegrityError(f"{name}: is a symbolic link: {path}", path=path) from None
+        raise BundleError(f"{name}: cannot read {path}: {os_error_text(exc)}", path=path) from exc
+
+
+def io_cause(exc: BundleError) -> OSError | None:
+    """The OSError behind a BundleError that reports a file-system failure (raised
+    ``from`` it by the readers), else None."""
+    cause = exc.__cause__
+    return cause if type(exc) is BundleError and isinstance(cause, OSError) else None
+
+
+def _read_json(path: Path, name: str, max_bytes: int) -> tuple[Any, bytes]:
+    fd = os.open(path, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:

@@ -1,9 +1,10 @@
 """``Bundle``: the parsed manifest.json + model/component.json of one bundle directory.
 
 ``Bundle.from_json`` applies docs/bundle-format.md sections 3-4 (every problem with its
-JSON path); ``read_bundle(root)`` reads both files (size-capped, regular files only) and
-checks the manifest's ``components_sha256`` against the component bytes. Nothing here
-touches the variant files; ``_verify.py`` does.
+JSON path); ``read_bundle(root)`` reads both files (size-capped, regular files only),
+checks the manifest's self-digest (``_seal.py``) and then its ``components_sha256``
+against the component bytes. Nothing here touches the variant files; ``_verify.py``
+does. A file-system failure is a BundleError naming the file and the errno.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from edgeort._fs import os_error_text
 from edgeort.bundle._fields import Fields
 from edgeort.bundle._json import Problems, read_json_file
 from edgeort.bundle._model import SHA256_RE, Variant
 from edgeort.bundle._paths import twin_problems
+from edgeort.bundle._seal import SELF_KEY, self_digest
 from edgeort.errors import BundleError, IntegrityError, UsageError
 
 __all__ = [
@@ -102,13 +105,18 @@ class Bundle:
         source: Path | None = None,
         manifest_sha256: str = "",
         component_sha256: str = "",
+        manifest_bytes: bytes | None = None,
     ) -> Bundle:
+        """Parse both documents. With ``manifest_bytes`` (the file as read) the manifest's
+        self-digest is checked, with ``component_sha256`` its chain to the component."""
         root = Path(root)
         problems = Problems(MANIFEST_JSON, root / MANIFEST_JSON)
         head = _parse_manifest(manifest, problems)
         problems.raise_if_any()
         assert head is not None
         name, version, edgeort, strict = head
+        if manifest_bytes is not None:
+            self_digest(manifest_bytes, edgeort[SELF_KEY], path=root / MANIFEST_JSON)
         expected = edgeort["components_sha256"][COMPONENT]
         if component_sha256 and component_sha256 != expected:
             raise IntegrityError(
@@ -164,6 +172,7 @@ def _parse_edgeort(f: Fields) -> dict[str, Any] | None:
     if producer is not None:
         producer.text("name", max_len=256)
         producer.text("version", max_len=256)
+    _self_sha256(ed)
     digests = ed.obj("components_sha256")
     if digests is not None:
         digests.only((COMPONENT,))
@@ -178,6 +187,19 @@ def _parse_edgeort(f: Fields) -> dict[str, Any] | None:
         if digest is not None and not SHA256_RE.match(digest):
             ed.problems.add(source.at("sha256"), "expected 64 lowercase hex digits")
     return None if len(ed.problems.items) > before else ed.data
+
+
+def _self_sha256(ed: Fields) -> None:
+    if SELF_KEY not in ed.data:
+        ed.problems.add(
+            ed.at(SELF_KEY),
+            "missing: this edgeort requires the manifest's self-digest (bundles written "
+            "before it was introduced must be packaged again)",
+        )
+        return
+    digest = ed.text(SELF_KEY, max_len=64)
+    if digest is not None and not SHA256_RE.match(digest):
+        ed.problems.add(ed.at(SELF_KEY), "expected 64 lowercase hex digits")
 
 
 def _parse_manifest(data: Any, problems: Problems) -> tuple[str, str, dict[str, Any], bool] | None:
@@ -245,14 +267,20 @@ def read_bundle(root: Path, *, source: Path | None = None) -> Bundle:
     ``Bundle.root`` is the real path (a symlinked root such as ``current/`` is followed
     once; links inside the bundle are refused by verification)."""
     given = Path(root)
-    root = Path(os.path.realpath(given))
-    if not root.is_dir():
-        raise BundleError(f"{given}: not a bundle directory", path=given)
-    manifest, mbytes = read_json_file(root / MANIFEST_JSON, name=MANIFEST_JSON)
-    component_path = root / COMPONENT / "component.json"
-    if (root / COMPONENT).is_symlink():
-        raise IntegrityError(f"{COMPONENT}/: is a symbolic link in {root}", path=root / COMPONENT)
-    component, cbytes = read_json_file(component_path, name=COMPONENT_JSON)
+    try:
+        root = Path(os.path.realpath(given))
+        if not root.is_dir():
+            raise BundleError(f"{given}: not a bundle directory", path=given)
+        manifest, mbytes = read_json_file(root / MANIFEST_JSON, name=MANIFEST_JSON)
+        if (root / COMPONENT).is_symlink():
+            raise IntegrityError(
+                f"{COMPONENT}/: is a symbolic link in {root}", path=root / COMPONENT
+            )
+        component, cbytes = read_json_file(root / COMPONENT_JSON, name=COMPONENT_JSON)
+    except OSError as exc:  # stat of the root or of model/ failed
+        raise BundleError(
+            f"cannot read bundle {given}: {os_error_text(exc)}", path=exc.filename or given
+        ) from exc
     return Bundle.from_json(
         manifest,
         component,
@@ -260,4 +288,5 @@ def read_bundle(root: Path, *, source: Path | None = None) -> Bundle:
         source=source if source is not None else given,
         manifest_sha256=hashlib.sha256(mbytes).hexdigest(),
         component_sha256=hashlib.sha256(cbytes).hexdigest(),
+        manifest_bytes=mbytes,
     )

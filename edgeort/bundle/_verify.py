@@ -3,11 +3,13 @@
 Order: walk the directory without following links (links, hard links and special files
 are refused), compare the closed list of files, compare every size, then stream sha256
 of each file (skipped for files the cache saw unchanged), then check every ONNX
-external-data reference against the variant's file list.
+external-data reference against the variant's file list. A file-system failure is a
+BundleError naming the file and the errno (raised from the OSError), never tampering.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -16,6 +18,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from edgeort._fs import os_error_text
 from edgeort.bundle._cache import FileCache
 from edgeort.bundle._manifest import (
     COMPONENT,
@@ -27,7 +30,7 @@ from edgeort.bundle._manifest import (
 from edgeort.bundle._model import Variant
 from edgeort.bundle._paths import path_problem
 from edgeort.bundle._protobuf import ExternalRef, MalformedProto, external_refs
-from edgeort.errors import IntegrityError
+from edgeort.errors import BundleError, IntegrityError
 
 __all__ = ["check_external_refs", "hash_fd", "model_refs", "scan_tree", "verify_bundle"]
 
@@ -181,7 +184,12 @@ def _verify_file(
             return _refs_from_json(hit["refs"])
         except (KeyError, TypeError, ValueError):
             pass  # no or unreadable refs: walk the model again
-    fd = _open_checked(path, rel, st)
+    try:
+        fd = _open_checked(path, rel, st)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EMLINK) and os.path.islink(path):
+            raise IntegrityError(f"{rel}: became a symbolic link", path=path) from None
+        raise
     try:
         if not hashed:
             got = hash_fd(fd, rel, entry.size)
@@ -243,7 +251,18 @@ def check_external_refs(v: Variant, model_rel: str, refs: list[ExternalRef]) -> 
 
 
 def verify_bundle(bundle: Bundle, *, use_cache: bool = True) -> None:
-    """Raise IntegrityError unless every byte under ``bundle.root`` is what the manifest lists."""
+    """Raise IntegrityError unless every byte under ``bundle.root`` is what the manifest
+    lists; BundleError naming the file and the errno when the file system fails."""
+    try:
+        _verify(bundle, use_cache)
+    except OSError as exc:
+        where = exc.filename if exc.filename is not None else bundle.root
+        raise BundleError(
+            f"bundle {bundle.root}: cannot read: {os_error_text(exc)}", path=where
+        ) from exc
+
+
+def _verify(bundle: Bundle, use_cache: bool) -> None:
     files, dirs = scan_tree(bundle.root)
     problems = _structure_problems(bundle, files, dirs)
     if problems:
@@ -256,7 +275,12 @@ def verify_bundle(bundle: Bundle, *, use_cache: bool = True) -> None:
     cache = FileCache.open() if use_cache else FileCache.disabled()
     try:
         for rel, (variant, index) in sorted(bundle.listed_files().items()):
-            refs = _verify_file(bundle, rel, files[rel], variant, index, cache)
+            try:
+                refs = _verify_file(bundle, rel, files[rel], variant, index, cache)
+            except OSError as exc:  # os.read errors carry no file name: add it
+                if exc.filename is None:
+                    exc.filename = str(bundle.root / rel)
+                raise
             if refs is not None:
                 check_external_refs(variant, rel, refs)
     finally:

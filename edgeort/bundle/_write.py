@@ -33,6 +33,7 @@ from edgeort.bundle._manifest import (
 from edgeort.bundle._model import FileEntry, TensorSpec
 from edgeort.bundle._paths import path_problem, twin_problems
 from edgeort.bundle._place import clean_leftovers, locked, place_dir, place_file
+from edgeort.bundle._seal import SELF_KEY, ZEROS, seal_manifest
 from edgeort.bundle._verify import CHUNK, check_external_refs, scan_tree
 from edgeort.bundle._verify import model_refs as _model_refs
 from edgeort.bundle._zip import write_zip
@@ -44,7 +45,7 @@ _TYPED_KEYS = frozenset(
     {"profile", "profile_version", "precision", "inputs", "outputs", "ir_version"}
     | {"opsets", "min_ort", "ep_package", "files"}
 )
-_MANIFEST_KEYS = frozenset({"format", "format_version", "producer", "components_sha256"})
+_MANIFEST_KEYS = frozenset({"format", "format_version", "producer", "components_sha256", SELF_KEY})
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +163,7 @@ def _manifest_json(
         "format_version": FORMAT_VERSION,
         "producer": {"name": "edgeort", "version": __version__},
         "components_sha256": {COMPONENT: hashlib.sha256(component).hexdigest()},
+        SELF_KEY: ZEROS,  # replaced by the self-digest once the bytes exist (_seal.py)
     }
     manifest: dict[str, Any] = {
         "schema_version": "1.0",
@@ -201,6 +203,13 @@ def _stage(root: Path, specs: Sequence[VariantSpec], head: dict[str, Any]) -> No
     component = _dump({"variants": variants}, COMPONENT_JSON)
     (root / COMPONENT_JSON).write_bytes(component)
     manifest = _dump(_manifest_json(component=component, **head), MANIFEST_JSON)
+    try:
+        manifest = seal_manifest(manifest)
+    except BundleError:  # metadata holds another "self_sha256": "<64 hex>" somewhere
+        raise UsageError(
+            f'{MANIFEST_JSON}: metadata may not hold a "{SELF_KEY}" key with a 64-hex value',
+            option="metadata",
+        ) from None
     (root / MANIFEST_JSON).write_bytes(manifest)
     try:
         bundle = read_bundle(root)
