@@ -17,6 +17,7 @@ import onnxruntime as ort
 import pytest
 
 import edgeort
+from edgeort.bundle._seal import seal_manifest
 from edgeort.errors import IntegrityError
 from tests.test_runtime_support import InferenceSessionSpy, digits_input, example_bundle
 
@@ -40,7 +41,8 @@ def model_file(root: Path) -> Path:
 
 
 def rewrite_component(root: Path, edit: Callable[[dict], None]) -> None:
-    """Edit component.json and re-pin its digest in the manifest, so only ``edit`` is wrong."""
+    """Edit component.json and re-pin its digest in the manifest (and the manifest's own
+    self-digest), so only ``edit`` is wrong."""
     component = root / "model" / "component.json"
     data = json.loads(component.read_text("utf-8"))
     edit(data)
@@ -51,9 +53,8 @@ def rewrite_component(root: Path, edit: Callable[[dict], None]) -> None:
     manifest["additional_metadata"]["edgeort"]["components_sha256"]["model"] = hashlib.sha256(
         raw
     ).hexdigest()
-    manifest_path.write_text(
-        json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False) + "\n", "utf-8"
-    )
+    text = json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    manifest_path.write_bytes(seal_manifest(text.encode()))  # re-make the self-digest too
 
 
 def tamper(root: Path) -> str:
