@@ -17,11 +17,15 @@ Parts 2 and 3 live in ``benchmarks/soak_campaigns.py``. Writes
 a test failed or a parser let a non-EdgeortError escape.
 Run: ``.venv/bin/python benchmarks/soak.py [--examples N] [--tamper N] [--skip-pytest]``
 (about 12 minutes on 2 cores); ``--report-only`` rewrites soak.md from soak.json.
+``--only tamper`` (repeatable: ``pytest``, ``parsers``, ``tamper``) runs just those parts
+and replaces them in the existing soak.json, keeping the others; the re-run is listed
+with its date, machine and time in soak.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import platform
@@ -38,6 +42,7 @@ from soak_campaigns import fuzz_parsers, tamper_campaign
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
+PARTS = ("pytest", "parsers", "tamper")
 PYTEST_FILES = [
     "tests/test_trust_faults.py",
     "tests/test_trust_kill.py",
@@ -150,10 +155,15 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Trust soak",
         "",
-        f"{m['cpu']}, {m['logical_cores']} logical cores, {m['memory_gb']} GB, {m['os']}, "
-        f"Python {m['python']}, onnxruntime {m['onnxruntime']}, root: {m['root']}; "
-        f"{result['seconds']} s in all.",
+        f"{_machine_line(m)}; {result['seconds']} s in all.",
         "",
+        *(
+            f"Parts {', '.join(r['parts'])} re-run on {r['date']} ({r['seconds']} s, "
+            f"{'same machine' if r['machine'] == m else _machine_line(r['machine'])}); "
+            "their figures below are from that run."
+            for r in result.get("reruns", [])
+        ),
+        *([""] if result.get("reruns") else []),
         "| figure | value |",
         "|---|---|",
         *(f"| {k} | {v} |" for k, v in s.items()),
@@ -170,6 +180,33 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _machine_line(m: dict[str, Any]) -> str:
+    return (
+        f"{m['cpu']}, {m['logical_cores']} logical cores, {m['memory_gb']} GB, {m['os']}, "
+        f"Python {m['python']}, onnxruntime {m['onnxruntime']}, root: {m['root']}"
+    )
+
+
+def run_parts(parts: set[str], args: argparse.Namespace) -> dict[str, Any]:
+    """The parts asked for, in a fresh temporary cache/config."""
+    result: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="edgeort-soak-") as tmp:
+        work = Path(tmp)
+        os.environ["EDGEORT_CACHE_DIR"] = str(work / "cache")
+        os.environ["EDGEORT_CONFIG_DIR"] = str(work / "config")
+        os.environ.pop("EDGEORT_TRUSTED_KEYS", None)
+        if "pytest" in parts:
+            result["pytest"] = run_pytest(work)
+            print("pytest:", result["pytest"]["tail"], flush=True)
+        if "parsers" in parts:
+            result["parsers"] = fuzz_parsers(work, args.examples)
+            print("parsers:", {k: v["outcomes"] for k, v in result["parsers"].items()}, flush=True)
+        if "tamper" in parts:
+            result["tamper"] = tamper_campaign(work, args.tamper)
+            print("tamper:", {k: v["verdicts"] for k, v in result["tamper"].items()}, flush=True)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -178,26 +215,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tamper", type=int, default=1000, help="mutations per campaign")
     parser.add_argument("--skip-pytest", action="store_true", help="only parts 2 and 3")
     parser.add_argument("--report-only", action="store_true", help="rewrite soak.md from soak.json")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=PARTS,
+        help="run only this part (repeatable) and merge it into the existing soak.json",
+    )
     args = parser.parse_args(argv)
     if args.report_only:
         result = json.loads((RESULTS / "soak.json").read_text())
         result["summary"] = summary(result)
         return write_results(result)
     start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="edgeort-soak-") as tmp:
-        work = Path(tmp)
-        os.environ["EDGEORT_CACHE_DIR"] = str(work / "cache")
-        os.environ["EDGEORT_CONFIG_DIR"] = str(work / "config")
-        os.environ.pop("EDGEORT_TRUSTED_KEYS", None)
-        result: dict[str, Any] = {"machine": machine()}
-        if not args.skip_pytest:
-            result["pytest"] = run_pytest(work)
-            print("pytest:", result["pytest"]["tail"], flush=True)
-        result["parsers"] = fuzz_parsers(work, args.examples)
-        print("parsers:", {k: v["outcomes"] for k, v in result["parsers"].items()}, flush=True)
-        result["tamper"] = tamper_campaign(work, args.tamper)
-        print("tamper:", {k: v["verdicts"] for k, v in result["tamper"].items()}, flush=True)
-    result["seconds"] = round(time.monotonic() - start, 1)
+    if args.only:
+        result = json.loads((RESULTS / "soak.json").read_text())
+        result.update(run_parts(set(args.only), args))
+        rerun = {
+            "parts": [p for p in PARTS if p in args.only],
+            "date": datetime.date.today().isoformat(),
+            "seconds": round(time.monotonic() - start, 1),
+            "machine": machine(),
+        }
+        result["reruns"] = [
+            r for r in result.get("reruns", []) if not set(r["parts"]) <= set(args.only)
+        ] + [rerun]
+    else:
+        parts = set(PARTS) - ({"pytest"} if args.skip_pytest else set())
+        result = {"machine": machine(), **run_parts(parts, args)}
+        result["seconds"] = round(time.monotonic() - start, 1)
     result["summary"] = summary(result)
     return write_results(result)
 

@@ -139,6 +139,18 @@ def test_open_error_of_the_json_is_not_tampering(
         assert info.value.path is not None and info.value.path.endswith(name)
 
 
+def test_unreadable_signature_is_not_a_signature_error(
+    tmp_path: Path, failing_open: Callable[[str, int], None]
+) -> None:
+    private, public = generate_keypair()
+    root = sign_bundle(sample_bundle(tmp_path), private, sequence=1)
+    failing_open("signature.json", errno.EIO)
+    with pytest.raises(BundleError) as info:
+        open_bundle(root, trusted_keys=[public])
+    assert type(info.value) is BundleError
+    assert "signature.json" in str(info.value) and "(EIO)" in str(info.value)
+
+
 def test_a_link_is_still_tampering(tmp_path: Path) -> None:
     root = sample_bundle(tmp_path)
     real = tmp_path / "real.json"
