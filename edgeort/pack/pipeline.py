@@ -46,7 +46,7 @@ def _work_dir(output: Path) -> Iterator[Path]:
     stale ``.edgeort-tmp-*`` leftovers there (of killed runs) are removed first."""
     from edgeort.bundle._place import clean_leftovers, locked
 
-    parent = output.parent
+    parent = output.absolute().parent  # absolute: steps run third-party code elsewhere (cwd)
     try:
         parent.mkdir(parents=True, exist_ok=True)
         clean_leftovers(parent)
