@@ -265,7 +265,9 @@ def _parse_component(data: Any, problems: Problems, *, strict: bool) -> tuple[Va
 def read_bundle(root: Path, *, source: Path | None = None) -> Bundle:
     """Parse the two JSON files of the bundle directory ``root`` (no file verification).
     ``Bundle.root`` is the real path (a symlinked root such as ``current/`` is followed
-    once; links inside the bundle are refused by verification)."""
+    once; links inside the bundle are refused by verification). Wrong bytes (the
+    manifest's self-digest, the component chain, a link) raise IntegrityError; malformed
+    JSON, and a file-system failure (raised from the OSError), BundleError."""
     given = Path(root)
     try:
         root = Path(os.path.realpath(given))
