@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.conftest import REPO
 
@@ -68,3 +69,24 @@ def test_the_check_sees_a_heavy_import() -> None:
     code = SCRIPT.format(modules="edgeort.runtime, onnx", heavy=HEAVY)
     result = run_fresh(code)
     assert "onnx" in result["loaded"]
+
+
+def test_loading_a_bundle_never_imports_the_bundle_writer(tmp_path: Path) -> None:
+    import edgeort
+
+    bundle = tmp_path / "digits.ortpackage"
+    edgeort.package(
+        REPO / "examples" / "digits" / "model.onnx",
+        ["cpu"],
+        output=bundle,
+        calibration=REPO / "examples" / "digits" / "calibration.npz",
+        measure_speed=False,
+    )
+    code = (
+        "import json, sys, edgeort\n"
+        f"model = edgeort.load({str(bundle)!r})\n"
+        "print(json.dumps({'writer': 'edgeort.bundle._write' in sys.modules,"
+        " 'variant': model.variant.name}))\n"
+    )
+    result = run_fresh(code)
+    assert result["writer"] is False and result["variant"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from edgeort._dirs import cache_dir
 from edgeort._fs import os_error_text
@@ -20,7 +21,6 @@ from edgeort.bundle._json import io_cause
 from edgeort.bundle._manifest import Bundle, read_bundle
 from edgeort.bundle._model import FileEntry, TensorSpec, Variant
 from edgeort.bundle._verify import verify_bundle
-from edgeort.bundle._write import VariantSpec, write_bundle
 from edgeort.bundle._zip import extract_zip, is_zip
 from edgeort.errors import BundleError, CacheError, IntegrityError
 
@@ -37,6 +37,20 @@ __all__ = [
 ]
 
 log = logging.getLogger("edgeort.bundle")
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edgeort.bundle._write import VariantSpec, write_bundle
+
+
+def __getattr__(name: str) -> Any:
+    """The writer (build side) is imported on first use: the device's read path never
+    loads it."""
+    if name in {"VariantSpec", "write_bundle"}:
+        from edgeort.bundle import _write
+
+        return getattr(_write, name)
+    raise AttributeError(f"module 'edgeort.bundle' has no attribute {name!r}")
+
 
 TrustedKeys = str | os.PathLike[str] | bytes | list[bytes | str] | tuple[bytes | str, ...]
 
