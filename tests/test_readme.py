@@ -55,3 +55,22 @@ def test_first_command_packages_and_runs_the_example(tmp_path: Path) -> None:
     )
     assert ran.returncode == 0, ran.stderr[-3000:]
     assert "CPUExecutionProvider" in ran.stdout
+
+
+def test_every_command_but_profiles_check_takes_json() -> None:
+    import click
+
+    from edgeort.cli import cli
+
+    def leaves(group: click.Group, prefix: str) -> list[tuple[str, click.Command]]:
+        out: list[tuple[str, click.Command]] = []
+        for name, cmd in group.commands.items():
+            path = f"{prefix} {name}".strip()
+            out += leaves(cmd, path) if isinstance(cmd, click.Group) else [(path, cmd)]
+        return out
+
+    commands = dict(leaves(cli, ""))
+    assert {"probe", "package", "run", "inspect", "bench", "doctor"} <= set(commands)
+    without = {p for p, c in commands.items() if not any("--json" in o.opts for o in c.params)}
+    assert without == {"profiles check"}
+    assert "except `profiles check`" in (REPO / "README.md").read_text(encoding="utf-8")
