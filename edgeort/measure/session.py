@@ -18,8 +18,10 @@ from typing import Any
 import onnxruntime as ort
 
 from edgeort import providers
+from edgeort.choice import CPU_EP as CPU
 from edgeort.errors import ProviderError, UsageError
-from edgeort.session import LEVELS
+from edgeort.session import LEVELS, MODES, SPINNING, session_options_for
+from edgeort.session import RECORD_PLACEMENT as RECORD
 
 __all__ = [
     "CPU",
@@ -33,13 +35,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CPU = "CPUExecutionProvider"
-SPINNING = "session.intra_op.allow_spinning"
-RECORD = "session.record_ep_graph_assignment_info"
-_MODES = {
-    "sequential": ort.ExecutionMode.ORT_SEQUENTIAL,
-    "parallel": ort.ExecutionMode.ORT_PARALLEL,
-}
 # Built-in EPs that place tensors in device memory (host<->device copies at the edges).
 DEVICE_EPS = frozenset(
     {
@@ -132,7 +127,7 @@ def _apply(so: ort.SessionOptions, knobs: Knobs, *, config: bool = True) -> ort.
             )
         so.graph_optimization_level = LEVELS[knobs.graph_opt]
     if knobs.execution_mode is not None:
-        so.execution_mode = _MODES[knobs.execution_mode]
+        so.execution_mode = MODES[knobs.execution_mode]
     if knobs.threads is not None:
         so.intra_op_num_threads = int(knobs.threads)
     if knobs.inter_threads is not None:
@@ -158,14 +153,12 @@ def _config_entries(knobs: Knobs) -> dict[str, str]:
 
 def session_options(target: Target, knobs: Knobs) -> ort.SessionOptions:
     """SessionOptions for ``target``: a bundle variant starts from what ``edgeort.load``
-    would use (:func:`edgeort.runtime.session_options_for`), a plain model from ORT's
+    would use (:func:`edgeort.session.session_options_for`), a plain model from ORT's
     defaults; ``knobs`` go on top."""
     if target.variant is None or target.device is None:
         so = ort.SessionOptions()
         so.log_severity_level = 3
         return _apply(so, knobs)
-    from edgeort.runtime import session_options_for
-
     so = session_options_for(
         target.variant,
         target.profile,
