@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from edgeort.measure.findings import Finding
@@ -47,30 +47,21 @@ def _maps(
     return producer, consumers
 
 
-def _back_to_matmul(node: GraphNode, producer: Mapping[str, GraphNode], hops: int) -> bool:
-    frontier = [producer[i] for i in node.inputs[:1] if i in producer]
-    for _ in range(hops):
-        nxt: list[GraphNode] = []
-        for n in frontier:
-            if n.op_type in _MATMULS:
-                return True
-            if n.op_type in _SCORE_OPS:
-                nxt.extend(producer[i] for i in n.inputs if i in producer)
-        frontier = nxt
-    return any(n.op_type in _MATMULS for n in frontier)
-
-
-def _forward_to_matmul(
-    node: GraphNode, consumers: Mapping[str, list[GraphNode]], hops: int
+def _reaches_matmul(
+    frontier: list[GraphNode],
+    step: Callable[[GraphNode], Iterable[GraphNode]],
+    through: frozenset[str],
+    hops: int,
 ) -> bool:
-    frontier = [c for o in node.outputs for c in consumers.get(o, [])]
+    """Whether a MatMul is within ``hops`` steps of ``frontier``, walking ``step`` (to
+    producers or to consumers) only through ``through`` ops."""
     for _ in range(hops):
         nxt: list[GraphNode] = []
         for n in frontier:
             if n.op_type in _MATMULS:
                 return True
-            if n.op_type in _PROB_OPS:
-                nxt.extend(c for o in n.outputs for c in consumers.get(o, []))
+            if n.op_type in through:
+                nxt.extend(step(n))
         frontier = nxt
     return any(n.op_type in _MATMULS for n in frontier)
 
@@ -79,12 +70,21 @@ def attention_patterns(nodes: Sequence[GraphNode]) -> list[str]:
     """Names of Softmax nodes that sit in a MatMul -> (scale/mask) -> Softmax -> MatMul
     attention core (the pattern ORT's transformer fusions look for)."""
     producer, consumers = _maps(nodes)
+
+    def back(n: GraphNode) -> Iterable[GraphNode]:
+        return (producer[i] for i in n.inputs if i in producer)
+
+    def forward(n: GraphNode) -> Iterable[GraphNode]:
+        return (c for o in n.outputs for c in consumers.get(o, []))
+
     return [
         n.name
         for n in nodes
         if n.op_type == "Softmax"
-        and _back_to_matmul(n, producer, hops=4)
-        and _forward_to_matmul(n, consumers, hops=2)
+        and _reaches_matmul(
+            [producer[i] for i in n.inputs[:1] if i in producer], back, _SCORE_OPS, 4
+        )
+        and _reaches_matmul(list(forward(n)), forward, _PROB_OPS, 2)
     ]
 
 
