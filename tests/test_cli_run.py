@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from edgeort.cli import cli
-from tests.conftest import REPO
+from tests.fresh import run_python
 from tests.test_runtime_support import digits_input, digits_reference, example_bundle
 
 
@@ -121,15 +119,7 @@ def test_inspect_json_matches_the_ranking_and_creates_no_session(
 
 def test_json_stdout_is_clean_in_a_real_process(bundle: Path) -> None:
     """Native libraries (the QNN plugin) print to fd 1; --json output must still parse."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "edgeort", "run", str(bundle), "--profile", "qnn", "--json"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
+    proc = run_python(["-m", "edgeort", "run", str(bundle), "--profile", "qnn", "--json"])
     report = json.loads(proc.stdout)
     assert report["variant"] == "qnn"
 

@@ -5,12 +5,10 @@ Checked in a fresh interpreter, so nothing another test imported can hide a heav
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 from tests.conftest import REPO
+from tests.fresh import last_json
 
 HEAVY = ("onnx", "click", "onnxruntime.quantization", "onnxruntime.transformers")
 DEVICE_MODULES = (
@@ -45,16 +43,7 @@ print(json.dumps({{
 
 
 def run_fresh(code: str) -> dict[str, object]:
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return last_json(["-c", code])
 
 
 def test_device_side_never_imports_onnx_or_click() -> None:

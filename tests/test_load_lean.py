@@ -7,9 +7,6 @@ lookup; results (outputs, reasons) are compared with the full probe's."""
 from __future__ import annotations
 
 import importlib.util
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +14,7 @@ import onnx
 
 from edgeort.hardware import CapturedSources, probe
 from edgeort.providers import plugin_ep_names
-from tests.conftest import REPO
+from tests.fresh import last_json
 from tests.test_runtime_support import EXAMPLE, QNN_OPTIONS, fixed_batch, variant_spec
 
 HAVE_QNN = importlib.util.find_spec("onnxruntime_qnn") is not None
@@ -67,16 +64,7 @@ def _bundle(tmp: Path, *, qnn: bool) -> Path:
 
 
 def _child(bundle: Path) -> dict:
-    proc = subprocess.run(
-        [sys.executable, "-c", CHILD, str(bundle)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return last_json(["-c", CHILD, str(bundle)])
 
 
 def _expected(x: np.ndarray) -> np.ndarray:

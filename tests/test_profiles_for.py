@@ -4,13 +4,9 @@ bundle; a ProfileError for ``edgeort profiles list``)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
-import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,9 +24,8 @@ from edgeort.profiles import (
     profiles_for,
     user_profile_dir,
 )
+from tests.fresh import NOBODY, last_json, shared_tmp_dir
 from tests.test_trust_support import write_version
-
-NOBODY = 65534
 
 
 def _fresh_named() -> None:
@@ -167,11 +162,8 @@ print(json.dumps(out))
 
 @pytest.fixture
 def shared_tmp() -> Iterator[Path]:
-    """A temp dir uid 65534 can read (pytest's own tmp_path is private to root)."""
-    path = Path(tempfile.mkdtemp(prefix="edgeort-profiles-for-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    with shared_tmp_dir("edgeort-profiles-for-") as path:
+        yield path
 
 
 def test_unreadable_user_profile_dir_never_stops_a_bundle_loading(shared_tmp: Path) -> None:
@@ -189,12 +181,12 @@ def test_unreadable_user_profile_dir_never_stops_a_bundle_loading(shared_tmp: Pa
     cache.mkdir()
     if os.geteuid() == 0:
         os.chown(cache, NOBODY, NOBODY)  # the verification cache is the child's own
-    cmd = [sys.executable, "-c", _CHILD, str(NOBODY), str(bundle), str(cache)]
+    cmd = ["-c", _CHILD, str(NOBODY), str(bundle), str(cache)]
     cmd.append(str(shared_tmp / "warm-cache"))
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
-    config.chmod(0o700)
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    try:
+        out = last_json(cmd, env=env, cwd=None)
+    finally:
+        config.chmod(0o700)
     assert out["uid"] != 0
     assert out["y"] == (np.ones((1, 4), np.float32) + np.arange(4) + 1.0).tolist()
     where = str(config / "profiles")

@@ -4,13 +4,10 @@ makes ``import onnxruntime_ep_openvino`` fail, as it does when the wheel is abse
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.conftest import REPO
+from tests.fresh import last_json
 from tests.test_runtime_support import example_bundle
 
 HIDE = '''
@@ -56,17 +53,7 @@ def run_child(bundle: Path, hide_dir: Path | None) -> dict:
     env = dict(os.environ)
     if hide_dir is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(hide_dir), env.get("PYTHONPATH")]))
-    proc = subprocess.run(
-        [sys.executable, "-c", CHILD, str(bundle)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return last_json(["-c", CHILD, str(bundle)], env=env)
 
 
 def test_openvino_uninstalled_falls_back_to_cpu_with_one_reason(tmp_path: Path) -> None:

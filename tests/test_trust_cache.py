@@ -11,12 +11,7 @@ whose parent is a regular file) run in-process.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,9 +20,8 @@ import pytest
 
 from edgeort.bundle import open_bundle, write_bundle
 from edgeort.errors import CacheError
+from tests.fresh import NOBODY, last_json, shared_tmp_dir
 from tests.test_trust_support import add_spec, source_dir, write_version
-
-NOBODY = 65534
 
 _CHILD = r"""
 import json, logging, os, sys
@@ -67,11 +61,8 @@ print(json.dumps(out))
 
 @pytest.fixture
 def shared_tmp() -> Iterator[Path]:
-    """A temp dir uid 65534 can read (pytest's own tmp_path is private to root)."""
-    path = Path(tempfile.mkdtemp(prefix="edgeort-trust-cache-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    with shared_tmp_dir("edgeort-trust-cache-") as path:
+        yield path
 
 
 def _bundles(tmp: Path) -> tuple[Path, Path]:
@@ -84,12 +75,10 @@ def _bundles(tmp: Path) -> tuple[Path, Path]:
 
 def _child(cache: Path, zip_path: Path, dir_path: Path) -> dict[str, object]:
     warm = cache.parent / "warm-cache"
-    cmd = [sys.executable, "-c", _CHILD, str(NOBODY), str(cache), str(zip_path), str(dir_path)]
+    cmd = ["-c", _CHILD, str(NOBODY), str(cache), str(zip_path), str(dir_path)]
     cmd.append(str(warm))
     env = {**os.environ, "EDGEORT_CONFIG_DIR": str(cache.parent / "config")}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return last_json(cmd, env=env, cwd=None)
 
 
 def _expected_y() -> list[list[float]]:
