@@ -146,7 +146,8 @@ def resolve(
     return _bundle_targets(path, variant, ep, device)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -172,7 +173,7 @@ def source_model(resolved: Resolved, given: str | Path | None) -> Path | None:
         )
     for folder in (resolved.bundle.source.parent, Path.cwd()):
         cand = folder / str(src["name"])
-        if cand.is_file() and (not src.get("sha256") or _sha256(cand) == src["sha256"]):
+        if cand.is_file() and (not src.get("sha256") or file_sha256(cand) == src["sha256"]):
             return cand
     raise DataError(
         f"{resolved.path}: its source model {src['name']!r} (sha256 {src.get('sha256', '?')[:12]}) "

@@ -13,7 +13,6 @@ variant's sha256, the device fingerprint and the ORT version -- which
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -33,6 +32,7 @@ from edgeort.errors import CacheError, ModelError, UsageError
 from edgeort.measure.bench import feeds_for, time_runs
 from edgeort.measure.search import Dimension, SearchResult, Space, coordinate_descent, key
 from edgeort.measure.session import SPINNING, Knobs, Target, create_session
+from edgeort.measure.targets import file_sha256
 
 __all__ = [
     "TUNE_SCHEMA",
@@ -222,14 +222,6 @@ def tune_target(
     return result, search
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 @dataclass(frozen=True, slots=True)
 class _FileEntry:
     path: str
@@ -248,7 +240,7 @@ class ModelFileVariant:
         self.model_file = target.model_path.name
         self.provider_options = dict(target.provider_options)
         self.session_options: dict[str, str] = {}
-        sha = target.sha256 or _file_sha256(target.model_path)
+        sha = target.sha256 or file_sha256(target.model_path)
         self.files = (_FileEntry(self.model_file, sha),)
 
     def file(self, name: str) -> _FileEntry | None:
