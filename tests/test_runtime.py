@@ -110,19 +110,25 @@ def erf_model() -> onnx.ModelProto:
     return chain_model(("Relu", "Erf"), shape=[1, 4])  # QNN takes Relu, not Erf
 
 
-def test_strict_refuses_a_graph_the_ep_cannot_take_whole(tmp_path: Path) -> None:
+def erf_bundle(tmp_path: Path) -> Path:
+    """A QNN variant of :func:`erf_model` (Erf falls to the CPU EP), then a CPU one."""
+    model = erf_model()
     specs = [
         variant_spec(
             tmp_path,
             "qnn",
             "QNNExecutionProvider",
-            erf_model(),
+            model,
             profile="qnn-htp",
             provider_options=QNN_OPTIONS,
         ),
-        variant_spec(tmp_path, "cpu", "CPUExecutionProvider", erf_model(), profile="cpu-x86-64"),
+        variant_spec(tmp_path, "cpu", "CPUExecutionProvider", model, profile="cpu-x86-64"),
     ]
-    bundle = write_bundle(tmp_path / "erf", specs, package_name="erf")
+    return write_bundle(tmp_path / "erf", specs, package_name="erf")
+
+
+def test_strict_refuses_a_graph_the_ep_cannot_take_whole(tmp_path: Path) -> None:
+    bundle = erf_bundle(tmp_path)
     with pytest.raises(ProviderError, match="cannot take the whole graph") as info:
         edgeort.load(bundle, profile="qnn", strict=True)
     assert not isinstance(info.value, NoVariantError)
@@ -140,18 +146,7 @@ def test_strict_refuses_a_graph_the_ep_cannot_take_whole(tmp_path: Path) -> None
 
 
 def test_strict_takes_no_other_variant(tmp_path: Path) -> None:
-    specs = [
-        variant_spec(
-            tmp_path,
-            "qnn",
-            "QNNExecutionProvider",
-            erf_model(),
-            profile="qnn-htp",
-            provider_options=QNN_OPTIONS,
-        ),
-        variant_spec(tmp_path, "cpu", "CPUExecutionProvider", erf_model(), profile="cpu-x86-64"),
-    ]
-    bundle = write_bundle(tmp_path / "erf", specs, package_name="erf")
+    bundle = erf_bundle(tmp_path)
     with pytest.raises(ProviderError, match="strict"):
         edgeort.load(
             bundle, providers=["QNNExecutionProvider", "CPUExecutionProvider"], strict=True
