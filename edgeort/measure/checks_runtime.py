@@ -17,7 +17,7 @@ import numpy as np
 import onnxruntime as ort
 
 from edgeort.errors import ProviderError
-from edgeort.measure.bench import feeds_for
+from edgeort.measure.bench import feeds_for, time_runs
 from edgeort.measure.findings import Finding
 from edgeort.measure.graphinfo import GraphInfo
 from edgeort.measure.session import CPU, DEVICE_EPS, Knobs, Target, create_session
@@ -42,10 +42,7 @@ def _interleaved_medians(
     rounds = 0
     while rounds < min_rounds or time.perf_counter() - start < budget_s:
         for i, s in enumerate(sessions):
-            for _ in range(3):
-                t0 = time.perf_counter()
-                s.run(None, feeds)
-                times[i].append(time.perf_counter() - t0)
+            times[i] += time_runs(s, feeds, runs=3)
         rounds += 1
         if rounds >= 200:
             break
