@@ -98,10 +98,9 @@ def _load_profiles(profiles: Sequence[Profile | str | Path] | None) -> Sequence[
 
 
 class _Run:
-    def __init__(self, source: SourceModel, work: Path, sink: EventSink, **opts: Any) -> None:
-        self.source, self.work, self.sink = source, work, sink
+    def __init__(self, source: SourceModel, family: str, work: Path, **opts: Any) -> None:
+        self.source, self.family, self.work = source, family, work
         self.opts = opts
-        self.family = optimize.detect_family(source.proto)
         self._prepared: dict[bool, tuple[Path, tuple[str, ...]]] = {}
         self._fused: dict[bool, tuple[Path, dict[str, int], tuple[str, ...]]] = {}
         self._reference: dict[bool, tuple[Any, ...]] = {}
@@ -238,7 +237,7 @@ def package(
     sink.emit("done", "", "load", f"{source.path.name}: {family} model, {len(chosen)} target(s)")
     with _work_dir(Path(output)) as tmp:
         run = _Run(
-            source, tmp, sink, shapes=shapes, calibration=calibration,
+            source, family, tmp, shapes=shapes, calibration=calibration,
             validation=validation, max_drop=max_drop, measure_speed=measure_speed,
         )  # fmt: skip
         outcomes = []
