@@ -16,7 +16,7 @@ Order of the usable ones, best first:
 
 1. the order of ``providers=`` when given;
 2. real before simulated (QNN on x86_64 runs the HTP simulator), unless asked for;
-3. variants whose profile fits this device (OS, arch, ISA: :func:`edgeort.select.rank`)
+3. variants whose profile fits this device (OS, arch, ISA: :func:`edgeort.select.evaluate`)
    before those whose profile does not fit or is unknown;
 4. measured before unmeasured: a latency from the tune cache, or recorded in the bundle on
    a device with the same :func:`device_fingerprint`, counts only if the variant passed its
@@ -229,9 +229,9 @@ def _asked(variant: Any, profile: Any, ask: str | None, providers: Sequence[str]
 
 def _profile_fit(profile: Any, device: DeviceInfo) -> tuple[bool, float, bool, str]:
     """(fits, score, simulated, words) of a known profile on ``device``."""
-    from edgeort.select import rank
+    from edgeort.select import evaluate
 
-    candidate = rank([profile], device)[0]
+    candidate = evaluate(profile, device)
     why = "; ".join(candidate.reasons) if candidate.reasons else ""
     if candidate.fits:
         return True, float(candidate.score), bool(candidate.simulated), f"profile fits ({why})"
@@ -264,7 +264,8 @@ def _choose(
     else:
         fits, score, words = False, 0.0, f"profile {variant.profile!r} unknown here"
         simulated = device.arch in SIMULATED_ON.get(variant.ep, ())
-    ms, source, tuned = _measured(variant, device) if _passed_gate(variant) else (0.0, "", None)
+    passed = _passed_gate(variant)
+    ms, source, tuned = _measured(variant, device) if passed else (0.0, "", None)
     order = (
         providers.index(variant.ep) if providers is not None else 0,
         simulated and not explicit,
@@ -281,7 +282,7 @@ def _choose(
         )
     if source:
         parts.append(f"measured {ms:.3g} ms here ({source})")
-    elif not _passed_gate(variant):
+    elif not passed:
         parts.append("failed its accuracy gate: its latency is not used")
     return Choice(
         variant,
