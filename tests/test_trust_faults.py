@@ -35,6 +35,7 @@ from edgeort._dirs import cache_dir
 from edgeort.bundle import _place, open_bundle, write_bundle
 from edgeort.bundle._place import clean_leftovers
 from edgeort.errors import BundleError, CacheError, EdgeortError, PackageError
+from tests.test_bundle_support import tree
 from tests.test_trust_support import (
     ERRNOS,
     SOAK,
@@ -63,15 +64,6 @@ def plan(n: int, kinds: Kinds = _ROTATION, every: Kinds = ()) -> list[tuple[str,
         (kinds[k % len(kinds)][0], k, kinds[k % len(kinds)][1]) for k in range(1, n + 1) if kinds
     ]
     return out + [(name, k, sticky) for name, sticky in every for k in range(1, n + 1)]
-
-
-def tree(root: Path) -> dict[str, bytes]:
-    out = {}
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            path = Path(dirpath) / name
-            out[path.relative_to(root).as_posix()] = path.read_bytes()
-    return out
 
 
 def snapshot(path: Path) -> dict[str, bytes] | bytes | None:
