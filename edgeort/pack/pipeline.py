@@ -26,7 +26,7 @@ from edgeort.errors import DataError, PackageError, UsageError
 from edgeort.pack import data as data_mod
 from edgeort.pack import evaluate, optimize, prepare, quantize
 from edgeort.pack.events import Event, EventSink
-from edgeort.pack.load import SourceModel, io_info, load_model, save_model
+from edgeort.pack.load import IOInfo, SourceModel, io_info, load_model, save_model
 from edgeort.pack.metrics import compare, padding_mask
 from edgeort.pack.result import PackageResult, VariantResult
 from edgeort.pack.target import TargetOutcome, TargetWork, build_target
@@ -101,11 +101,12 @@ class _Run:
     def __init__(self, source: SourceModel, family: str, work: Path, **opts: Any) -> None:
         self.source, self.family, self.work = source, family, work
         self.opts = opts
-        self._prepared: dict[bool, tuple[Path, tuple[str, ...]]] = {}
+        self._prepared: dict[bool, tuple[Path, tuple[str, ...], tuple[IOInfo, ...]]] = {}
         self._fused: dict[bool, tuple[Path, dict[str, int], tuple[str, ...]]] = {}
         self._reference: dict[bool, tuple[Any, ...]] = {}
 
-    def prepared(self, fixed: bool) -> tuple[Path, tuple[str, ...]]:
+    def prepared(self, fixed: bool) -> tuple[Path, tuple[str, ...], tuple[IOInfo, ...]]:
+        """The prepared fp32 file, its notes and its inputs; once per shape."""
         if fixed not in self._prepared:
             model = self.source.proto.__class__()
             model.CopyFrom(self.source.proto)
@@ -113,11 +114,11 @@ class _Run:
             prepare.name_nodes(model)
             path = self.work / ("fixed" if fixed else "dynamic") / "model.onnx"
             save_model(model, path)
-            self._prepared[fixed] = (path, notes)
+            self._prepared[fixed] = (path, notes, io_info(model)[0])
         return self._prepared[fixed]
 
     def fused(self, fixed: bool, profile: Profile) -> tuple[Path, dict[str, int], tuple[str, ...]]:
-        path, _ = self.prepared(fixed)
+        path = self.prepared(fixed)[0]
         if self.family != "transformer" or not profile.model.fuse_transformers:
             return path, {}, ()
         if fixed not in self._fused:
@@ -141,15 +142,15 @@ class _Run:
     def reference(self, fixed: bool) -> tuple[Any, ...]:
         """Data and fp32 reference outputs (CPU EP) for the prepared model; once per shape."""
         if fixed not in self._reference:
-            fp32, _ = self.prepared(fixed)
-            verify, kind, calib = self.datasets(io_info(_load(fp32))[0])
+            fp32, _, inputs = self.prepared(fixed)
+            verify, kind, calib = self.datasets(inputs)
             session = evaluate.make_session(fp32, evaluate.EpChoice(evaluate.CPU, evaluate.CPU))
             self._reference[fixed] = (verify, kind, calib, evaluate.run_dataset(session, verify))
         return self._reference[fixed]
 
     def work_for(self, profile: Profile, index: int) -> TargetWork:
         fixed = profile.model.fixed_shapes
-        fp32, shape_notes = self.prepared(fixed)
+        fp32, shape_notes, _ = self.prepared(fixed)
         base, stats, fuse_notes = self.fused(fixed, profile)
         verify, kind, calib, reference = self.reference(fixed)
         notes = list(shape_notes) + list(fuse_notes) + list(verify.notes)
@@ -164,12 +165,6 @@ class _Run:
             own, target_dir,
             self.opts["max_drop"], self.opts["measure_speed"], tuple(notes),
         )  # fmt: skip
-
-
-def _load(path: Path) -> Any:
-    import onnx
-
-    return onnx.load_model(str(path), load_external_data=False)
 
 
 def _check_recipes(targets: Sequence[Profile], family: str, has_calibration: bool) -> None:
