@@ -10,7 +10,7 @@ import pytest
 
 from edgeort.bundle import Bundle, FileEntry, TensorSpec, Variant, open_bundle, write_bundle
 from edgeort.errors import BundleError, UsageError
-from tests.test_bundle_support import make_model, make_spec, sample_bundle
+from tests.test_bundle_support import make_model, make_spec, qnn_spec, sample_bundle
 
 ORT_MANIFEST_KEYS = {
     "schema_version",
@@ -112,14 +112,7 @@ def test_writing_is_deterministic(tmp_path: Path) -> None:
 def test_qnn_variant_omits_device_and_keeps_provider_options(tmp_path: Path) -> None:
     src = tmp_path / "src"
     make_model(src / "model.onnx")
-    qnn = make_spec(
-        src,
-        "qnn-htp",
-        ep="QNNExecutionProvider",
-        device="",
-        provider_options={"backend_type": "htp"},
-        ep_package="onnxruntime-qnn",
-    )
+    qnn = qnn_spec(src)
     root = write_bundle(tmp_path / "q.ortpackage", [qnn, make_spec(src)], package_name="q")
     comp = json.loads((root / "model/component.json").read_bytes())
     assert "device" not in comp["variants"]["qnn-htp"]

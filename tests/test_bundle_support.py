@@ -75,6 +75,18 @@ def make_spec(src: Path, name: str = "cpu-fp32", **overrides: Any) -> VariantSpe
     return VariantSpec(**fields)
 
 
+def qnn_spec(src: Path) -> VariantSpec:
+    """A QNN HTP variant: no ORT ``device`` key (it differs by host), backend_type=htp."""
+    return make_spec(
+        src,
+        "qnn-htp",
+        ep="QNNExecutionProvider",
+        device="",
+        provider_options={"backend_type": "htp"},
+        ep_package="onnxruntime-qnn",
+    )
+
+
 def sample_bundle(
     tmp: Path,
     *,

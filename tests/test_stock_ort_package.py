@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 
 from edgeort.bundle import open_bundle, write_bundle
-from tests.test_bundle_support import BIAS, make_model, make_spec, sample_bundle
+from tests.test_bundle_support import BIAS, make_model, make_spec, qnn_spec, sample_bundle
 
 X = np.array([[1, 2, 3, 4], [-1, 0, 0.5, 8]], np.float32)
 
@@ -55,14 +55,7 @@ def _qnn_devices() -> list[ort.OrtEpDevice]:
 def test_stock_ort_selects_qnn_variant_with_qnn_plugin(tmp_path: Path) -> None:
     src = tmp_path / "src"
     make_model(src / "model.onnx")
-    qnn = make_spec(
-        src,
-        "qnn-htp",
-        ep="QNNExecutionProvider",
-        device="",
-        provider_options={"backend_type": "htp"},
-        ep_package="onnxruntime-qnn",
-    )
+    qnn = qnn_spec(src)
     root = write_bundle(tmp_path / "q.ortpackage", [make_spec(src), qnn], package_name="q")
 
     cpu = _select(root, ort.SessionOptions())
