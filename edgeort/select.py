@@ -16,6 +16,7 @@ from typing import Any
 
 from edgeort.device import DeviceInfo
 from edgeort.errors import Problem, ProfileError, UsageError
+from edgeort.ortcompat import version_tuple
 from edgeort.profiles import Profile
 
 __all__ = ["Candidate", "evaluate", "intra_op_threads", "rank", "resolve_target"]
@@ -153,7 +154,7 @@ def _check_ep(
     if device.ort_version is None:
         bad.append(f"onnxruntime is not installed (this profile needs pip package {rt.package})")
         return
-    if _version(device.ort_version) < _version(rt.min_ort):
+    if version_tuple(device.ort_version) < version_tuple(rt.min_ort):
         bad.append(f"onnxruntime {device.ort_version} is older than runtime.min_ort {rt.min_ort}")
     plugin = next((p for p in device.plugin_eps if p.ep_name == rt.ep), None)
     types = device.ep_device_types(rt.ep)
@@ -210,14 +211,6 @@ def _not_installed(profile: Profile) -> str:
         arch = "/".join(profile.match.arch)
         return f"{rt.ep} is not in this onnxruntime build; onnxruntime has it on {where} {arch}"
     return f"{rt.ep} is not in this onnxruntime build; it ships in pip package {rt.package}"
-
-
-def _version(text: str) -> tuple[int, ...]:
-    parts = []
-    for piece in text.split("+")[0].split("."):
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        parts.append(int(digits) if digits else 0)
-    return tuple(parts)
 
 
 def intra_op_threads(profile: Profile, device: DeviceInfo) -> int:
