@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeort import _fs
-from edgeort.bundle import Bundle, open_bundle, read_bundle, verify_bundle
+from edgeort.bundle import Bundle, open_bundle
 from edgeort.bundle._fields import Fields
 from edgeort.bundle._json import (
     Problems,
@@ -235,19 +235,15 @@ def sign_bundle(
 
 
 def _sign(path: Path, private: Any, sequence: int | None) -> None:
+    bundle = open_bundle(path, trusted_keys=())  # verified; an existing signature not checked
+    doc = _signature_doc(bundle, private, sequence)
     if path.is_file():
-        bundle = open_bundle(path, trusted_keys=())
-        doc = _signature_doc(bundle, private, sequence)
         with _fs.staging_dir(path) as tmp, locked(tmp):
             write_zip(bundle.root, tmp / "signed.zip", extra={SIGNATURE_JSON: doc})
             place_file(tmp / "signed.zip", path)
         shutil.rmtree(tmp, ignore_errors=True)
     else:
-        bundle = read_bundle(path)
-        verify_bundle(bundle)
-        _fs.atomic_write_bytes(
-            bundle.root / SIGNATURE_JSON, _signature_doc(bundle, private, sequence)
-        )
+        _fs.atomic_write_bytes(bundle.root / SIGNATURE_JSON, doc)
 
 
 def _read_signature(bundle: Bundle) -> tuple[str, dict[str, Any], bytes]:
