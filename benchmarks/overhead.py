@@ -273,6 +273,26 @@ def _new_cache(work: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix="cache-", dir=work))
 
 
+def _raw_cached_uncached(
+    raw_run: tuple[str, list[str]],
+    edgeort_run: tuple[str, list[str]],
+    env_warm: dict[str, str],
+    *,
+    repeats: int,
+    work: Path,
+    pyc: bool,
+) -> tuple[float, float, float]:
+    """Median ms of ``repeats`` interleaved fresh processes: raw ORT and edgeort in
+    ``env_warm`` (its verification cache already filled), then edgeort with an empty cache."""
+    raw, cached, uncached = [], [], []
+    for _ in range(repeats):
+        raw.append(float(_child(*raw_run, env_warm)))
+        cached.append(float(_child(*edgeort_run, env_warm)))
+        env = child_env(pyc=pyc, pycache=work / "pycache", cache=_new_cache(work))
+        uncached.append(float(_child(*edgeort_run, env)))
+    return _ms(raw), _ms(cached), _ms(uncached)
+
+
 def fresh_process(
     bundle: Path, model_file: Path, repeats: int, work: Path, *, pyc: bool
 ) -> dict[str, Any]:
@@ -281,13 +301,14 @@ def fresh_process(
     env_warm = child_env(pyc=pyc, pycache=pycache, cache=warm)
     _child(EDGEORT_CHILD, [str(bundle)], env_warm)  # fills the verification (and .pyc) cache
     _child(RAW_CHILD, [str(model_file)], env_warm)
-    raw, cached, uncached = [], [], []
-    for _ in range(repeats):
-        raw.append(float(_child(RAW_CHILD, [str(model_file)], env_warm)))
-        cached.append(float(_child(EDGEORT_CHILD, [str(bundle)], env_warm)))
-        env = child_env(pyc=pyc, pycache=pycache, cache=_new_cache(work))
-        uncached.append(float(_child(EDGEORT_CHILD, [str(bundle)], env)))
-    r, c, u = _ms(raw), _ms(cached), _ms(uncached)
+    r, c, u = _raw_cached_uncached(
+        (RAW_CHILD, [str(model_file)]),
+        (EDGEORT_CHILD, [str(bundle)]),
+        env_warm,
+        repeats=repeats,
+        work=work,
+        pyc=pyc,
+    )
     return {
         "repeats": repeats,
         "bytecode_cache": pyc,
@@ -306,13 +327,14 @@ def first_call(bundle: Path, model_file: Path, repeats: int, work: Path) -> dict
     pycache, warm = work / "pycache", _new_cache(work)
     env_warm = child_env(pyc=True, pycache=pycache, cache=warm)
     modules = _child(MODULES_CHILD, [str(bundle)], env_warm)  # also warms the cache
-    raw, cached, uncached = [], [], []
-    for _ in range(repeats):
-        raw.append(float(_child(FIRST_RAW_CHILD, [str(model_file)], env_warm)))
-        cached.append(float(_child(FIRST_EDGEORT_CHILD, [str(bundle), modules], env_warm)))
-        env = child_env(pyc=True, pycache=pycache, cache=_new_cache(work))
-        uncached.append(float(_child(FIRST_EDGEORT_CHILD, [str(bundle), modules], env)))
-    r, c, u = _ms(raw), _ms(cached), _ms(uncached)
+    r, c, u = _raw_cached_uncached(
+        (FIRST_RAW_CHILD, [str(model_file)]),
+        (FIRST_EDGEORT_CHILD, [str(bundle), modules]),
+        env_warm,
+        repeats=repeats,
+        work=work,
+        pyc=True,
+    )
     return {
         "repeats": repeats,
         "raw_session_ms": r,
