@@ -27,6 +27,7 @@ from edgeort.session import LEVELS
 __all__ = [
     "Fused",
     "detect_family",
+    "drop_unused_opsets",
     "fuse_transformer",
     "offline_optimize",
     "portable_level",
@@ -213,12 +214,19 @@ def used_domains(model: onnx.ModelProto) -> set[str]:
     return used
 
 
+def drop_unused_opsets(model: onnx.ModelProto) -> bool:
+    """Keep only the opset imports of domains the graph uses, in place; True if any went."""
+    used = used_domains(model)
+    keep = [op for op in model.opset_import if (op.domain or "") in used or op.domain == "ai.onnx"]
+    if len(keep) == len(model.opset_import):
+        return False
+    del model.opset_import[:]
+    model.opset_import.extend(keep)
+    return True
+
+
 def prune_opsets(path: Path) -> None:
     """ORT stamps every domain it knows on a model it saves; keep those the graph uses."""
     model = onnx.load_model(str(path))
-    used = used_domains(model)
-    keep = [op for op in model.opset_import if (op.domain or "") in used or op.domain == "ai.onnx"]
-    if len(keep) != len(model.opset_import):
-        del model.opset_import[:]
-        model.opset_import.extend(keep)
+    if drop_unused_opsets(model):
         onnx.save_model(model, str(path))

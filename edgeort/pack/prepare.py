@@ -139,12 +139,12 @@ def pre_process(model: Path, out: Path) -> Prepared:
                 f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
             )
             continue
-        from edgeort.pack.optimize import prune_opsets
+        from edgeort.pack.optimize import drop_unused_opsets
 
         proto = onnx.load_model(str(out))
         name_nodes(proto)
+        drop_unused_opsets(proto)
         save_model(proto, out)
-        prune_opsets(out)
         note = "quant_pre_process" + (" (without symbolic shape inference)" if options else "")
         return Prepared(out, (note,))
     log.warning("quant_pre_process failed; quantizing the model as is: %s", errors[-1])
