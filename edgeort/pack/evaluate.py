@@ -22,7 +22,7 @@ import onnxruntime as ort
 from edgeort.errors import PackageError
 from edgeort.pack.data import Dataset
 from edgeort.profiles import Profile
-from edgeort.session import LEVELS
+from edgeort.session import LEVELS, RECORD_PLACEMENT
 
 __all__ = ["CPU", "EpChoice", "choose_ep", "latency_ms", "make_session", "run_dataset"]
 
@@ -114,7 +114,7 @@ def choose_ep(profile: Profile) -> EpChoice:
 def _session_options(profile: Profile | None) -> ort.SessionOptions:
     so = ort.SessionOptions()
     so.log_severity_level = 3
-    so.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
+    so.add_session_config_entry(RECORD_PLACEMENT, "1")
     if profile is not None:
         so.graph_optimization_level = LEVELS.get(
             profile.session.graph_optimization_level, ort.GraphOptimizationLevel.ORT_ENABLE_ALL
