@@ -21,7 +21,7 @@ from typing import Any
 from edgeort.pack.metrics import Metrics
 from edgeort.profiles import Recipe, Verify
 
-__all__ = ["Gate", "GateRecord", "accuracy_gate", "fallback_recipes", "speed_gate"]
+__all__ = ["Gate", "GateRecord", "accuracy_gate", "fallback_recipes", "gate_record", "speed_gate"]
 
 _TOL = 1e-9
 QUANTIZED_MODES = ("dynamic", "static", "qnn")
@@ -88,9 +88,8 @@ def accuracy_gate(
         value, bound, what = metrics.cosine_mean, 1.0 - drop, "mean cosine vs fp32"
     passed = value >= bound - _TOL
     reason = f"{note}{what} {value:.4f} {'>=' if passed else '<'} bound {bound:.4f}"
-    top1_drop = getattr(verify, "top1_max_drop", None)
-    if passed and classifier and metric == "cosine" and top1_drop is not None:
-        t_value, t_bound, t_what = _top1(metrics, reference, top1_drop)
+    if passed and classifier and metric == "cosine":
+        t_value, t_bound, t_what = _top1(metrics, reference, verify.top1_max_drop)
         if t_value < t_bound - _TOL:
             passed = False
             reason += f"; but {t_what} {t_value:.4f} < bound {t_bound:.4f}"
@@ -136,6 +135,3 @@ def speed_gate(precision: str, latency: float | None, fp32_latency: float | None
 
 def gate_record(gate: Gate, recipe: str) -> GateRecord:
     return GateRecord("accuracy", "pass" if gate.passed else "fail", gate.reason, recipe)
-
-
-__all__ += ["gate_record"]
