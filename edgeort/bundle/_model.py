@@ -1,8 +1,8 @@
 """The bundle's data model: FileEntry, TensorSpec, Variant (one per target device).
 
-Constructors are dumb; ``from_json`` classmethods validate (docs/bundle-format.md,
-sections 4-6) and report the JSON path of every problem. ``Bundle`` lives in
-``_manifest.py`` with the manifest rules.
+Constructors are dumb; ``parse`` classmethods validate (docs/bundle-format.md,
+sections 4-6) and record the JSON path of every problem in a shared ``Problems``.
+``Bundle`` lives in ``_manifest.py`` with the manifest rules.
 """
 
 from __future__ import annotations
@@ -11,15 +11,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any
 
 from edgeort.bundle._fields import Fields, is_int
 from edgeort.bundle._json import Problems, child
 from edgeort.bundle._paths import NAME_RE, option_value_problem, twin_problems
 
 __all__ = ["FileEntry", "TensorSpec", "Variant"]
-
-T = TypeVar("T")
 
 SHA256_RE = re.compile(r"[0-9a-f]{64}\Z")
 DTYPE_RE = re.compile(r"[a-z][a-z0-9_]{0,31}\Z")
@@ -37,12 +35,6 @@ ORT_KEYS = ("model_file", "provider_options", "session_options")
 MAX_RANK = 64
 
 
-def _raise(problems: Problems, result: T | None) -> T:
-    problems.raise_if_any()
-    assert result is not None
-    return result
-
-
 @dataclass(frozen=True, slots=True)
 class FileEntry:
     """One file of a variant: posix path relative to the variant directory."""
@@ -50,11 +42,6 @@ class FileEntry:
     path: str
     size: int
     sha256: str
-
-    @classmethod
-    def from_json(cls, data: Any, *, where: str = "$", name: str = "file entry") -> FileEntry:
-        problems = Problems(name)
-        return _raise(problems, cls.parse(data, where, problems))
 
     @classmethod
     def parse(cls, data: Any, where: str, problems: Problems) -> FileEntry | None:
@@ -81,11 +68,6 @@ class TensorSpec:
     name: str
     dtype: str
     shape: tuple[int | str | None, ...]
-
-    @classmethod
-    def from_json(cls, data: Any, *, where: str = "$", name: str = "tensor spec") -> TensorSpec:
-        problems = Problems(name)
-        return _raise(problems, cls.parse(data, where, problems))
 
     @classmethod
     def parse(cls, data: Any, where: str, problems: Problems) -> TensorSpec | None:
@@ -198,11 +180,6 @@ class Variant:
 
     def file(self, path: str) -> FileEntry | None:
         return next((f for f in self.files if f.path == path), None)
-
-    @classmethod
-    def from_json(cls, name: str, data: Any, *, where: str = "$", strict: bool = True) -> Variant:
-        problems = Problems("variant")
-        return _raise(problems, cls.parse(name, data, where, problems, strict=strict))
 
     @classmethod
     def parse(
