@@ -17,18 +17,13 @@ from typing import Any
 import onnx
 import onnxruntime as ort
 
+from edgeort.ortcompat import version_tuple
 from edgeort.pack.load import IOInfo, io_info
 from edgeort.pack.target import TargetOutcome
 
 __all__ = ["accuracy_json", "latency_json", "signature", "variant_metadata"]
 
 log = logging.getLogger(__name__)
-
-
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(
-        int("".join(c for c in p if c.isdigit()) or 0) for p in text.split("+")[0].split(".")
-    )
 
 
 def _plain(value: Any) -> Any:
@@ -111,8 +106,8 @@ def latency_json(outcome: TargetOutcome) -> dict[str, Any] | None:
 def _min_ort(outcome: TargetOutcome) -> str:
     floor = outcome.work.profile.runtime.min_ort
     if outcome.chosen.model_file.suffix == ".ort":  # ORT format written by this ORT
-        here = ".".join(str(p) for p in _version(ort.__version__)[:2])
-        return here if _version(here) > _version(floor) else floor
+        here = ".".join(str(p) for p in version_tuple(ort.__version__)[:2])
+        return here if version_tuple(here) > version_tuple(floor) else floor
     return floor
 
 
