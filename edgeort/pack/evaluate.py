@@ -29,6 +29,7 @@ __all__ = ["CPU", "EpChoice", "choose_ep", "latency_ms", "make_session", "run_da
 log = logging.getLogger(__name__)
 
 CPU = "CPUExecutionProvider"
+LATENCY_RUNS = 20  # timed runs behind a recorded median (the manifest's latency.runs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +165,11 @@ def _stack(chunks: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def latency_ms(
-    session: ort.InferenceSession, feed: dict[str, np.ndarray], *, runs: int = 20, warmup: int = 3
+    session: ort.InferenceSession,
+    feed: dict[str, np.ndarray],
+    *,
+    runs: int = LATENCY_RUNS,
+    warmup: int = 3,
 ) -> float:
     """Median wall time of ``runs`` runs after ``warmup`` runs, in milliseconds."""
     for _ in range(warmup):

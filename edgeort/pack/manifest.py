@@ -18,6 +18,7 @@ import onnx
 import onnxruntime as ort
 
 from edgeort.ortcompat import version_tuple
+from edgeort.pack.evaluate import LATENCY_RUNS
 from edgeort.pack.load import IOInfo, io_info
 from edgeort.pack.target import TargetOutcome
 
@@ -94,7 +95,7 @@ def latency_json(outcome: TargetOutcome) -> dict[str, Any] | None:
         "ep": cand.on_ep,
         "device": outcome.choice.device_type,
         "device_fingerprint": _fingerprint(),
-        "runs": 20,
+        "runs": LATENCY_RUNS,
         "ort_version": ort.__version__,
         "ep_version": _ep_version(runtime.package),
     }
