@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -62,8 +63,6 @@ def test_round_trip_fields(tmp_path: Path) -> None:
     )
     assert v.metadata["accuracy"]["passed"] is True and v.metadata["latency"] is None
     data = (root / "model" / "cpu-fp32" / "model.onnx").read_bytes()
-    import hashlib
-
     assert v.files == (FileEntry("model.onnx", len(data), hashlib.sha256(data).hexdigest()),)
     assert b.variant("cpu-fp32") is v
     assert b.model_path(v) == b.root / "model" / "cpu-fp32" / "model.onnx"
@@ -84,8 +83,6 @@ def test_json_is_canonical_and_ort_shaped(tmp_path: Path) -> None:
     assert manifest["components"] == {"model": "model"}
     ed = manifest["additional_metadata"]["edgeort"]
     assert ed["producer"]["name"] == "edgeort"
-    import hashlib
-
     comp_bytes = (root / "model/component.json").read_bytes()
     assert ed["components_sha256"] == {"model": hashlib.sha256(comp_bytes).hexdigest()}
     comp = json.loads(comp_bytes)

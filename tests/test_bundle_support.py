@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -133,9 +135,6 @@ def forge(
     """Rewrite a bundle's JSON as an attacker who controls every byte (but no signing key)
     would: optional edit functions, then file digests, the component chain and (with
     ``seal``) the manifest's self-digest re-made."""
-    import hashlib
-    import json
-
     comp = json.loads((root / "model/component.json").read_bytes())
     if rehash:
         for body in comp["variants"].values():
