@@ -20,6 +20,7 @@ import numpy as np
 import onnxruntime as ort
 
 from edgeort.errors import PackageError
+from edgeort.hardware._platform import normalise_arch
 from edgeort.pack.data import Dataset
 from edgeort.profiles import Profile
 from edgeort.session import LEVELS, RECORD_PLACEMENT
@@ -66,11 +67,6 @@ def _providers_module() -> Any:
     return providers
 
 
-def _arch() -> str:
-    machine = platform.machine().lower()
-    return {"amd64": "x86_64", "aarch64": "arm64"}.get(machine, machine)
-
-
 def _options(profile: Profile) -> dict[str, str]:
     opts = {}
     for key, value in profile.runtime.provider_options.items():
@@ -86,7 +82,7 @@ def choose_ep(profile: Profile) -> EpChoice:
     ep = profile.runtime.ep
     if ep == CPU:
         return EpChoice(ep, CPU)
-    simulated = _arch() in profile.runtime.simulated_on
+    simulated = normalise_arch(platform.machine()) in profile.runtime.simulated_on
     if profile.runtime.plugin_module:
         providers = _providers_module()
         try:
