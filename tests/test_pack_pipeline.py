@@ -200,3 +200,13 @@ def test_missing_fixed_shape_fails_before_any_target_is_built(tmp_path: Path) ->
         )
     assert not any(e.target for e in events)  # no target started
     assert not (tmp_path / "o").exists()
+
+
+def test_cache_dir_placeholders_reach_the_bundle_for_the_loader(tmp_path: Path) -> None:
+    from edgeort.bundle import open_bundle
+
+    out = tmp_path / "trt.ortpackage"
+    package(make_cnn(tmp_path), ["tensorrt"], output=out, measure_speed=False, here=False)
+    (variant,) = open_bundle(out).variants
+    assert variant.provider_options["trt_engine_cache_path"] == "{cache_dir}"
+    assert variant.provider_options["trt_timing_cache_path"] == "{cache_dir}"
