@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import shutil
 import tempfile
@@ -104,3 +105,12 @@ def scratch_cwd(path: Path) -> Iterator[Path]:
         yield Path(path)
     finally:
         os.chdir(old)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, streamed in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

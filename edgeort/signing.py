@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeort import _fs
+from edgeort._fs import sha256_file
 from edgeort.bundle import Bundle, open_bundle
 from edgeort.bundle._fields import Fields
 from edgeort.bundle._json import (
@@ -149,8 +150,8 @@ def load_trusted_keys(spec: KeySpec) -> dict[str, Any]:
 
 def _payload(bundle: Bundle, sequence: int) -> dict[str, Any]:
     digests = {
-        "manifest_sha256": bundle.manifest_sha256 or _sha256_file(bundle.root / MANIFEST_JSON),
-        "component_sha256": bundle.component_sha256 or _sha256_file(bundle.root / COMPONENT_JSON),
+        "manifest_sha256": bundle.manifest_sha256 or sha256_file(bundle.root / MANIFEST_JSON),
+        "component_sha256": bundle.component_sha256 or sha256_file(bundle.root / COMPONENT_JSON),
     }
     return {
         **digests,
@@ -158,10 +159,6 @@ def _payload(bundle: Bundle, sequence: int) -> dict[str, Any]:
         "package_version": bundle.package_version,
         "sequence": sequence,
     }
-
-
-def _sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _private_key(pem: bytes | str | os.PathLike[str], password: bytes | None) -> Any:

@@ -9,13 +9,13 @@ returned as *skipped*, with the reason.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeort._fs import sha256_file
 from edgeort.errors import DataError, ModelError, UsageError
 from edgeort.measure.session import CPU, Target, ep_unavailable_reason
 
@@ -146,15 +146,6 @@ def resolve(
     return _bundle_targets(path, variant, ep, device)
 
 
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def source_model(resolved: Resolved, given: str | Path | None) -> Path | None:
     """The fp32 model ``--compare`` runs: ``given``, else the bundle's recorded
     ``source_model`` found beside the bundle (sha256-checked), else the model itself."""
@@ -173,7 +164,7 @@ def source_model(resolved: Resolved, given: str | Path | None) -> Path | None:
         )
     for folder in (resolved.bundle.source.parent, Path.cwd()):
         cand = folder / str(src["name"])
-        if cand.is_file() and (not src.get("sha256") or file_sha256(cand) == src["sha256"]):
+        if cand.is_file() and (not src.get("sha256") or sha256_file(cand) == src["sha256"]):
             return cand
     raise DataError(
         f"{resolved.path}: its source model {src['name']!r} (sha256 {src.get('sha256', '?')[:12]}) "

@@ -27,12 +27,11 @@ import numpy as np
 import onnxruntime as ort
 import psutil
 
-from edgeort._fs import atomic_write_text, os_error_text
+from edgeort._fs import atomic_write_text, os_error_text, sha256_file
 from edgeort.errors import CacheError, ModelError, UsageError
 from edgeort.measure.bench import feeds_for, time_runs
 from edgeort.measure.search import Dimension, SearchResult, Space, coordinate_descent, key
 from edgeort.measure.session import SPINNING, Knobs, Target, create_session
-from edgeort.measure.targets import file_sha256
 
 __all__ = [
     "TUNE_SCHEMA",
@@ -240,7 +239,7 @@ class ModelFileVariant:
         self.model_file = target.model_path.name
         self.provider_options = dict(target.provider_options)
         self.session_options: dict[str, str] = {}
-        sha = target.sha256 or file_sha256(target.model_path)
+        sha = target.sha256 or sha256_file(target.model_path)
         self.files = (_FileEntry(self.model_file, sha),)
 
     def file(self, name: str) -> _FileEntry | None:

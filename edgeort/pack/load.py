@@ -8,7 +8,6 @@ build a CPU session from it (unsupported operators or types fail here).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +17,10 @@ import onnx
 import onnxruntime as ort
 from google.protobuf.message import DecodeError
 
+from edgeort._fs import sha256_file
 from edgeort.errors import ModelError
 
-__all__ = ["IOInfo", "SourceModel", "io_info", "load_model", "save_model", "sha256_file"]
+__all__ = ["IOInfo", "SourceModel", "io_info", "load_model", "save_model"]
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +51,6 @@ class SourceModel:
     outputs: tuple[IOInfo, ...]
     ir_version: int
     opsets: dict[str, int]
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _dtype_name(elem_type: int) -> str:
