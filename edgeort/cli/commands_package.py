@@ -9,44 +9,18 @@ parseable.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import os
 import shutil
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import click
 
+from edgeort.cli._stdout import guarded_stdout
 from edgeort.errors import EdgeortError, UsageError
 
 __all__ = ["COMMANDS", "format_result"]
-
-
-@contextlib.contextmanager
-def _guarded_stdout() -> Iterator[IO[str]]:
-    """A text stream onto the real stdout, with fd 1 pointed at stderr meanwhile."""
-    try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, io.UnsupportedOperation):
-        fd = -1
-    if fd != 1:  # not the process's stdout (e.g. click's CliRunner): nothing to guard
-        yield sys.stdout
-        return
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    out = os.fdopen(saved, "w", encoding="utf-8", buffering=1)
-    try:
-        yield out
-    finally:
-        out.flush()
-        sys.stdout.flush()
-        os.dup2(out.fileno(), 1)
-        out.close()
 
 
 def _line(out: IO[str], obj: dict[str, Any]) -> None:
@@ -168,11 +142,11 @@ def package_command(
     }
     if not as_json:
         kwargs["shapes"] = _shapes(shape_values)
-        with _guarded_stdout() as out:
+        with guarded_stdout() as out:
             result = package(model, targets, on_event=_status, **kwargs)
             out.write("\n".join(format_result(result)) + "\n")
         return
-    with _guarded_stdout() as out:
+    with guarded_stdout() as out:
         try:
             kwargs["shapes"] = _shapes(shape_values)
             result = package(model, targets, on_event=lambda e: _line(out, e.to_json()), **kwargs)

@@ -3,45 +3,21 @@ and which variant this device would pick, without creating a session)."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import os
-import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
 
+from edgeort.cli._stdout import guarded_stdout
 from edgeort.errors import DataError, UsageError
 
 __all__ = ["COMMANDS", "generate_inputs", "parse_inputs"]
 
 _BUNDLE = click.Path(exists=True, path_type=Path)
-
-
-@contextlib.contextmanager
-def native_output_to_stderr() -> Iterator[None]:
-    """Point fd 1 at stderr while ORT and plugin libraries run, so their native prints
-    (QNN writes to stdout) never mix with our output; restored before we print."""
-    try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, io.UnsupportedOperation):
-        fd = -1
-    if fd != 1:  # not the process's stdout (click's CliRunner): nothing to guard
-        yield
-        return
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 def parse_inputs(pairs: Sequence[str]) -> dict[str, np.ndarray]:
@@ -129,7 +105,7 @@ def run_command(
 ) -> None:
     """Load BUNDLE on this device and run it once."""
     feeds = parse_inputs(input_pairs)
-    with native_output_to_stderr():
+    with guarded_stdout():
         report, outputs = _load_and_run(bundle, feeds, profile, providers, strict, threads, seed)
     if output is not None:
         _write_npz(output, outputs)
@@ -270,7 +246,7 @@ def inspect_command(
     from edgeort.bundle import open_bundle
     from edgeort.runtime import rank_bundle
 
-    with native_output_to_stderr():
+    with guarded_stdout():
         opened = open_bundle(bundle)
         ranking = rank_bundle(opened, profile=profile, providers=list(providers) or None)
     usable = ranking.usable
