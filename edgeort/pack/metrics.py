@@ -10,8 +10,9 @@ Padding is not accuracy: when the validation data has an integer attention mask
 (``[samples, seq]``, an input whose name contains ``mask``), outputs shaped
 ``[samples, seq, ...]`` are compared on the unmasked positions only. Hidden states at
 padded positions are never read downstream, and quantization moves them far more than
-the real tokens (measured on all-MiniLM-L6-v2, dynamic int8 per-channel: cosine 0.955
-over all positions, 0.990 over real tokens, 0.991 for the pooled sentence embedding).
+the real tokens (all-MiniLM-L6-v2, dynamic int8 per-channel on the fused graph,
+``benchmarks/results/models.md``: hidden-state cosine 0.958 over all positions, 0.990
+over real tokens, 0.991 for the mean-pooled sentence embedding).
 """
 
 from __future__ import annotations
