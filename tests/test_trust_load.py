@@ -17,6 +17,7 @@ Nothing here asserts on time.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
 import threading
@@ -52,7 +53,18 @@ def device() -> Any:
     return probe(register_plugins=False)
 
 
+def _malloc_trim() -> None:
+    """Hand freed heap back to the OS (glibc) so RSS shows what is still in use:
+    without it allocator noise alone read up to 5 MB per 100 load/close cycles on a
+    short run; with it 0.02-0.04, against ~18 for a deliberately leaked model."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: RSS as it is
+
+
 def _rss() -> int:
+    _malloc_trim()
     return int(psutil.Process().memory_info().rss)
 
 
