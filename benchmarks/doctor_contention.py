@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -65,7 +66,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"{m['cpu_model']}, {m['physical_cores']} physical / {m['logical_cores']} logical "
         f"cores, Python {m['python']}, onnxruntime {m['packages']['onnxruntime']}. "
         f"Threads 1 vs {result['threads']}, budget {result['budget_s']} s per run, "
-        f"threshold {result['threshold']}, 95 % interval of the median per-round ratio.",
+        f"threshold {result['threshold']}, 95 % interval of the median per-round ratio. "
+        f"Load average (1 min) {result['loadavg_1min']['before']:.1f} before, "
+        f"{result['loadavg_1min']['after']:.1f} after.",
         "",
         "| model | run | rounds | median ratio | 95 % interval | verdict "
         "| old rule (median > 1.3) |",
@@ -90,6 +93,7 @@ def main() -> None:
     cores = physical_cores()
     if cores < 2:
         raise SystemExit(f"needs 2 physical cores to compare threads, this machine has {cores}")
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         models = {
             "planted": make_thread_contention(tmp),
@@ -103,6 +107,7 @@ def main() -> None:
         "threshold": CONTENTION_RATIO,
         "repeats": args.repeats,
         "models": entries,
+        "loadavg_1min": {"before": load_before[0], "after": os.getloadavg()[0]},
         "machine": describe(),
     }
     args.out.mkdir(parents=True, exist_ok=True)
