@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -190,6 +191,10 @@ def test_contention_too_few_rounds_is_inconclusive() -> None:
     assert contention_verdict([3.0] * 5).status == "inconclusive"
     assert contention_verdict([3.0] * 6).status == "found"
     assert contention_verdict([]).status == "inconclusive"
+    few = contention_finding("m on cpu", 2, [3.0] * 5)
+    assert few.evidence["interval"] is None and json.loads(
+        json.dumps(few.to_json(), allow_nan=False)
+    )
 
 
 def test_contention_finding_reports_the_interval_and_the_fix() -> None:

@@ -159,7 +159,8 @@ def contention_finding(label: str, cores: int, ratios: Sequence[float]) -> Findi
         "threads": [1, cores],
         "rounds": v.rounds,
         "ratio_n_over_1": round(v.median, 3),
-        "interval": [round(v.low, 3), round(v.high, 3)],
+        # None when too few rounds bound the median (JSON has no infinity)
+        "interval": [round(v.low, 3), round(v.high, 3)] if math.isfinite(v.low) else None,
         "confidence": v.confidence,
         "threshold": v.threshold,
         "round_ratios": [round(r, 3) for r in ratios],
