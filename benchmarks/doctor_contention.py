@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks._runner.machine import describe  # noqa: E402
 from edgeort._fs import atomic_write_text  # noqa: E402
 from edgeort.measure.checks_runtime import CONTENTION_RATIO, check_threads  # noqa: E402
-from edgeort.measure.session import Target  # noqa: E402
+from edgeort.measure.targets import Target  # noqa: E402
 from edgeort.measure.tune import physical_cores  # noqa: E402
 from tests.models import make_mlp, make_thread_contention  # noqa: E402
 
