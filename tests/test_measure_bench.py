@@ -161,14 +161,20 @@ def test_unavailable_ep_is_skipped_with_its_reason(mlp: Path) -> None:
         create_session(Target("mlp", mlp, "CoreMLExecutionProvider"))
 
 
-def test_openvino_without_device_is_a_recorded_reason(mlp: Path) -> None:
+def test_openvino_is_a_target_with_a_device_else_a_recorded_reason(mlp: Path) -> None:
+    """An Intel CPU: the plugin lists it, so OpenVINO is a target that runs; an AMD CPU: the
+    plugin lists no device, and that reason is recorded."""
     from edgeort.measure.targets import ep_unavailable_reason
 
-    why = ep_unavailable_reason("OpenVINOExecutionProvider")
+    ov = "OpenVINOExecutionProvider"
+    why = ep_unavailable_reason(ov)
+    resolved = resolve(mlp, ep=ov)
     if why is None:
-        pytest.skip("OpenVINO has a device on this machine")
-    resolved = resolve(mlp, ep="OpenVINOExecutionProvider")
-    assert resolved.skipped == {"mlp.onnx": why}
+        assert not resolved.skipped and [t.ep for t in resolved.targets] == [ov]
+        session = create_session(resolved.targets[0])
+        assert session.get_providers()[0] == ov
+    else:
+        assert resolved.targets == () and resolved.skipped == {"mlp.onnx": why}
 
 
 def test_profile_writes_trace_and_summarises_it(tmp_path: Path, mlp: Path) -> None:
