@@ -1,4 +1,11 @@
-"""Tampering is detected before ORT sees a byte (issue "Run" integrity, "Trust" part 1)."""
+"""Tampering is detected before ORT sees a byte (issue "Run" integrity, "Trust" part 1).
+
+Each attack goes through ``edgeort.load``, which hands the bundle to ORT once
+``open_bundle`` has verified it, with ``onnxruntime.InferenceSession`` replaced by a spy.
+So the spy's empty record means something: were the check skipped or done after the
+session, the spy would see the session (the controls below show it does on a valid
+bundle).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ import onnx
 import onnxruntime
 import pytest
 
+import edgeort
 from edgeort._dirs import cache_dir
 from edgeort.bundle import _verify, open_bundle, verify_bundle
 from edgeort.errors import BundleError, IntegrityError
@@ -28,7 +36,7 @@ def ort_calls(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     real = onnxruntime.InferenceSession
 
     def spy(*args: object, **kwargs: object) -> object:
-        calls.append(args[0])
+        calls.append(args[0] if args else kwargs.get("path_or_bytes"))
         return real(*args, **kwargs)
 
     monkeypatch.setattr(onnxruntime, "InferenceSession", spy)
@@ -36,12 +44,19 @@ def ort_calls(monkeypatch: pytest.MonkeyPatch) -> list[object]:
 
 
 def _load_and_run(root: Path) -> np.ndarray:
-    """What a device does: open (verify), then hand the verified path to ORT."""
-    b = open_bundle(root)
-    sess = onnxruntime.InferenceSession(
-        str(b.model_path(b.variants[0])), providers=["CPUExecutionProvider"]
-    )
-    return sess.run(None, {"x": np.zeros((1, 4), np.float32)})[0]
+    """What a device does: ``edgeort.load`` (verify, then an ORT session), then run."""
+    return edgeort.load(root).run({"x": np.zeros((1, 4), np.float32)})["y"]
+
+
+@pytest.mark.parametrize("external", [None, "weights.bin"])
+def test_control_the_spy_sees_the_session_of_a_valid_bundle(
+    tmp_path: Path, ort_calls: list[object], external: str | None
+) -> None:
+    """The bundles the attacks below start from reach ORT through the same path, so an
+    empty spy record after an attack is the check working, not the spy missing calls."""
+    root = sample_bundle(tmp_path, external=external)
+    assert _load_and_run(root).tolist() == [[0, 1, 2, 3]]
+    assert len(ort_calls) == 1 and str(ort_calls[0]).endswith(MODEL.rsplit("/", 1)[-1])
 
 
 def _flip(p: Path) -> None:
@@ -68,6 +83,7 @@ TAMPER = {
 def test_byte_tampering(tmp_path: Path, ort_calls: list[object], case: str, target: str) -> None:
     root = sample_bundle(tmp_path, external="weights.bin")
     assert _load_and_run(root).tolist() == [[0, 1, 2, 3]]  # warm the verify cache too
+    assert len(ort_calls) == 1  # the spy sees this bundle's session while it is valid
     ort_calls.clear()
     action, match = TAMPER[case]
     action(root / target)

@@ -3,7 +3,8 @@
 The environment gets exactly ``onnxruntime numpy psutil platformdirs`` (the versions this
 test suite runs with, so pip's cache usually serves them) and edgeort itself with
 ``--no-deps``: no onnx, no click. The bundle is built here, with onnx, and only run there.
-Skipped (with pip's message) when pip can reach no package index.
+Skipped (with pip's message) only when pip reports a network error; a pin that no index
+has fails.
 """
 
 from __future__ import annotations
@@ -22,13 +23,18 @@ from tests.test_runtime_support import digits_input, digits_reference, example_b
 pytestmark = pytest.mark.slow
 
 RUNTIME = ("onnxruntime", "numpy", "psutil", "platformdirs")
+# What pip prints when it cannot reach an index (urllib3's connection errors, as pip
+# logs them on each retry). Not "No matching distribution" or "Could not find a version":
+# pip prints those for a bad pin too, after a network failure or without one.
 NETWORK_HINTS = (
-    "No matching distribution",
-    "Could not find a version",
     "Failed to establish a new connection",
     "Temporary failure in name resolution",
+    "Name or service not known",
     "Network is unreachable",
+    "Connection refused",
     "ProxyError",
+    "ConnectTimeoutError",
+    "ReadTimeoutError",
 )
 
 CHILD = """
@@ -57,6 +63,7 @@ def pip(venv_python: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def require(proc: subprocess.CompletedProcess[str], what: str) -> None:
+    """Pass when pip succeeded; skip on a network error; fail on anything else."""
     if proc.returncode == 0:
         return
     if any(hint in proc.stderr for hint in NETWORK_HINTS):
@@ -95,3 +102,41 @@ def test_runtime_only_venv_runs_a_bundle(tmp_path: Path) -> None:
     assert result["variant"] == "cpu"  # no OpenVINO plugin in this environment
     assert result["providers"] == ["CPUExecutionProvider"]
     np.testing.assert_allclose(np.load(np_out), digits_reference(x), rtol=1e-5, atol=1e-5)
+
+
+# pip's own words (pip 24/25), as the two cases print them.
+BAD_PIN = (
+    "ERROR: Could not find a version that satisfies the requirement numpy==0.0.1 "
+    "(from versions: 1.26.4, 2.1.3)\n"
+    "ERROR: No matching distribution found for numpy==0.0.1\n"
+)
+OFFLINE = (
+    "WARNING: Retrying (Retry(total=4, connect=None, read=None, redirect=None, status=None)) "
+    "after connection broken by 'NewConnectionError('<pip._vendor.urllib3.connection."
+    "HTTPSConnection object at 0x7f3c>: Failed to establish a new connection: [Errno -3] "
+    "Temporary failure in name resolution')': /simple/numpy/\n"
+    "ERROR: Could not find a version that satisfies the requirement numpy==2.1.3 "
+    "(from versions: none)\n"
+    "ERROR: No matching distribution found for numpy==2.1.3\n"
+)
+
+
+def _failed(stderr: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.CompletedProcess(["pip"], returncode=1, stdout="", stderr=stderr)
+
+
+def test_a_bad_pin_fails_instead_of_skipping() -> None:
+    try:
+        require(_failed(BAD_PIN), "numpy==0.0.1")
+    except pytest.skip.Exception as exc:  # would only show as a skip: make it a failure
+        pytest.fail(f"a bad pin was taken for a network error and skipped: {exc}")
+    except AssertionError as exc:
+        assert "pip install numpy==0.0.1 failed" in str(exc)
+    else:
+        pytest.fail("require() let a failed pip run pass")
+
+
+def test_only_a_network_error_skips() -> None:
+    with pytest.raises(pytest.skip.Exception, match="cannot reach a package index"):
+        require(_failed(OFFLINE), "numpy==2.1.3")
+    require(subprocess.CompletedProcess(["pip"], returncode=0, stdout="", stderr=""), "x")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import onnxruntime as ort
@@ -11,6 +12,7 @@ import pytest
 
 from edgeort.errors import DataError, ProviderError, UsageError
 from edgeort.feeds import generate_feeds, parse_assignments, resolve_shape
+from edgeort.measure import bench as bench_module
 from edgeort.measure.bench import bench, bench_target, feeds_for, time_runs
 from edgeort.measure.targets import Knobs, Target, create_session, resolve, source_model
 from edgeort.measure.trace import profile_target, summarize_trace
@@ -38,9 +40,33 @@ def test_bench_counts_runs_and_reports_every_statistic(mlp: Path) -> None:
     assert set(data["latency"]) >= {"median_ms", "p90_ms", "p95_ms", "p99_ms", "throughput"}
 
 
-def test_duration_mode_runs_until_time_is_up(mlp: Path) -> None:
-    r = bench_target(Target("mlp", mlp), runs=None, duration=0.05, warmup=0)
-    assert r.summary.n >= 1
+def test_duration_mode_runs_until_time_is_up(mlp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clock that moves only when a run ends (0.25 s each): a 1 s duration is 4 runs, the
+    last one the run that reaches it. No wall time is read or asserted."""
+    session = create_session(Target("mlp", mlp))
+    now = [100.0]
+    monkeypatch.setattr(bench_module, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+
+    def tick() -> None:
+        now[0] += 0.25
+
+    times = time_runs(session, feeds_for(session), duration=1.0, on_run=tick)
+    assert times == [0.0, 0.0, 0.0, 0.0]
+    now[0] = 100.0
+    assert len(time_runs(session, feeds_for(session), duration=0.9, on_run=tick)) == 4
+    assert len(time_runs(session, feeds_for(session), duration=0.1, on_run=tick)) == 1
+    with_runs = time_runs(session, feeds_for(session), runs=3, duration=1.0, on_run=tick)
+    assert len(with_runs) == 3  # whichever limit comes first
+    # bench_target hands its duration down: progress ticks after each run's elapsed time
+    # is read, so run 5 is the one that sees 1.0 s.
+    seen: list[tuple[int, int | None]] = []
+
+    def progress(done: int, total: int | None, elapsed: float) -> None:
+        seen.append((done, total))
+        tick()
+
+    r = bench_target(Target("mlp", mlp), runs=None, duration=1.0, warmup=0, on_progress=progress)
+    assert r.summary.n == 5 and seen == [(i, None) for i in range(1, 6)]
 
 
 def test_time_runs_needs_runs_or_duration(mlp: Path) -> None:
@@ -135,14 +161,20 @@ def test_unavailable_ep_is_skipped_with_its_reason(mlp: Path) -> None:
         create_session(Target("mlp", mlp, "CoreMLExecutionProvider"))
 
 
-def test_openvino_without_device_is_a_recorded_reason(mlp: Path) -> None:
+def test_openvino_is_a_target_with_a_device_else_a_recorded_reason(mlp: Path) -> None:
+    """An Intel CPU: the plugin lists it, so OpenVINO is a target that runs; an AMD CPU: the
+    plugin lists no device, and that reason is recorded."""
     from edgeort.measure.targets import ep_unavailable_reason
 
-    why = ep_unavailable_reason("OpenVINOExecutionProvider")
+    ov = "OpenVINOExecutionProvider"
+    why = ep_unavailable_reason(ov)
+    resolved = resolve(mlp, ep=ov)
     if why is None:
-        pytest.skip("OpenVINO has a device on this machine")
-    resolved = resolve(mlp, ep="OpenVINOExecutionProvider")
-    assert resolved.skipped == {"mlp.onnx": why}
+        assert not resolved.skipped and [t.ep for t in resolved.targets] == [ov]
+        session = create_session(resolved.targets[0])
+        assert session.get_providers()[0] == ov
+    else:
+        assert resolved.targets == () and resolved.skipped == {"mlp.onnx": why}
 
 
 def test_profile_writes_trace_and_summarises_it(tmp_path: Path, mlp: Path) -> None:

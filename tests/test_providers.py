@@ -22,6 +22,7 @@ from edgeort.hardware.plugins import (
     plugin_install_hint,
     register_all,
     registration_error,
+    to_ep_device,
 )
 from edgeort.testing import FakeProviders
 
@@ -90,10 +91,16 @@ def test_openvino_plugin_is_discovered_and_registers() -> None:
     assert ensure_registered("OpenVINOExecutionProvider") is True
     [ov] = [p for p in discover_plugins() if p.ep_name == "OpenVINOExecutionProvider"]
     assert ov.registered and ov.package == "onnxruntime-ep-openvino" and ov.version
-    # Whether it has a device depends on the hardware (Intel only); both are consistent.
-    devs = ep_devices("OpenVINOExecutionProvider")
-    listed = [d for d in list_ep_devices() if d.ep_name == "OpenVINOExecutionProvider"]
-    assert len(devs) == len(listed)
+    # It lists Intel hardware only: the host's CPU on an Intel host, no CPU on an AMD one
+    # (what README, probe and the loader's fallback reason say).
+    from edgeort.hardware import probe
+
+    devs = [to_ep_device(d) for d in ep_devices("OpenVINOExecutionProvider")]
+    assert all(d.ep_name == "OpenVINOExecutionProvider" for d in devs), devs
+    assert all(d.vendor_id == 0x8086 for d in devs), devs  # PCI vendor id of Intel
+    cpus = [d for d in devs if d.device_type == "cpu"]
+    vendor = probe(register_plugins=False).cpu_vendor
+    assert len(cpus) == (1 if vendor == "intel" else 0), (vendor, devs)
 
 
 def _write_fake_plugin(root: Path, name: str, body: str) -> None:

@@ -28,6 +28,13 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_second() -> None:
     assert second in ci.splitlines()
 
 
+def test_ci_log_lists_skips_and_failures_with_their_reasons() -> None:
+    """``-r`` replaces pyproject's ``-ra`` rather than adding to it: it must keep f, E, s."""
+    second = _commands()[1]
+    (chars,) = re.findall(r"\.venv/bin/pytest .*-r(\w+)", second)
+    assert {"f", "E", "s"} <= set(chars) or "a" in chars, chars
+
+
 @pytest.mark.slow
 def test_first_command_packages_and_runs_the_example(tmp_path: Path) -> None:
     shutil.copytree(REPO / "examples", tmp_path / "examples")

@@ -12,6 +12,7 @@ import pytest
 import edgeort
 from edgeort.bundle import write_bundle
 from edgeort.errors import NoVariantError, ProviderError, UsageError
+from edgeort.hardware.plugins import ep_devices
 from tests.test_runtime_support import (
     EXAMPLE,
     QNN_OPTIONS,
@@ -34,8 +35,9 @@ def test_example_loads_and_runs_picking_by_the_ranking(digits: Path) -> None:
     x = digits_input(3)
     out = model.run({"image": x})
     np.testing.assert_allclose(out["logits"], digits_reference(x), rtol=1e-5, atol=1e-5)
-    if openvino_has_device():
+    if openvino_has_device():  # no recorded latencies: the priority decides (30 over 10)
         assert model.variant.name == "openvino-cpu"
+        assert "measured" not in model.reasons["openvino-cpu"]
     else:
         assert model.variant.name == "cpu"
         assert model.providers == ["CPUExecutionProvider"]
@@ -158,20 +160,29 @@ def test_strict_takes_no_other_variant(tmp_path: Path) -> None:
 
 def test_no_variant_can_run_lists_every_reason(tmp_path: Path) -> None:
     model = onnx.load(EXAMPLE)
+    # An OpenVINO NPU variant: no device at all on an AMD CPU, only a CPU one on an Intel CPU.
+    ov = variant_spec(
+        tmp_path, "ov", "OpenVINOExecutionProvider", model, profile="openvino-npu", device="npu"
+    )
     specs = [
-        variant_spec(tmp_path, "ov", "OpenVINOExecutionProvider", model, profile="openvino-cpu"),
+        ov,
         variant_spec(
             tmp_path, "future", "CPUExecutionProvider", model, profile="cpu-x86-64", min_ort="99.0"
         ),
     ]
     bundle = write_bundle(tmp_path / "none", specs, package_name="none")
-    if openvino_has_device():
-        pytest.skip("OpenVINO has a device on this machine")
+    ov_types = {d.device.type.name.lower() for d in ep_devices("OpenVINOExecutionProvider")}
+    if "npu" in ov_types:
+        pytest.skip("this machine has an Intel NPU: the OpenVINO NPU variant can run")
     with pytest.raises(NoVariantError) as info:
         edgeort.load(bundle)
     reasons = info.value.reasons
     assert set(reasons) == {"ov", "future"}
-    assert "reports no device" in reasons["ov"]
+    if ov_types:
+        only = "/".join(sorted(ov_types))
+        assert f"has only {only} devices here; the variant needs npu" in reasons["ov"]
+    else:
+        assert "reports no device" in reasons["ov"]
     assert "needs onnxruntime >= 99.0" in reasons["future"]
     assert "ov:" in str(info.value) and "future:" in str(info.value)
 

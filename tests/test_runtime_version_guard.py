@@ -92,32 +92,52 @@ def test_first_ort_for() -> None:
     assert first_ort_for(15, 10) is None
 
 
-@pytest.mark.parametrize(("opset", "ir"), [(29, 10), (17, 15)])
-def test_installed_ort_agrees_with_its_row(opset: int, ir: int) -> None:
-    """The row of the installed ORT is true: what the guard refuses, ORT refuses too."""
-    installed = ort.__version__
-    row = next(
-        (r for r in ORT_ONNX_TABLE if version_tuple(r.ort) == version_tuple(installed)[:2]), None
-    )
-    if row is None:
-        pytest.skip(f"onnxruntime {installed} has no exact row in ORT_ONNX_TABLE")
-    refused = guard(ir, opset, installed)
+def _ort_refusal(opset: int, ir: int) -> Exception | None:
+    """ORT's exception for a one-Relu model stamped (ai.onnx opset, IR), or None if it loads."""
     model = chain_model(("Relu",), opset=opset, ir_version=ir)
     try:
         ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     except Exception as exc:
-        assert refused is not None
-        assert is_version_error(exc), exc
-    else:
-        assert refused is None
+        return exc
+    return None
 
 
-def test_installed_ort_loads_its_row_maximum() -> None:
-    installed = version_tuple(ort.__version__)[:2]
-    row = next((r for r in ORT_ONNX_TABLE if version_tuple(r.ort) == installed), None)
-    if row is None:
-        pytest.skip(f"onnxruntime {ort.__version__} has no exact row in ORT_ONNX_TABLE")
-    assert guard(row.max_ir, row.max_opset, ort.__version__) is None
-    model = chain_model(("Relu",), opset=row.max_opset, ir_version=row.max_ir)
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    assert session.get_inputs()[0].name == "x"
+@pytest.fixture(scope="module")
+def measured_limits() -> tuple[int, int]:
+    """The installed ORT's newest ai.onnx opset and IR version, measured (no table)."""
+    opset = 17  # every ORT this project allows loads opset 17 at IR 10...
+    while opset < 60 and _ort_refusal(opset + 1, 10) is None:
+        opset += 1
+    ir = 8  # ...and IR 8 at opset 17
+    while ir < 40 and _ort_refusal(17, ir + 1) is None:
+        ir += 1
+    return opset, ir
+
+
+def test_installed_ort_refuses_one_past_its_limits_with_a_version_error(
+    measured_limits: tuple[int, int],
+) -> None:
+    """What ORT refuses one past its measured limits, is_version_error recognises, and the
+    guard either refuses too or leaves to ORT: it never refuses what ORT loads."""
+    max_opset, max_ir = measured_limits
+    installed = ort.__version__
+    assert _ort_refusal(max_opset, max_ir) is None
+    assert guard(max_ir, max_opset, installed) is None
+    for opset, ir in ((max_opset + 1, 10), (17, max_ir + 1)):
+        exc = _ort_refusal(opset, ir)
+        assert exc is not None and is_version_error(exc), exc
+
+
+def test_table_agrees_with_the_measured_limits_of_the_installed_ort(
+    measured_limits: tuple[int, int],
+) -> None:
+    """Any installed version is checked, with or without a row of its own: the rows around
+    it must bound what was measured (ORT only adds), so an exact row must equal it."""
+    max_opset, max_ir = measured_limits
+    mine = version_tuple(ort.__version__)[:2]
+    below = [r for r in ORT_ONNX_TABLE if version_tuple(r.ort) <= mine]
+    above = [r for r in ORT_ONNX_TABLE if version_tuple(r.ort) >= mine]
+    assert below, f"onnxruntime {ort.__version__} is older than every row of ORT_ONNX_TABLE"
+    assert below[-1].max_opset <= max_opset and below[-1].max_ir <= max_ir, below[-1]
+    if above:  # with an exact row, below[-1] is above[0]: the limits must equal it
+        assert max_opset <= above[0].max_opset and max_ir <= above[0].max_ir, above[0]

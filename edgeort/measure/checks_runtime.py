@@ -1,16 +1,21 @@
 """Doctor checks that run the model: thread contention, arena growth, host<->device copies.
 
 They report findings from measured *ratios* (medians of interleaved runs, RSS deltas),
-never absolute times, and each is bounded by a small time budget.
+never absolute times, and each is bounded by a small time budget. The thread-contention
+verdict is a pure function of its per-round ratios (:func:`contention_verdict`), so its
+decision is tested on given numbers; the real measurement lives in
+``benchmarks/doctor_contention.py``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,35 +27,116 @@ from edgeort.measure.findings import Finding
 from edgeort.measure.graphinfo import GraphInfo
 from edgeort.measure.targets import CPU, DEVICE_EPS, Knobs, Target, create_session
 
-__all__ = ["CONTENTION_RATIO", "check_arena", "check_copies", "check_threads"]
+__all__ = [
+    "CONTENTION_CONFIDENCE",
+    "CONTENTION_RATIO",
+    "ContentionVerdict",
+    "check_arena",
+    "check_copies",
+    "check_threads",
+    "contention_finding",
+    "contention_verdict",
+    "median_interval",
+]
 
-CONTENTION_RATIO = 1.3  # N-thread median over 1-thread median above this is a finding
+CONTENTION_RATIO = 1.3  # N-thread over 1-thread latency above this is a finding...
+CONTENTION_CONFIDENCE = 0.95  # ...when this interval of the median ratio lies wholly above it
 ARENA_RETAINED_MB = 8.0  # memory kept after large shapes above this is a finding
 
 
-def _interleaved_medians(
-    sessions: Sequence[ort.InferenceSession],
+@dataclass(frozen=True, slots=True)
+class ContentionVerdict:
+    """The thread-contention decision from per-round ratios (N-thread over 1-thread).
+
+    ``status``: ``found`` when the whole confidence interval of the median ratio lies above
+    the threshold, ``ok`` when it lies at or below it, ``inconclusive`` when it straddles
+    the threshold (or too few rounds were measured to bound the median).
+    """
+
+    status: str
+    median: float
+    low: float
+    high: float
+    rounds: int
+    threshold: float
+    confidence: float
+
+
+def median_interval(
+    values: Sequence[float], confidence: float = CONTENTION_CONFIDENCE
+) -> tuple[float, float]:
+    """A distribution-free confidence interval for the median of ``values``.
+
+    Order statistics ``x(k)`` and ``x(n+1-k)`` with the largest ``k`` whose coverage,
+    ``1 - 2 * P(Binomial(n, 1/2) < k)``, is at least ``confidence``. With too few values
+    for that (fewer than 6 at 95 %), the interval is unbounded: ``(-inf, inf)``.
+    """
+    x = sorted(float(v) for v in values)
+    n = len(x)
+    alpha = 1.0 - confidence
+    k, below = 0, 0.0  # below: P(B < k + 1) for the candidate k + 1
+    while k < n // 2:
+        below += math.comb(n, k) / 2.0**n
+        if 2.0 * below > alpha:
+            break
+        k += 1
+    if k == 0:
+        return -math.inf, math.inf
+    return x[k - 1], x[n - k]
+
+
+def contention_verdict(
+    ratios: Sequence[float],
+    *,
+    threshold: float = CONTENTION_RATIO,
+    confidence: float = CONTENTION_CONFIDENCE,
+) -> ContentionVerdict:
+    """Decide on per-round ratios of N-thread over 1-thread latency (see ContentionVerdict).
+
+    The margin is the interval: a median near the threshold, or rounds that disagree,
+    give ``inconclusive`` rather than a verdict that flips from one run to the next.
+    """
+    low, high = median_interval(ratios, confidence)
+    median = float(np.median(ratios)) if len(ratios) else math.nan
+    if low > threshold:
+        status = "found"
+    elif high <= threshold:
+        status = "ok"
+    else:
+        status = "inconclusive"
+    return ContentionVerdict(status, median, low, high, len(ratios), threshold, confidence)
+
+
+def _interleaved_round_ratios(
+    one: ort.InferenceSession,
+    many: ort.InferenceSession,
     feeds: Mapping[str, np.ndarray],
     *,
     budget_s: float,
-    min_rounds: int = 5,
+    min_rounds: int,
+    max_rounds: int = 200,
+    runs: int = 5,
 ) -> list[float]:
-    """Median ms of each session, measured in alternating rounds so load changes on the
-    machine hit every session alike."""
-    times: list[list[float]] = [[] for _ in sessions]
+    """Per-round ratio of the N-thread median over the 1-thread median. Each round times
+    ``runs`` runs of each session back to back, alternating which goes first, so a change
+    of load on the machine hits both sides of a round alike."""
+    ratios: list[float] = []
     start = time.perf_counter()
-    rounds = 0
-    while rounds < min_rounds or time.perf_counter() - start < budget_s:
-        for i, s in enumerate(sessions):
-            times[i] += time_runs(s, feeds, runs=3)
-        rounds += 1
-        if rounds >= 200:
+    while len(ratios) < min_rounds or time.perf_counter() - start < budget_s:
+        pair = (one, many) if len(ratios) % 2 == 0 else (many, one)
+        times = {id(s): float(np.median(time_runs(s, feeds, runs=runs))) for s in pair}
+        m1, mn = times[id(one)], times[id(many)]
+        ratios.append(mn / m1 if m1 > 0 else 1.0)
+        if len(ratios) >= max_rounds:
             break
-    return [float(np.median(t) * 1000.0) for t in times]
+    return ratios
 
 
-def check_threads(target: Target, cores: int, *, budget_s: float = 2.0) -> Finding:
-    """Does latency rise from 1 intra-op thread to ``cores``?"""
+def check_threads(
+    target: Target, cores: int, *, budget_s: float = 2.0, min_rounds: int = 15
+) -> Finding:
+    """Does latency rise from 1 intra-op thread to ``cores``? Measured in interleaved
+    rounds for ``budget_s`` (at least ``min_rounds``), decided by :func:`contention_verdict`."""
     label = target.label
     if cores < 2:
         return Finding("thread-contention", "skipped", label, "one core: nothing to compare")
@@ -60,24 +146,55 @@ def check_threads(target: Target, cores: int, *, budget_s: float = 2.0) -> Findi
     for s in (one, many):
         for _ in range(3):
             s.run(None, feeds)
-    m1, mn = _interleaved_medians([one, many], feeds, budget_s=budget_s)
-    ratio = mn / m1 if m1 > 0 else 1.0
-    evidence = {"threads": [1, cores], "ratio_n_over_1": round(ratio, 3)}
-    if ratio <= CONTENTION_RATIO:
+    ratios = _interleaved_round_ratios(one, many, feeds, budget_s=budget_s, min_rounds=min_rounds)
+    return contention_finding(label, cores, ratios)
+
+
+def contention_finding(label: str, cores: int, ratios: Sequence[float]) -> Finding:
+    """The thread-contention Finding for measured per-round ``ratios``."""
+    v = contention_verdict(ratios)
+    pct = f"{v.confidence:.0%}"
+    interval = f"{v.low:.2f}-{v.high:.2f}"
+    evidence = {
+        "threads": [1, cores],
+        "rounds": v.rounds,
+        "ratio_n_over_1": round(v.median, 3),
+        # None when too few rounds bound the median (JSON has no infinity)
+        "interval": [round(v.low, 3), round(v.high, 3)] if math.isfinite(v.low) else None,
+        "confidence": v.confidence,
+        "threshold": v.threshold,
+        "round_ratios": [round(r, 3) for r in ratios],
+    }
+    if v.status == "ok":
         return Finding(
             "thread-contention",
             "ok",
             label,
-            f"{cores} threads are not slower than 1 (ratio {ratio:.2f})",
+            f"{cores} threads are not slower than 1 (ratio {v.median:.2f}, {pct} interval "
+            f"{interval}, {v.rounds} rounds)",
+            evidence=evidence,
+        )
+    if v.status == "inconclusive":
+        return Finding(
+            "thread-contention",
+            "inconclusive",
+            label,
+            f"no verdict: ratio {v.median:.2f}, but its {pct} interval {interval} over "
+            f"{v.rounds} rounds straddles {v.threshold:g}",
+            detail=(
+                "The rounds disagree too much (a busy machine, or a ratio near the "
+                "threshold) to call it either way; run doctor again on an idle machine."
+            ),
             evidence=evidence,
         )
     return Finding(
         "thread-contention",
         "found",
         label,
-        f"latency rises with threads: {cores} threads take {ratio:.2f}x the time of 1",
+        f"latency rises with threads: {cores} threads take {v.median:.2f}x the time of 1 "
+        f"({pct} interval {interval}, {v.rounds} rounds)",
         detail=(
-            "The median over interleaved runs is higher with more intra-op threads: the "
+            "The median over interleaved rounds is higher with more intra-op threads: the "
             "model's nodes are too small to split, so every node pays a thread-pool "
             "dispatch and sync (and spinning threads compete with other work)."
         ),

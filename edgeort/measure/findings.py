@@ -20,8 +20,9 @@ CHECKS = {
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """One check's result. ``status``: found | ok | skipped; ``severity``: problem |
-    warning | info (meaningful when found)."""
+    """One check's result. ``status``: found | ok | inconclusive (measured, but the
+    measurements cannot decide) | skipped; ``severity``: problem | warning | info
+    (meaningful when found)."""
 
     check: str
     status: str

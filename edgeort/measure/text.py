@@ -112,7 +112,7 @@ def format_tune(t: TuneResult) -> list[str]:
     return lines
 
 
-_MARK = {"found": "!!", "ok": "ok", "skipped": "--"}
+_MARK = {"found": "!!", "ok": "ok", "inconclusive": "??", "skipped": "--"}
 
 
 def format_doctor(r: DoctorReport) -> list[str]:
@@ -140,7 +140,7 @@ def format_doctor(r: DoctorReport) -> list[str]:
         if f.check == "ep-fallback" and f.status == "ok":
             continue
         lines.append(f"[{_MARK.get(f.status, f.status)}] {f.check}: {f.target}: {f.title}")
-        if f.found:
+        if f.status in ("found", "inconclusive"):
             if f.detail:
                 lines.append(f"     why: {f.detail}")
             if f.fix:

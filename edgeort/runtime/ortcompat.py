@@ -11,8 +11,9 @@ opset and IR numbers of each ONNX release are from ``onnx.helper.VERSION_TABLE``
 * ``docs``: the version matrix of https://onnxruntime.ai/docs/reference/compatibility.html
 * ``pr``: microsoft/onnxruntime#24449 ("Integration with ONNX rel-1.18.0", merged
   2025-04-16, first released in ORT 1.22)
-* ``verified``: measured with the installed wheel (opset 29 / IR 15 refused by ORT 1.32.0;
-  ``tests/test_runtime_version_guard.py`` re-checks it whenever 1.32 is installed)
+* ``verified``: measured with the installed wheel (opset 29 / IR 15 refused by ORT 1.32.0).
+  ``tests/test_runtime_version_guard.py`` measures the installed ORT's limits on every run
+  and checks them against its row, or the rows around it when it has none
 
 Between two rows the limits are only bounded: a variant is refused up front only when
 it needs more than the next known row allows; otherwise ORT is asked, and its own
