@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from edgeort import providers
 from edgeort.cli import cli
+from edgeort.hardware import plugins as providers
 from edgeort.pack import package
 from tests.chromium import find_chromium, render_page
 from tests.conftest import REPO
@@ -207,3 +207,16 @@ def test_a_file_that_is_no_trace_is_a_data_error(made: dict[str, Path], tmp_path
     bad.write_text('{"hello": 1}', encoding="utf-8")
     result = invoke("report", made["bundle"], "--profile", bad, "--json", "--no-placement")
     assert result.exit_code == 5 and "ORT profile trace" in result.output
+
+
+def test_the_machine_summary_carries_the_runtime_fingerprint() -> None:
+    """bench files and bundles name machines by the same fingerprint, so they match up."""
+    from edgeort.hardware import probe
+    from edgeort.report.machine import fingerprint_of, machine_summary
+    from edgeort.runtime.tuning import device_fingerprint
+
+    device = probe(register_plugins=False)
+    summary = machine_summary(device.to_json())
+    assert summary["fingerprint"] == device_fingerprint(device)
+    assert summary["cpu_model"] == device.cpu_model and "cpu_flags" not in summary
+    assert fingerprint_of({"os": "linux"}) is None

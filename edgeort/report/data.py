@@ -273,7 +273,7 @@ def _bench_devices(
 
 def _profile_entries(path: Path) -> list[dict[str, Any]]:
     from edgeort.errors import DataError
-    from edgeort.measure.profile import summarize_trace
+    from edgeort.measure.trace import summarize_trace
     from edgeort.report.rows import _read
 
     doc = _read(path)
