@@ -130,7 +130,12 @@ def accuracy_latency_svg(
     pad = max((hi - lo) * 0.15, 1e-4)
     ax.set_ylim(lo - pad, hi + pad)
     xmax = max(max(p.get("p95_ms") or 0.0, p["latency_ms"]) for p in points)
-    ax.set_xlim(0, xmax * 1.35)
+    xmin = min(p["latency_ms"] for p in points)
+    if xmax / xmin > 20:  # spans orders of magnitude: a log axis keeps every point apart
+        ax.set_xscale("log")
+        ax.set_xlim(xmin / 1.6, xmax * 3)
+    else:
+        ax.set_xlim(0, xmax * 1.35)
     metrics = sorted({p["metric"] or "?" for p in points})
     ax.set_xlabel("median latency (ms; line to p95 where measured)", color=INK, fontsize=9)
     ax.set_ylabel(_plain(" / ".join(metrics) + " vs fp32"), color=INK, fontsize=9)

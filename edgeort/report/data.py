@@ -69,7 +69,9 @@ def _said_simulated(gates: Sequence[Mapping[str, str]]) -> bool:
     )
 
 
-def _verified(ep: str, acc: Mapping[str, Any] | None, gates: Sequence[Mapping[str, str]]) -> dict:
+def _verified(
+    ep: str, acc: Mapping[str, Any] | None, gates: Sequence[Mapping[str, str]]
+) -> dict[str, Any]:
     if not acc:
         return {"kind": "unverified", "on_ep": None, "text": "not verified (no accuracy record)"}
     on_ep = _str(acc.get("on_ep")) or "an unrecorded EP"
@@ -219,7 +221,7 @@ def _build_host(
 def _why_no_latency(v: Mapping[str, Any]) -> str:
     for g in v["gates"]:
         if g.get("gate") == "speed" and g.get("decision") == "skip":
-            return g.get("reason", "speed not measured")
+            return str(g.get("reason", "speed not measured"))
     return "not measured when packaged"
 
 
@@ -233,14 +235,16 @@ def _bench_devices(
     for path in files:
         rows, problems = load_rows(path)
         notes.extend(problems)
-        for row in rows:
-            groups.setdefault(row["where"], []).append(row)
+        for row in rows:  # one device per place and machine (two hosts may share a CPU)
+            fp = (row["machine"] or {}).get("fingerprint") or ""
+            groups.setdefault(f"{row['where']}|{fp}", []).append(row)
     devices = []
-    for where, rows in groups.items():
+    for key, rows in groups.items():
+        where = rows[0]["where"]
         machine = next((r["machine"] for r in rows if r["machine"]), None)
         sources = sorted({r["source"] for r in rows})
         role = "measured: " + ", ".join(sources)
-        label = machines.add(f"rows:{where}", where, role, machine)
+        label = machines.add(f"rows:{key}", where, role, machine)
         if label == HERE:
             label = rows[0]["worker"] or f"{HERE} · {', '.join(sources)}"
         if rows[0]["runtime"] and rows[0]["runtime"] not in label:
@@ -264,7 +268,7 @@ def _bench_devices(
             if variant is None:
                 dnotes.append(f"{r['variant']} ({r['source']}): not a variant of this bundle")
             points.append(point)
-        devices.append({"id": f"rows:{where}", "label": label, "points": points, "notes": dnotes})
+        devices.append({"id": f"rows:{key}", "label": label, "points": points, "notes": dnotes})
     return devices
 
 
@@ -313,7 +317,8 @@ def _profile_json(path: Path, r: Mapping[str, Any], label: str) -> dict[str, Any
                     "count": o.get("count") if isinstance(o.get("count"), int) else None,
                 }
             )
-    ep_share = r.get("ep_share") if isinstance(r.get("ep_share"), Mapping) else {}
+    found = r.get("ep_share")
+    ep_share: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     return {
         "source": path.name,
         "label": label,
@@ -437,7 +442,8 @@ def build_report(
         if any(s["method"] == "real-placement" for s in strips):
             machines.add("here", HERE, "run-time placement", here)
     meta = opened.metadata if isinstance(opened.metadata, Mapping) else {}
-    source = meta.get("source_model") if isinstance(meta.get("source_model"), Mapping) else {}
+    found = meta.get("source_model")
+    source: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     return {
         "report": SCHEMA,
         "generator": f"edgeort {__version__}",

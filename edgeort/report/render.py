@@ -45,6 +45,7 @@ header{background:#102a43;color:#f0f4f8;padding:22px 28px}
 header .in{max-width:1180px;margin:0 auto}
 header h1{margin:0 0 4px;font-size:22px;font-weight:650}
 header p{margin:0;color:#bcccdc}
+header .eyebrow{font-size:12px;text-transform:uppercase;letter-spacing:.08em;color:#9fb3c8}
 h2{font-size:17px;margin:30px 0 10px;padding-bottom:6px;border-bottom:2px solid var(--line)}
 h3{font-size:14px;margin:0 0 8px}
 .lead{color:var(--mute);margin:0 0 12px}
@@ -122,6 +123,10 @@ def _fmt(x: float | None, digits: int = 4) -> str:
     return "–" if x is None else f"{x:.{digits}g}"
 
 
+def _acc(x: float | None) -> str:
+    return "–" if x is None else (f"{x:.6f}" if abs(x) < 10 else f"{x:.6g}")
+
+
 def _ms(x: float | None) -> str:
     return "–" if x is None else (f"{x:.3f} ms" if x < 10 else f"{x:.1f} ms")
 
@@ -138,12 +143,12 @@ def _accuracy_cell(acc: Mapping[str, Any] | None) -> str:
         else '<span class="badge warn">?</span>'
     )
     out = (
-        f"{badge} {e(acc['metric'])} <b>{e(_fmt(acc['value'], 6))}</b>"
-        f" <span class='small'>≥ {e(_fmt(acc['bound'], 6))}</span>"
+        f"<span class='nw'>{badge} {e(acc['metric'])} <b>{e(_acc(acc['value']))}</b>"
+        f" <span class='small'>bound {e(_fmt(acc['bound'], 6))}</span></span>"
     )
     if acc.get("top1_accuracy") is not None:
         ref = acc.get("fp32_top1_accuracy")
-        out += f"<br><span class='small'>top-1 {acc['top1_accuracy']:.2%}"
+        out += f"<br><span class='small nw'>top-1 {acc['top1_accuracy']:.2%}"
         out += f" (fp32 {ref:.2%})</span>" if ref is not None else "</span>"
     return out
 
@@ -161,7 +166,7 @@ def _variants(data: Mapping[str, Any], colors: Mapping[str, str]) -> str:
         recipe = f"<br><span class='small'>{e(v['recipe'])}</span>" if v["recipe"] else ""
         rows.append(
             "<tr>"
-            f"<td><span class='sw' style='background:{colors[v['name']]}'></span>"
+            f"<td class='nw'><span class='sw' style='background:{colors[v['name']]}'></span>"
             f"<b class='mono nw'>{e(v['name'])}</b></td>"
             f"<td>{e(v['target'])}<br><span class='small'>device {e(v['device'])}</span></td>"
             f"<td class='mono'>{e(v['ep'])}</td>"
@@ -218,7 +223,7 @@ def _devices(data: Mapping[str, Any], colors: Mapping[str, str]) -> str:
             + (" <span class='badge sim'>simulated</span>" if p.get("simulated") else "")
             + f"</td><td class='num'>{_ms(p['latency_ms'])}</td>"
             f"<td class='num'>{_ms(p.get('p95_ms'))}</td>"
-            f"<td class='num'>{e(_fmt(p['accuracy'], 6))}</td>"
+            f"<td class='num'>{e(_acc(p['accuracy']))}</td>"
             f"<td class='small'>{e(_short_ep(p.get('ep')))}"
             + (f" · runtime {e(p['runtime'])}" if p.get("runtime") else "")
             + (f" · ORT {e(p['ort'])}" if p.get("ort") else "")
@@ -376,7 +381,8 @@ def render_html(data: Mapping[str, Any]) -> str:
         "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
         "style-src 'unsafe-inline'; img-src data:\">"
         f"<title>edgeort report: {e(b['name'])}</title><style>{CSS}</style></head><body>"
-        f"<header><div class='in'><h1>{e(b['name'])}</h1><p>{e(subtitle)} · "
+        "<header><div class='in'><p class='eyebrow'>edgeort report</p>"
+        f"<h1>{e(b['name'])}</h1><p>{e(subtitle)} · "
         f"<span class='mono'>{e(b['path'])}</span></p></div></header><main>"
         + _variants(data, colors)
         + _devices(data, colors)

@@ -83,13 +83,14 @@ def _machine(row: Mapping[str, Any]) -> dict[str, Any] | None:
     for key in ("machine", "probe"):
         value = row.get(key)
         if isinstance(value, Mapping):
-            inner = value.get("device") if isinstance(value.get("device"), Mapping) else value
-            return machine_summary(inner)
+            inner = value.get("device")
+            return machine_summary(inner if isinstance(inner, Mapping) else value)
     return None
 
 
 def _row(raw: Mapping[str, Any], source: str, index: int) -> Row:
-    lat = raw.get("latency") if isinstance(raw.get("latency"), Mapping) else {}
+    found = raw.get("latency")
+    lat: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     variant = _name(raw.get("variant")) or _name(raw.get("label"))
     worker, runtime = _name(raw.get("worker")), _name(raw.get("runtime"))
     device = _name(raw.get("device"))
