@@ -159,7 +159,7 @@ def _variants(data: Mapping[str, Any], colors: Mapping[str, str]) -> str:
         label, cls = VERIFIED.get(v["verified"]["kind"], ("?", "warn"))
         lat = v["latency"]
         latency = (
-            f"{_ms(lat['ms_median'])}<br><span class='small'>{e(lat['ep'])}</span>"
+            f"{_ms(lat['ms_median'])}<br><span class='small'>on {e(_short_ep(lat['ep']))}</span>"
             if lat
             else "<span class='small'>not measured</span>"
         )
@@ -169,7 +169,8 @@ def _variants(data: Mapping[str, Any], colors: Mapping[str, str]) -> str:
             f"<td class='nw'><span class='sw' style='background:{colors[v['name']]}'></span>"
             f"<b class='mono nw'>{e(v['name'])}</b></td>"
             f"<td>{e(v['target'])}<br><span class='small'>device {e(v['device'])}</span></td>"
-            f"<td class='mono'>{e(v['ep'])}</td>"
+            f"<td class='mono' title='{e(v['ep'])}'>{e(_short_ep(v['ep']))}"
+            f"<br><span class='small'>{e(v['ep_package'])}</span></td>"
             f"<td>{e(v['precision'])}{recipe}</td>"
             f"<td class='num'>{_size(v['size_bytes'])}</td>"
             f"<td>{_accuracy_cell(v['accuracy'])}</td>"
