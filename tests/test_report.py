@@ -220,3 +220,23 @@ def test_the_machine_summary_carries_the_runtime_fingerprint() -> None:
     assert summary["fingerprint"] == device_fingerprint(device)
     assert summary["cpu_model"] == device.cpu_model and "cpu_flags" not in summary
     assert fingerprint_of({"os": "linux"}) is None
+
+
+def test_ort_format_variants_get_a_note_not_a_crash(tmp_path: Path) -> None:
+    """CoreML variants are ORT-format files: no graph to partition, said so; the others
+    still get their strips (and doctor no longer stops at the first .ort file)."""
+    bundle = tmp_path / "mobile.ortpackage"
+    package(
+        DIGITS / "model.onnx", ["cpu", "coreml"], output=bundle,
+        calibration=DIGITS / "calibration.npz", measure_speed=False,
+    )  # fmt: skip
+    result = invoke("report", bundle, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert {s["variant"] for s in data["placement"]} == {"cpu-x86-64-vnni"}
+    assert any(
+        n.startswith("coreml: no placement strip") and "ORT format" in n for n in data["notes"]
+    )
+    doctor = invoke("doctor", bundle, "--no-run", "--json")
+    assert doctor.exit_code == 0, doctor.output
+    assert any("ORT format" in n for n in json.loads(doctor.stdout)["notes"])

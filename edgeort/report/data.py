@@ -360,45 +360,70 @@ def _ordered_nodes(report: Any, order: Mapping[str, tuple[int, str]]) -> list[di
     return [n for _k, _i, n in sorted(keyed, key=lambda t: (t[0], t[1]))]
 
 
-def _placement(path: Path, device: Any) -> tuple[list[dict[str, Any]], list[str]]:
-    from edgeort.measure.doctor import doctor
+def _strips(
+    label: str, model_path: Path, reports: Sequence[Any], sim_ep: bool
+) -> list[dict[str, Any]]:
     from edgeort.measure.graphinfo import read_graph
+
+    graph = read_graph(model_path, optimize="none")
+    order = {n.name: (i, n.op_type) for i, n in enumerate(graph.nodes)}
+    out = []
+    for r in reports:
+        sim = r.method == "real-placement" and sim_ep
+        out.append(
+            {
+                "variant": label,
+                "ep": r.ep,
+                "method": r.method,
+                "method_text": _METHODS.get(r.method, r.method) + (", simulated EP" if sim else ""),
+                "source": r.source,
+                "simulated": sim,
+                "nodes": _ordered_nodes(r, order),
+                "nodes_total": r.num_nodes,
+                "nodes_on_ep": r.num_supported,
+                "pct_on_ep": round(r.pct_supported, 1),
+                "partitions": r.num_partitions,
+                "fallback_ops": r.unsupported_ops(),
+                "verdict": r.verdict,
+                "note": r.note,
+            }
+        )
+    return out
+
+
+def _placement(path: Path, device: Any) -> tuple[list[dict[str, Any]], list[str]]:
+    """Per variant (one at a time, so one unreadable model costs only its own strip)."""
+    from edgeort.bundle import open_bundle
+    from edgeort.errors import EdgeortError
+    from edgeort.measure.doctor import doctor
     from edgeort.measure.targets import resolve
 
-    resolved = resolve(path, device=device)
-    report = doctor(resolved, run=False)
-    simulated = {t.label: t.simulated for t in resolved.targets}
-    out, notes = [], []
-    for label, model_path, ep in resolved.model_files:
-        graph = read_graph(model_path, optimize="none")
-        order = {n.name: (i, n.op_type) for i, n in enumerate(graph.nodes)}
-        reports = report.partitions.get(label, ())
-        if not reports:
-            notes.append(f"{label}: no partition report for {ep} (no op table, not runnable here)")
-        for r in reports:
-            nodes = _ordered_nodes(r, order)
-            sim = r.method == "real-placement" and simulated.get(label, False)
-            method = _METHODS.get(r.method, r.method) + (", simulated EP" if sim else "")
-            out.append(
-                {
-                    "variant": label,
-                    "ep": r.ep,
-                    "method": r.method,
-                    "method_text": method,
-                    "source": r.source,
-                    "simulated": sim,
-                    "nodes": nodes,
-                    "nodes_total": r.num_nodes,
-                    "nodes_on_ep": r.num_supported,
-                    "pct_on_ep": round(r.pct_supported, 1),
-                    "partitions": r.num_partitions,
-                    "fallback_ops": r.unsupported_ops(),
-                    "verdict": r.verdict,
-                    "note": r.note,
-                }
+    out: list[dict[str, Any]] = []
+    notes: list[str] = []
+    for variant in open_bundle(path).variants:
+        name = variant.name
+        if variant.model_file.lower().endswith(".ort"):
+            notes.append(
+                f"{name}: no placement strip: {variant.model_file} is in ORT format, and the "
+                "partition reports read ONNX graphs"
             )
-    for name, why in resolved.skipped.items():
-        notes.append(f"{name}: no run-time placement here ({why})")
+            continue
+        try:
+            resolved = resolve(path, variant=name, device=device)
+            report = doctor(resolved, run=False)
+            simulated = any(t.simulated for t in resolved.targets)
+            for label, model_path, _ep in resolved.model_files:
+                if label != name:  # model_files lists every variant of the bundle
+                    continue
+                reports = report.partitions.get(label, ())
+                if not reports:
+                    notes.append(f"{label}: no partition report for {variant.ep} (no op table)")
+                out += _strips(label, model_path, reports, simulated)
+        except EdgeortError as exc:
+            notes.append(f"{name}: no placement strip ({exc})")
+            continue
+        for skipped, why in resolved.skipped.items():
+            notes.append(f"{skipped}: no run-time placement here ({why})")
     return out, notes
 
 
