@@ -10,9 +10,15 @@ from pathlib import Path
 from tests.conftest import REPO
 from tests.fresh import last_json
 
-HEAVY = ("onnx", "click", "onnxruntime.quantization", "onnxruntime.transformers")
+HEAVY = ("onnx", "click", "onnxruntime.quantization", "onnxruntime.transformers", "matplotlib")
 # The build-side packages; every other module of edgeort is device side.
-BUILD_SIDE = ("edgeort.pack", "edgeort.measure", "edgeort.cli", "edgeort.__main__")
+BUILD_SIDE = (
+    "edgeort.pack",
+    "edgeort.measure",
+    "edgeort.report",
+    "edgeort.cli",
+    "edgeort.__main__",
+)
 
 
 def device_modules() -> tuple[str, ...]:
@@ -79,3 +85,13 @@ def test_loading_a_bundle_never_imports_the_bundle_writer(tmp_path: Path) -> Non
     )
     result = run_fresh(code)
     assert result["writer"] is False and result["variant"]
+
+
+def test_the_report_data_needs_no_matplotlib() -> None:
+    """Only drawing the page imports matplotlib (the report extra); gathering data does not."""
+    code = (
+        "import json, sys\n"
+        "import edgeort.report, edgeort.report.data, edgeort.report.rows\n"
+        "print(json.dumps({'mpl': 'matplotlib' in sys.modules}))\n"
+    )
+    assert run_fresh(code) == {"mpl": False}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,11 @@ def _by_ep(result: PackageResult) -> dict[str, dict]:
     return {v.ep: {"v": v, **v.accuracy} for v in result.variants}
 
 
+def _arch_simulates_qnn() -> bool:
+    """The qnn-htp profile lists x86-64 under runtime.simulated_on (HTP simulator)."""
+    return platform.machine().lower() in {"x86_64", "amd64"}
+
+
 def _has_device(ep: str) -> bool:
     return bool(providers.ensure_registered(ep) and providers.ep_devices(ep))
 
@@ -58,6 +64,8 @@ def test_qnn_variant_ran_on_the_qnn_plugin(packaged: tuple) -> None:
     speed = [g for g in qnn["v"].gates if g["gate"] == "speed"]
     if qnn["on_ep"] == "QNNExecutionProvider" and qnn["v"].latency is None:
         assert "simulation" in speed[-1]["reason"]  # the x86 HTP simulator's speed means nothing
+    assert qnn["simulated"] is (qnn["on_ep"] == "QNNExecutionProvider" and _arch_simulates_qnn())
+    assert _by_ep(result)["CPUExecutionProvider"]["simulated"] is False
 
 
 @pytest.mark.slow

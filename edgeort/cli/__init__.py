@@ -60,10 +60,18 @@ def _register() -> None:
         commands_package,
         commands_probe,
         commands_profiles,
+        commands_report,
         commands_run,
     )
 
-    modules = (commands_probe, commands_profiles, commands_package, commands_run, commands_measure)
+    modules = (
+        commands_probe,
+        commands_profiles,
+        commands_package,
+        commands_run,
+        commands_measure,
+        commands_report,
+    )
     for module in modules:
         for command in module.COMMANDS:
             cli.add_command(command)

@@ -6,14 +6,16 @@ Each takes ``MODEL|BUNDLE`` (an ``.onnx`` file, a bundle directory or ``.zip``) 
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import click
 
+from edgeort.cli._stdout import guarded_stdout
 from edgeort.errors import UsageError
 
 __all__ = ["COMMANDS"]
@@ -21,12 +23,31 @@ __all__ = ["COMMANDS"]
 JSON_SCHEMA = 1
 
 
+_OUT: list[IO[str]] = []
+
+
+def _guarded(fn: Callable[..., None]) -> Callable[..., None]:
+    """Run a command with fd 1 on stderr (plugin EPs print there), its output on stdout."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        with guarded_stdout() as out:
+            _OUT.append(out)
+            try:
+                fn(*args, **kwargs)
+            finally:
+                _OUT.pop()
+
+    return wrapper
+
+
 def _emit(command: str, data: dict[str, Any]) -> None:
-    click.echo(json.dumps({"command": command, "schema": JSON_SCHEMA, **data}, indent=2))
+    text = json.dumps({"command": command, "schema": JSON_SCHEMA, **data}, indent=2)
+    click.echo(text, file=_OUT[-1] if _OUT else None)
 
 
 def _lines(lines: list[str]) -> None:
-    click.echo("\n".join(lines))
+    click.echo("\n".join(lines), file=_OUT[-1] if _OUT else None)
 
 
 def _pairs(items: tuple[str, ...], option: str) -> dict[str, str]:
@@ -48,6 +69,15 @@ def _resolve(path: Path, ep: str | None, ep_options: tuple[str, ...], variant: s
     from edgeort.measure.targets import resolve
 
     return resolve(path, ep=ep, ep_options=_pairs(ep_options, "--ep-option"), variant=variant)
+
+
+def _machine(resolved: Any) -> dict[str, Any]:
+    """The probe summary of this machine, so a results file says where it was measured."""
+    from edgeort.hardware import probe
+    from edgeort.report.machine import machine_summary
+
+    device = resolved.device if resolved.device is not None else probe(register_plugins=False)
+    return machine_summary(device.to_json())
 
 
 def _need_targets(resolved: Any) -> None:
@@ -122,6 +152,7 @@ def _progress(
     help="Also run the fp32 source model (given, or recorded by the bundle) as the baseline.",
 )
 @_json_opt
+@_guarded
 def bench_command(
     path: Path,
     variant: str | None,
@@ -163,7 +194,7 @@ def bench_command(
     if bar is not None:
         bar.render_finish()
     if as_json:
-        _emit("bench", {"path": str(path), **report.to_json()})
+        _emit("bench", {"path": str(path), **report.to_json(), "machine": _machine(resolved)})
     else:
         _lines(format_bench(report))
 
@@ -189,6 +220,7 @@ def bench_command(
 @_input_opt
 @_dim_opt
 @_json_opt
+@_guarded
 def profile_command(
     path: Path,
     variant: str | None,
@@ -255,6 +287,7 @@ def profile_command(
 @_input_opt
 @_dim_opt
 @_json_opt
+@_guarded
 def tune_command(
     path: Path,
     variant: str | None,
@@ -314,6 +347,7 @@ def _probe() -> Any:
 @_ep_option_opt
 @click.option("--no-run", is_flag=True, help="Only the graph checks and partition reports.")
 @_json_opt
+@_guarded
 def doctor_command(
     path: Path,
     variant: str | None,

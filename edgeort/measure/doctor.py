@@ -248,10 +248,14 @@ def doctor(
     if resolved.kind == "model":
         pts = partition_targets(profiles)
     seen: set[Path] = set()
+    notes: list[str] = []
     for label, path, ep in resolved.model_files:
         if path in seen:
             continue
         seen.add(path)
+        if path.suffix.lower() == ".ort":  # ORT format: no ONNX graph to read
+            notes.append(f"{label}: {path.name} is in ORT format; graph checks read ONNX only")
+            continue
         if resolved.kind == "bundle":
             pts = [_variant_pt(resolved, label, ep)]
         f, reports = _model_checks(label, path, pts, step)
@@ -260,11 +264,19 @@ def doctor(
     if run:
         cores = physical_cores(resolved.device)
         for target in resolved.targets:
+            if target.model_path.suffix.lower() == ".ort":
+                continue
             graph = read_graph(target.model_path, optimize="none")
             findings += _runtime_checks(target, cores, graph, step)
-    notes = ("runtime checks skipped (--no-run)",) if not run else ()
+    if not run:
+        notes.append("runtime checks skipped (--no-run)")
     return DoctorReport(
-        resolved.path, resolved.kind, tuple(findings), partitions, dict(resolved.skipped), notes
+        resolved.path,
+        resolved.kind,
+        tuple(findings),
+        partitions,
+        dict(resolved.skipped),
+        tuple(notes),
     )
 
 

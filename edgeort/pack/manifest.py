@@ -58,6 +58,8 @@ def accuracy_json(outcome: TargetOutcome) -> dict[str, Any]:
         "data": "synthetic" if work.data_kind == "synthetic" else "validation",
         "data_source": work.data_kind,
         "on_ep": cand.on_ep,
+        # True when on_ep ran as a simulator here (QNN's HTP backend on x86-64).
+        "simulated": bool(outcome.choice.simulated and cand.on_ep == outcome.choice.on_ep),
     }
     if cand.on_ep_reason:
         data["on_ep_reason"] = cand.on_ep_reason
