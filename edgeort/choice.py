@@ -10,7 +10,10 @@ Hard requirements (a variant failing one is *skipped*, with the reason):
 1. asked for, when ``profile=`` or ``providers=`` is given;
 2. the installed onnxruntime can load its IR version/opsets (:mod:`edgeort.ortcompat`);
 3. its EP is available here: built into the onnxruntime wheel, or a plugin that is
-   installed, registered and lists an ``OrtEpDevice`` of the variant's device type.
+   installed, registered and lists an ``OrtEpDevice`` of the variant's device type;
+4. its EP did not refuse it on this arch when it was packaged (``ep_refused`` in its
+   metadata: the EP was present and session creation failed, e.g. QNN's HTP simulator
+   running out of memory on x86_64; :func:`ep_refused`).
 
 Order of the usable ones, best first:
 
@@ -207,12 +210,31 @@ def ep_unavailable(variant: Any, device: DeviceInfo) -> str | None:
             )
     elif ep not in device.available_eps:
         have = ", ".join(sorted(device.available_eps))
-        return (
-            f"{ep} is not in this onnxruntime build (it has {have}); install {variant.ep_package}"
-        )
+        from edgeort.providers import package_hint
+
+        hint = package_hint(variant.ep_package or "onnxruntime")
+        return f"{ep} is not in this onnxruntime build (it has {have}): {hint}"
     if want and types and want not in types:
         return f"{ep} has only {'/'.join(sorted(types))} devices here; the variant needs {want}"
     return None
+
+
+def ep_refused(variant: Any, device: DeviceInfo) -> str | None:
+    """Why ``variant`` cannot run here because its EP refused it at packaging time on a
+    machine of this arch (the ``ep_refused`` record); None when there is no such record."""
+    record = variant.metadata.get("ep_refused")
+    if not isinstance(record, Mapping) or record.get("ep", variant.ep) != variant.ep:
+        return None
+    if record.get("arch") not in (None, device.arch):
+        return None  # refused elsewhere (e.g. a simulator): this device may take it
+    where = f"{record.get('arch') or device.arch}" + (
+        " (simulated)" if record.get("simulated") else ""
+    )
+    version = f" {record['ep_version']}" if record.get("ep_version") else ""
+    return (
+        f"{variant.ep}{version} refused this variant when it was packaged on {where}: "
+        f"{record.get('reason') or 'no reason recorded'}"
+    )
 
 
 def _asked(variant: Any, profile: Any, ask: str | None, providers: Sequence[str] | None) -> str:
@@ -255,7 +277,7 @@ def _choose(
         min_ort=variant.min_ort,
         ort_version=ort_version,
     )
-    skip = skip or ep_unavailable(variant, device)
+    skip = skip or ep_unavailable(variant, device) or ep_refused(variant, device)
     if skip:
         return Choice(variant, profile, False, skip)
     explicit = ask is not None or providers is not None

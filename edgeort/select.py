@@ -201,7 +201,7 @@ def _check_device_type(
 
 
 def _not_installed(profile: Profile) -> str:
-    from edgeort.providers import KNOWN_PLUGINS, plugin_install_hint
+    from edgeort.providers import KNOWN_PLUGINS, package_hint, plugin_install_hint
 
     rt = profile.runtime
     if rt.plugin_module or rt.ep in KNOWN_PLUGINS:
@@ -210,7 +210,9 @@ def _not_installed(profile: Profile) -> str:
         where = "/".join(profile.match.os or ("other platforms",))
         arch = "/".join(profile.match.arch)
         return f"{rt.ep} is not in this onnxruntime build; onnxruntime has it on {where} {arch}"
-    return f"{rt.ep} is not in this onnxruntime build; it ships in pip package {rt.package}"
+    if package_hint(rt.package).startswith("pip install"):
+        return f"{rt.ep} is not in this onnxruntime build; it ships in pip package {rt.package}"
+    return f"{rt.ep} is not in this onnxruntime build; {package_hint(rt.package)}"
 
 
 def intra_op_threads(profile: Profile, device: DeviceInfo) -> int:

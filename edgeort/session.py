@@ -174,9 +174,12 @@ def _attach_ep(
         so.add_provider_for_devices(_plugin_devices(variant), dict(options))
         return None
     if ep not in ort.get_available_providers():
+        from edgeort.providers import package_hint
+
         have = ", ".join(ort.get_available_providers())
+        hint = package_hint(variant.ep_package or "onnxruntime")
         raise ProviderError(
-            f"{ep} is not in this onnxruntime build (it has {have}); install {variant.ep_package}",
+            f"{ep} is not in this onnxruntime build (it has {have}): {hint}",
             provider=ep,
         )
     return [(ep, dict(options))] if strict else [(ep, dict(options)), CPU_EP]

@@ -25,12 +25,29 @@ from edgeort.pack.data import Dataset
 from edgeort.profiles import Profile
 from edgeort.session import LEVELS, RECORD_PLACEMENT
 
-__all__ = ["CPU", "EpChoice", "choose_ep", "latency_ms", "make_session", "run_dataset"]
+__all__ = ["CPU", "EpChoice", "SessionRefused", "choose_ep", "latency_ms", "make_session", "run_dataset"]
 
 log = logging.getLogger(__name__)
 
 CPU = "CPUExecutionProvider"
 LATENCY_RUNS = 20  # timed runs behind a recorded median (the manifest's latency.runs)
+
+
+class SessionRefused(PackageError):
+    """ORT could not create a session for a variant on an EP; ``reason`` is ORT's text."""
+
+    def __init__(self, message: str, *, reason: str, path: Path) -> None:
+        super().__init__(message, path=path)
+        self.reason = reason
+
+
+def ort_reason(exc: BaseException) -> str:
+    """ORT's message without its ``[ONNXRuntimeError] : N : CODE :`` prefix."""
+    text = " ".join(str(exc).split())
+    parts = text.split(" : ", 3)
+    if text.startswith("[ONNXRuntimeError]") and len(parts) == 4:
+        return f"{parts[2]}: {parts[3]}"
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +120,10 @@ def choose_ep(profile: Profile) -> EpChoice:
         return EpChoice(ep, ep, "", simulated, tuple(devices), _options(profile))
     if ep in ort.get_available_providers():
         return EpChoice(ep, ep, "", simulated, (), _options(profile))
+    from edgeort.providers import package_hint
+
     return EpChoice(
-        ep, CPU, f"{ep} is not in this onnxruntime build (it ships in {profile.runtime.package})"
+        ep, CPU, f"{ep} is not in this onnxruntime build ({package_hint(profile.runtime.package)})"
     )
 
 
@@ -138,8 +157,11 @@ def make_session(
         providers = [(choice.on_ep, dict(choice.provider_options)), CPU]
         return ort.InferenceSession(str(model), so, providers=providers)
     except Exception as exc:  # ORT raises its own types; name the EP and the file
-        raise PackageError(
-            f"{model.name}: cannot create a session on {choice.on_ep}: {exc}", path=model
+        reason = ort_reason(exc)
+        raise SessionRefused(
+            f"{model.name}: cannot create a session on {choice.on_ep}: {reason}",
+            reason=reason,
+            path=model,
         ) from None
 
 
@@ -148,8 +170,17 @@ def run_dataset(session: ort.InferenceSession, data: Dataset) -> list[np.ndarray
     (the batch axis when the model's batch is 1)."""
     names = [o.name for o in session.get_outputs()]
     per_output: list[list[np.ndarray]] = [[] for _ in names]
-    for feed in data.feeds():
-        for slot, value in zip(per_output, session.run(names, feed), strict=True):
+    for index, feed in enumerate(data.feeds()):
+        try:
+            results = session.run(names, feed)
+        except Exception as exc:  # ORT's own types: name the data and the sample
+            from edgeort.errors import DataError
+
+            raise DataError(
+                f"{data.source}: running sample {index} failed: {ort_reason(exc)}",
+                path=data.source if data.source != "synthetic" else None,
+            ) from None
+        for slot, value in zip(per_output, results, strict=True):
             slot.append(np.asarray(value))
     return [_stack(chunks) for chunks in per_output]
 
