@@ -335,6 +335,9 @@ def rank_variants(
         from edgeort.profiles import load_profiles
 
         profiles = load_profiles()
+    variants = list(variants)
+    if profile is not None:
+        _check_asked_name(profile, variants, profiles)
     version = ort_version or ort.__version__
     choices = [
         _choose(i, v, device, profiles, profile, providers, version) for i, v in enumerate(variants)
@@ -342,6 +345,30 @@ def rank_variants(
     usable = sorted((c for c in choices if c.usable), key=lambda c: c.order)
     usable = [_numbered(i, c) for i, c in enumerate(usable, start=1)]
     return Ranking((*usable, *(c for c in choices if not c.usable)), device)
+
+
+def _check_asked_name(ask: str, variants: Sequence[Any], profiles: Sequence[Any]) -> None:
+    """``profile=`` must name a variant, its profile or that profile's short name: an
+    unknown name is a :class:`~edgeort.errors.UsageError` with the closest one."""
+    import difflib
+
+    from edgeort.errors import UsageError
+
+    names: list[str] = []
+    for variant in variants:
+        profile = _find_profile(variant, profiles)
+        for name in (variant.name, variant.profile, getattr(profile, "short", None)):
+            if name and name not in names:
+                names.append(name)
+    if ask in names:
+        return
+    close = difflib.get_close_matches(ask, names, 1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise UsageError(
+        f"--profile {ask!r}: no variant of this bundle has that name, profile or short "
+        f"name{hint} (known: {', '.join(names)})",
+        option="--profile",
+    )
 
 
 def _numbered(rank: int, choice: Choice) -> Choice:

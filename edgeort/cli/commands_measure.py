@@ -35,13 +35,28 @@ def _pairs(items: tuple[str, ...], option: str) -> dict[str, str]:
     return parse_assignments(items, option=option)
 
 
-def _dims(items: tuple[str, ...]) -> dict[str, int]:
+def _dims(items: tuple[str, ...], resolved: Any = None) -> dict[str, int]:
     out = {}
     for name, value in _pairs(items, "--dim").items():
         if not value.isdigit() or int(value) < 1:
             raise UsageError(f"--dim {name}={value}: expected a positive integer", option="--dim")
         out[name] = int(value)
+    if out and resolved is not None:  # names checked against every target's inputs
+        from edgeort.measure.feeds import check_dim_names
+
+        check_dim_names([i for t in resolved.targets for i in _inputs_of(t)], out)
     return out
+
+
+def _inputs_of(target: Any) -> list[Any]:
+    if target.variant is not None:
+        return list(target.variant.inputs)
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    session = ort.InferenceSession(str(target.model_path), so, providers=["CPUExecutionProvider"])
+    return list(session.get_inputs())
 
 
 def _resolve(path: Path, ep: str | None, ep_options: tuple[str, ...], variant: str | None) -> Any:
@@ -152,7 +167,7 @@ def bench_command(
     kwargs = dict(
         knobs=Knobs(threads=threads),
         input_files=_pairs(inputs, "--input"),
-        dims=_dims(dims),
+        dims=_dims(dims, resolved),
         warmup=warmup,
         runs=runs,
         duration=duration,
@@ -213,7 +228,7 @@ def profile_command(
             t,
             out_dir=out_dir,
             input_files=_pairs(inputs, "--input"),
-            dims=_dims(dims),
+            dims=_dims(dims, resolved),
             warmup=warmup,
             runs=runs,
             top=top,
@@ -284,7 +299,7 @@ def tune_command(
             device=device,
             runs=runs,
             input_files=_pairs(inputs, "--input"),
-            dims=_dims(dims),
+            dims=_dims(dims, resolved),
         )
         if save:
             result = replace(result, cache_path=save_tuning(result, t, device))

@@ -28,7 +28,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 def _bench_row(r: BenchResult, speedup: float | None) -> list[str]:
     s = r.summary
-    ep = r.ep.replace("ExecutionProvider", "") + (" (sim)" if r.simulated else "")
+    ep = r.ep_label
     row = [
         r.label,
         ep,
