@@ -108,7 +108,7 @@ def _profile_of(variant: Any, profiles: Sequence[Any]) -> Any:
 
 def _bundle_targets(path: Path, variant: str | None, ep: str | None, device: Any) -> Resolved:
     from edgeort.bundle import open_bundle
-    from edgeort.choice import ep_unavailable
+    from edgeort.choice import ep_refused, ep_unavailable
     from edgeort.profiles import load_profiles
 
     bundle = open_bundle(path)
@@ -131,7 +131,7 @@ def _bundle_targets(path: Path, variant: str | None, ep: str | None, device: Any
     device = device if device is not None else _probe()
     targets, skipped = [], {}
     for v in variants:
-        why = ep_unavailable(v, device)
+        why = ep_unavailable(v, device) or ep_refused(v, device)
         if why is not None:
             skipped[v.name] = why
             continue
