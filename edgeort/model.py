@@ -157,10 +157,11 @@ class Model:
         missing = [c.name for c in self._checks if c.name not in feeds]
         if extra:  # a misspelt name shows as unknown + missing: name both
             close = difflib.get_close_matches(extra[0], missing, 1, cutoff=0.5)
-            hint = f" (did you mean {close[0]!r}? it is missing)" if close else ""
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            absent = f"; missing input {missing[0]!r}" if missing else ""
             raise InputError(
-                f"unknown input {extra[0]!r}{hint}; the model takes: {expected}",
-                input_name=close[0] if close else extra[0],
+                f"unknown input {extra[0]!r}{hint}{absent}; the model takes: {expected}",
+                input_name=close[0] if close else (missing or extra)[0],
                 expected=expected,
                 got=", ".join(extra),
             )

@@ -78,7 +78,11 @@ _json_opt = click.option(
     "--json", "as_json", is_flag=True, help="Print JSON (docs/cli-measure.md)."
 )
 _variant_opt = click.option("--variant", help="Only this variant of a bundle.")
-_ep_opt = click.option("--ep", help="EP for a plain model, or only the bundle variants on it.")
+_ep_opt = click.option(
+    "--ep",
+    help="EP for a plain model, or only the bundle variants on it: an EP name "
+    "(QNNExecutionProvider) or a profile or short name (qnn).",
+)
 _ep_option_opt = click.option(
     "--ep-option",
     "ep_options",
@@ -124,7 +128,8 @@ def _progress(
 @click.option(
     "--duration", type=click.FloatRange(min=0, min_open=True), help="Time for S seconds instead."
 )
-@click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True)
+@click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Untimed runs before timing starts.")  # fmt: skip
 @click.option("--threads", type=click.IntRange(min=0), help="Intra-op threads (0 = ORT default).")
 @_input_opt
 @_dim_opt
@@ -187,8 +192,10 @@ def bench_command(
 @_variant_opt
 @_ep_opt
 @_ep_option_opt
-@click.option("--runs", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True)
+@click.option("--runs", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Profiled runs per target (the summary is per run).")  # fmt: skip
+@click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Untimed runs before profiling (ORT's first runs allocate).")  # fmt: skip
 @click.option(
     "--top", type=click.IntRange(min=1), default=10, show_default=True, help="Slowest nodes listed."
 )
@@ -196,9 +203,9 @@ def bench_command(
     "--output",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="Folder for the Chrome trace files.",
+    default=None,
+    help="Folder for the Chrome trace files (default: a new temporary folder; the path "
+    "is printed).",
 )
 @_input_opt
 @_dim_opt
@@ -211,18 +218,22 @@ def profile_command(
     runs: int,
     warmup: int,
     top: int,
-    out_dir: Path,
+    out_dir: Path | None,
     inputs: tuple[str, ...],
     dims: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Run ORT's profiler: the Chrome trace, time per op type, the slowest nodes and the
-    EP that ran each node."""
+    EP that ran each node. The trace goes to --output, or a new temporary folder."""
+    import tempfile
+
     from edgeort.measure.profile import profile_target
     from edgeort.measure.text import format_profile
 
     resolved = _resolve(path, ep, ep_options, variant)
     _need_targets(resolved)
+    if out_dir is None:
+        out_dir = Path(tempfile.mkdtemp(prefix="edgeort-profile-"))
     results = [
         profile_target(
             t,
@@ -304,6 +315,8 @@ def tune_command(
         if save:
             result = replace(result, cache_path=save_tuning(result, t, device))
         results.append(result)
+    if not save and not as_json:
+        click.echo("not saved (--no-save): edgeort.load keeps its own settings", err=True)
     if as_json:
         data = {"results": [r.to_json() for r in results], "skipped": dict(resolved.skipped)}
         _emit("tune", {"path": str(path), **data})

@@ -34,6 +34,10 @@ _BAR = 24
 def _status(event: Any) -> None:
     """On a terminal: one progress bar line, redrawn per event (warnings and each
     target's verdict stay on screen). Elsewhere (logs, CI): one line per event."""
+    from edgeort.cli import is_quiet
+
+    if is_quiet() and event.kind != "warning":
+        return
     fraction = event.fraction or 0.0
     where = f"{event.target} " if event.target else ""
     tag = "warning: " if event.kind == "warning" else ""
