@@ -206,10 +206,14 @@ def refused_finding(where: str, ep: str, exc: BaseException | str) -> Finding:
     )
 
 
-def _recorded_refusals(resolved: Resolved) -> list[Finding]:
-    """Bundle variants the packager recorded as refused by their EP (``ep_refused``)."""
+def _recorded_refusals(resolved: Resolved, seen: Sequence[Finding]) -> list[Finding]:
+    """Bundle variants the packager recorded as refused by their EP (``ep_refused``),
+    unless this run already found the refusal itself."""
     out = []
+    found = {f.target.split(" on ")[0] for f in seen if f.check == "ep-refused"}
     for v in resolved.bundle.variants if resolved.bundle is not None else ():
+        if v.name in found:
+            continue
         record = v.metadata.get("ep_refused")
         if not isinstance(record, Mapping) or not record:
             continue
@@ -287,7 +291,7 @@ def doctor(
         f, reports = _model_checks(label, path, pts, step)
         findings += f
         partitions[label] = tuple(reports)
-    findings += _recorded_refusals(resolved)
+    findings += _recorded_refusals(resolved, findings)
     if run:
         cores = physical_cores(resolved.device)
         for target in resolved.targets:
