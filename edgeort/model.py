@@ -81,7 +81,6 @@ class Model:
     __slots__ = (
         "__weakref__",
         "_checks",
-        "_shared_dims",
         "_close_lock",
         "_input_names",
         "_inputs",
@@ -91,6 +90,7 @@ class Model:
         "_provider",
         "_reasons",
         "_session",
+        "_shared_dims",
         "_variant",
     )
 

@@ -135,4 +135,3 @@ def check_shared_dims(shared: SharedDims, feeds: dict[str, np.ndarray]) -> None:
                     expected=f"{dim}={size}",
                     got=f"{dim}={got}",
                 )
-

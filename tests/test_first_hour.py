@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 
 import edgeort
+from edgeort.bundle import open_bundle as open_dir
 from edgeort.errors import InputError
 from tests.conftest import REPO
-from tests.first_hour_support import HAS_QNN, Tiny, edgeort as cli, make_tiny, needs_qnn
+from tests.first_hour_support import HAS_QNN, Tiny, make_tiny, needs_qnn
+from tests.first_hour_support import edgeort as cli
 
 Cap = pytest.CaptureFixture[str]
 
@@ -183,8 +185,9 @@ def test_fixed_shape_notes_name_every_input(tiny: Tiny, tmp_path: Path, capsys: 
 def test_gate_decisions_are_printed_where_they_happen(
     tiny: Tiny, tmp_path: Path, capsys: Cap
 ) -> None:
+    out = tmp_path / "g.ortpackage"
     run = cli(capsys, "package", tiny.model, "-t", "cpu", "--calibration", tiny.calibration,
-              "--max-drop", "0", "-o", tmp_path / "g.ortpackage", "--no-speed", "--json")  # fmt: skip
+              "--max-drop", "0", "-o", out, "--no-speed", "--json")  # fmt: skip
     assert run.rc == 0, run.err
     events = [json.loads(x)["event"] for x in run.out.splitlines()[:-1]]
     texts = [f"{e['kind']}: {e['message']}" for e in events]
@@ -262,7 +265,7 @@ def test_a_zip_written_with_writestr_opens(bundle: Path, tmp_path: Path) -> None
             zf.writestr(path.relative_to(bundle).as_posix(), path.read_bytes())
     assert zipfile.ZipFile(z).infolist()[0].external_attr >> 16 == 0o600
     opened = edgeort.bundle.open_bundle(z)
-    assert [v.name for v in opened.variants][0] == "cpu-x86-64-vnni" or opened.variants
+    assert {v.name for v in opened.variants} == {v.name for v in open_dir(bundle).variants}
 
 
 def test_a_dim_typo_is_refused_with_a_suggestion(tiny: Tiny, capsys: Cap) -> None:
@@ -286,9 +289,7 @@ def test_short_names_mean_the_same_everywhere(bundle: Path, tiny: Tiny, capsys: 
     assert shown == f"# {packaged}: built-in"
 
 
-def test_an_unknown_profile_is_a_usage_error_with_a_suggestion(
-    bundle: Path, capsys: Cap
-) -> None:
+def test_an_unknown_profile_is_a_usage_error_with_a_suggestion(bundle: Path, capsys: Cap) -> None:
     run = cli(capsys, "run", bundle, "--profile", "cpux")
     assert run.rc == 2 and "--profile 'cpux'" in run.err and "did you mean 'cpu'?" in run.err
 

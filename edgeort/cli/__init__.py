@@ -73,7 +73,8 @@ class _Group(click.Group):
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edgeort")
 @click.option("-v", "--verbose", count=True,
-              help="More log output (-v info, -vv debug); before or after the command.")  # fmt: skip
+              help="More log output (-v info, -vv debug); before or after the "
+                   "command.")  # fmt: skip
 @click.option("-q", "--quiet", count=True,
               help="Less output: no progress lines, only errors logged; before or after the "
                    "command.")  # fmt: skip
@@ -102,11 +103,11 @@ def _quiet_third_party(record: logging.LogRecord) -> bool:
 
 def _register() -> None:
     from edgeort.cli import (
+        commands_cache,
         commands_measure,
         commands_package,
         commands_probe,
         commands_profiles,
-        commands_cache,
         commands_run,
         commands_sign,
     )

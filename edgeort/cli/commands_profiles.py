@@ -104,7 +104,9 @@ def list_profiles(profile_files: tuple[Path, ...], as_json: bool) -> None:
 @click.option("--elsewhere", is_flag=True,
               help="A short name takes its default profile, not the best fit for this "
                    "machine (as package --elsewhere does).")  # fmt: skip
-def show_profile(name: str, profile_files: tuple[Path, ...], as_json: bool, elsewhere: bool) -> None:
+def show_profile(
+    name: str, profile_files: tuple[Path, ...], as_json: bool, elsewhere: bool
+) -> None:
     """Show the resolved profile NAME as TOML. NAME is a profile name, or a short name
     (cpu, qnn...), which resolves as everywhere in edgeort: the best fitting profile of
     that short name here, else (or with --elsewhere) its default (docs/profiles.md)."""

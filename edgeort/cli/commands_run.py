@@ -192,7 +192,9 @@ def _variant_info(variant: Any) -> dict[str, Any]:
         "gates": [dict(g) for g in meta.get("gates") or () if isinstance(g, Mapping)],
         "min_ort": variant.min_ort,
         "ep_package": variant.ep_package,
-        "ep_refused": meta.get("ep_refused") if isinstance(meta.get("ep_refused"), Mapping) else None,
+        "ep_refused": meta.get("ep_refused")
+        if isinstance(meta.get("ep_refused"), Mapping)
+        else None,
     }
 
 
@@ -243,7 +245,9 @@ def _inspect_lines(info: Mapping[str, Any]) -> list[str]:
         lines.append(f"      latency   {_latency_text(v['latency'], v['gates'])}")
         lines.append(f"      requires  {_requires_text(v)}")
         if v.get("ep_refused"):
-            lines.append(f"      REFUSED   by {v['ep']} at build time: {v['ep_refused'].get('reason')}")
+            lines.append(
+                f"      REFUSED   by {v['ep']} at build time: {v['ep_refused'].get('reason')}"
+            )
         for g in v["gates"]:
             lines.append(
                 f"      gate      {g.get('gate')}: {g.get('decision')} ({g.get('reason')})"

@@ -65,7 +65,9 @@ def sign_command(bundle: Path, key_path: Path, sequence: int | None, as_json: bo
     sign_bundle(bundle, key_path, sequence=sequence)
     signed = open_bundle(bundle, trusted_keys=())
     if as_json:
-        click.echo(json.dumps({"bundle": str(bundle), "signed": True, "package": signed.package_name}))
+        click.echo(
+            json.dumps({"bundle": str(bundle), "signed": True, "package": signed.package_name})
+        )
         return
     click.echo(f"signed {bundle} ({signed.package_name} {signed.package_version})")
 
@@ -75,7 +77,8 @@ def sign_command(bundle: Path, key_path: Path, sequence: int | None, as_json: bo
 @click.option("--key", "keys", multiple=True, type=click.Path(exists=True, path_type=Path),
               metavar="KEY.pub.pem|DIR",
               help="A trusted public key file or a directory of them (repeatable); the "
-                   "signature must verify with one. Default: EDGEORT_TRUSTED_KEYS, if set.")  # fmt: skip
+                   "signature must verify with one. Default: EDGEORT_TRUSTED_KEYS, "
+                   "if set.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def verify_command(bundle: Path, keys: tuple[Path, ...], as_json: bool) -> None:
     """Check BUNDLE as edgeort.load() does before ORT reads a byte: manifest, every

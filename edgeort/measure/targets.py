@@ -115,6 +115,7 @@ def _bundle_targets(path: Path, variant: str | None, ep: str | None, device: Any
     variants = [bundle.variant(variant)] if variant else list(bundle.variants)
     profiles = load_profiles()
     if ep:  # an EP name, or a profile/short name: every variant of that family
+
         def names(v: Any) -> set[str]:
             prof = _profile_of(v, profiles)
             return {v.ep, v.name, v.profile, *([prof.short] if prof is not None else [])}

@@ -252,4 +252,3 @@ def check_index_ranges(data: Dataset, vocab: Mapping[str, int], path: str | Path
                 f"valid ids are {-size}..{size - 1}); {int(bad.sum())} value(s) out of range",
                 path=path,
             )
-

@@ -25,7 +25,15 @@ from edgeort.pack.data import Dataset
 from edgeort.profiles import Profile
 from edgeort.session import LEVELS, RECORD_PLACEMENT
 
-__all__ = ["CPU", "EpChoice", "SessionRefused", "choose_ep", "latency_ms", "make_session", "run_dataset"]
+__all__ = [
+    "CPU",
+    "EpChoice",
+    "SessionRefused",
+    "choose_ep",
+    "latency_ms",
+    "make_session",
+    "run_dataset",
+]
 
 log = logging.getLogger(__name__)
 

@@ -78,10 +78,14 @@ def _top1_verdict(
     if value >= bound - _TOL:
         return True, f"{what} {value:.4f} >= bound {bound:.4f} ({ci})", (lo, hi)
     if hi >= bound - _TOL:
-        return True, (
-            f"{what} {value:.4f} < bound {bound:.4f}, but the bound lies inside its {ci}: "
-            f"{n} samples cannot resolve that difference, so it does not reject"
-        ), (lo, hi)
+        return (
+            True,
+            (
+                f"{what} {value:.4f} < bound {bound:.4f}, but the bound lies inside its {ci}: "
+                f"{n} samples cannot resolve that difference, so it does not reject"
+            ),
+            (lo, hi),
+        )
     return False, f"{what} {value:.4f} < bound {bound:.4f} ({ci})", (lo, hi)
 
 
