@@ -30,7 +30,7 @@ def _lines(lines: list[str]) -> None:
 
 
 def _pairs(items: tuple[str, ...], option: str) -> dict[str, str]:
-    from edgeort.measure.feeds import parse_assignments
+    from edgeort.feeds import parse_assignments
 
     return parse_assignments(items, option=option)
 
@@ -42,7 +42,7 @@ def _dims(items: tuple[str, ...], resolved: Any = None) -> dict[str, int]:
             raise UsageError(f"--dim {name}={value}: expected a positive integer", option="--dim")
         out[name] = int(value)
     if out and resolved is not None:  # names checked against every target's inputs
-        from edgeort.measure.feeds import check_dim_names
+        from edgeort.feeds import check_dim_names
 
         check_dim_names([i for t in resolved.targets for i in _inputs_of(t)], out)
     return out
@@ -159,8 +159,7 @@ def bench_command(
     """Latency (median, mean, p90/p95/p99, min/max), throughput, session creation time
     and peak memory of a model or of each runnable bundle variant."""
     from edgeort.measure.bench import bench
-    from edgeort.measure.session import Knobs
-    from edgeort.measure.targets import source_model
+    from edgeort.measure.targets import Knobs, source_model
     from edgeort.measure.text import format_bench
 
     resolved = _resolve(path, ep, ep_options, variant)
@@ -227,8 +226,8 @@ def profile_command(
     EP that ran each node. The trace goes to --output, or a new temporary folder."""
     import tempfile
 
-    from edgeort.measure.profile import profile_target
     from edgeort.measure.text import format_profile
+    from edgeort.measure.trace import profile_target
 
     resolved = _resolve(path, ep, ep_options, variant)
     _need_targets(resolved)

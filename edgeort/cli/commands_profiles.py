@@ -131,7 +131,7 @@ def _by_name(name: str, pool: Sequence[Profile], elsewhere: bool) -> tuple[Profi
     """The profile ``name`` stands for, and (for a short name) why that one."""
     if any(p.name == name for p in pool) or not any(p.short == name for p in pool):
         return get_profile(name, pool), ""  # exact name, or unknown (error + suggestion)
-    from edgeort.select import resolve_target
+    from edgeort.profiles.match import resolve_target
 
     default = resolve_target(name, pool, None)
     if elsewhere:

@@ -229,7 +229,7 @@ def _requires_text(v: Mapping[str, Any]) -> str:
     ort_floor = f"onnxruntime >= {v['min_ort']}" if v.get("min_ort") else "onnxruntime"
     if package in ("onnxruntime", ""):
         return f"{ort_floor} ({v['ep']} is built in)"
-    from edgeort.providers import package_hint
+    from edgeort.hardware.plugins import package_hint
 
     return f"{ort_floor} and {package} for {v['ep']} ({package_hint(package)})"
 

@@ -1,5 +1,5 @@
 """``edgeort keygen | sign | verify``: Ed25519 bundle signatures from the command line
-(the same functions as :mod:`edgeort.signing`; docs/security.md)."""
+(the same functions as :mod:`edgeort.bundle.signing`; docs/security.md)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ _BUNDLE = click.Path(exists=True, path_type=Path)
 def keygen_command(private_path: Path, force: bool, as_json: bool) -> None:
     """Create an Ed25519 key pair for signing bundles."""
     from edgeort._fs import atomic_write_bytes
-    from edgeort.signing import generate_keypair, key_id, load_trusted_keys
+    from edgeort.bundle.signing import generate_keypair, key_id, load_trusted_keys
 
     public_path = private_path.with_name(private_path.stem + ".pub.pem")
     for path in (private_path, public_path):
@@ -60,7 +60,7 @@ def keygen_command(private_path: Path, force: bool, as_json: bool) -> None:
 def sign_command(bundle: Path, key_path: Path, sequence: int | None, as_json: bool) -> None:
     """Verify BUNDLE and add an Ed25519 signature to it (a zip is rewritten atomically)."""
     from edgeort.bundle import open_bundle
-    from edgeort.signing import sign_bundle
+    from edgeort.bundle.signing import sign_bundle
 
     sign_bundle(bundle, key_path, sequence=sequence)
     signed = open_bundle(bundle, trusted_keys=())

@@ -22,9 +22,9 @@ import onnxruntime as ort
 import psutil
 
 from edgeort.errors import UsageError
-from edgeort.measure.feeds import generate_feeds, load_feeds
-from edgeort.measure.session import CPU, Knobs, Target, create_session
+from edgeort.feeds import generate_feeds, load_feeds
 from edgeort.measure.stats import Summary, ratio, summarize
+from edgeort.measure.targets import CPU, Knobs, Target, create_session
 
 __all__ = [
     "BenchReport",
@@ -209,7 +209,7 @@ def bench_target(
 
 def _node_counts(session: ort.InferenceSession) -> dict[str, int]:
     """Nodes per EP as ORT assigned them (empty when this ORT cannot say)."""
-    from edgeort.measure.session import placement
+    from edgeort.measure.targets import placement
 
     counts: dict[str, int] = {}
     try:

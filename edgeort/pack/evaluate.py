@@ -21,9 +21,9 @@ import onnxruntime as ort
 
 from edgeort.errors import PackageError
 from edgeort.hardware._platform import normalise_arch
+from edgeort.hardware.ep import LEVELS, RECORD_PLACEMENT
 from edgeort.pack.data import Dataset
 from edgeort.profiles import Profile
-from edgeort.session import LEVELS, RECORD_PLACEMENT
 
 __all__ = [
     "CPU",
@@ -87,7 +87,7 @@ class EpChoice:
 
 
 def _providers_module() -> Any:
-    from edgeort import providers
+    from edgeort.hardware import plugins as providers
 
     return providers
 
@@ -128,7 +128,7 @@ def choose_ep(profile: Profile) -> EpChoice:
         return EpChoice(ep, ep, "", simulated, tuple(devices), _options(profile))
     if ep in ort.get_available_providers():
         return EpChoice(ep, ep, "", simulated, (), _options(profile))
-    from edgeort.providers import package_hint
+    from edgeort.hardware.plugins import package_hint
 
     return EpChoice(
         ep, CPU, f"{ep} is not in this onnxruntime build ({package_hint(profile.runtime.package)})"
