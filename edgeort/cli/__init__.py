@@ -89,7 +89,8 @@ def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
         raise click.UsageError("-v/--verbose and -q/--quiet: give one of them", ctx=ctx)
     ctx.meta[QUIET_KEY] = bool(quiet)
     level = logging.ERROR if quiet else logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="edgeort: %(levelname)s: %(message)s", force=True)
+    logging.basicConfig(level=level, format="edgeort: %(levelname)s: %(message)s")
+    logging.getLogger().setLevel(level)  # also when logging was configured before
     if not verbose:  # ORT's quantization/fusion tools warn through the root logger
         for handler in logging.getLogger().handlers:
             handler.addFilter(_quiet_third_party)

@@ -166,7 +166,9 @@ def bench_command(
     _need_targets(resolved)
     baseline = source_model(resolved, compare or None) if compare is not None else None
     runs = runs if runs is not None or duration is not None else 50
-    long_run = not as_json and ((runs or 0) >= 200 or (duration or 0) >= 2)
+    from edgeort.cli import is_quiet
+
+    long_run = not (as_json or is_quiet()) and ((runs or 0) >= 200 or (duration or 0) >= 2)
     bar, update = _progress(long_run, runs, duration)
     kwargs = dict(
         knobs=Knobs(threads=threads),
@@ -355,7 +357,10 @@ def doctor_command(
     from edgeort.measure.text import format_doctor
 
     resolved = _resolve(path, ep, ep_options, variant)
-    step = None if as_json else (lambda msg: click.echo(f"... {msg}", err=True))
+    from edgeort.cli import is_quiet
+
+    quiet = as_json or is_quiet()
+    step = None if quiet else (lambda msg: click.echo(f"... {msg}", err=True))
     report = doctor(resolved, run=not no_run, on_step=step)
     if as_json:
         _emit("doctor", report.to_json())
