@@ -184,7 +184,7 @@ def _real(
 
 def refused_finding(where: str, ep: str, exc: BaseException | str) -> Finding:
     """An installed EP that refuses the model: a problem, with ORT's reason."""
-    from edgeort.pack.evaluate import ort_reason
+    from edgeort.hardware.ep import ort_reason
 
     cause = exc.__cause__ if isinstance(exc, BaseException) and exc.__cause__ else exc
     reason = ort_reason(cause) if isinstance(cause, BaseException) else str(cause)
