@@ -388,7 +388,9 @@ def session_options_for(
     The EP itself is attached by :func:`create_session`.
     """
     so = ort.SessionOptions()
-    so.log_severity_level = 3  # errors only; ORT's warnings go to its own logger
+    # ORT's own error lines only with logging at INFO (edgeort -v): a failing run() is
+    # reported once, as the EdgeortError that carries ORT's message.
+    so.log_severity_level = 3 if log.isEnabledFor(logging.INFO) else 4
     settings = profile.session if profile is not None else None
     level = graph_optimization_level or (
         settings.graph_optimization_level if settings is not None else "all"
