@@ -87,7 +87,7 @@ def verify_command(bundle: Path, keys: tuple[Path, ...], as_json: bool) -> None:
 
     from edgeort.bundle import open_bundle
 
-    trusted = list(keys) or None
+    trusted: list[bytes | str] | None = [str(k) for k in keys] or None
     opened = open_bundle(bundle, trusted_keys=trusted)
     signed = bool(trusted) or bool(os.environ.get("EDGEORT_TRUSTED_KEYS"))
     files = sum(len(v.files) for v in opened.variants)

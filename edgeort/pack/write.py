@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from edgeort._fs import os_error_text
 from edgeort.errors import PackageError
@@ -108,7 +109,7 @@ def write(
             f"cannot stage the variants for {out} in {staged}: {os_error_text(exc)}", path=staged
         ) from exc
     data = outcomes[0].work.data_kind
-    metadata = {
+    metadata: dict[str, Any] = {
         "source_model": {"name": source.path.name, "sha256": source.sha256, "size": source.size},
         "family": family,
         "data": data,

@@ -13,27 +13,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgeort.errors import InputError
 
-__all__ = ["InputCheck", "SpecLike", "check_shared_dims", "shape_text", "shared_dims"]
+if TYPE_CHECKING:  # pragma: no cover
+    from edgeort.bundle import TensorSpec
+
+__all__ = ["InputCheck", "check_shared_dims", "shape_text", "shared_dims"]
 
 _PY_SCALARS = (bool, int, float, complex, str, bytes)
 _STRING_KINDS = frozenset("USO")
-
-
-class SpecLike(Protocol):
-    """What a tensor signature must provide (``edgeort.bundle.TensorSpec`` does)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def dtype(self) -> str: ...
-    @property
-    def shape(self) -> tuple[int | str | None, ...] | None: ...
 
 
 def shape_text(shape: Sequence[int | str | None] | None) -> str:
@@ -54,7 +46,7 @@ class InputCheck:
     expected: str
 
     @classmethod
-    def from_spec(cls, spec: SpecLike) -> InputCheck:
+    def from_spec(cls, spec: TensorSpec) -> InputCheck:
         dtype = None if spec.dtype in ("string", "str", "object") else np.dtype(spec.dtype)
         shape = None if spec.shape is None else tuple(spec.shape)
         rank = None if shape is None else len(shape)
@@ -108,7 +100,7 @@ def _got(arr: np.ndarray) -> str:
 SharedDims = tuple[tuple[str, tuple[tuple[str, int], ...]], ...]
 
 
-def shared_dims(specs: Sequence[SpecLike]) -> SharedDims:
+def shared_dims(specs: Sequence[TensorSpec]) -> SharedDims:
     """Named dynamic dims (e.g. ``batch``) that two or more inputs share, with every
     (input, axis) holding them: their sizes must agree in one ``run()``."""
     uses: dict[str, list[tuple[str, int]]] = {}
