@@ -74,6 +74,31 @@ def resolve_shape(
     return tuple(out)
 
 
+def check_dim_names(inputs: Sequence[Any], dims: Mapping[str, int]) -> None:
+    """Every ``--dim`` key names a dynamic dim of ``inputs`` (objects with ``.name`` and
+    ``.shape``: ORT ``NodeArg`` s or ``TensorSpec`` s, of every target measured), by its
+    name or as ``input:axis``: a typo is a :class:`UsageError` with the closest name."""
+    import difflib
+
+    known: list[str] = []
+    for arg in inputs:
+        for axis, dim in enumerate(arg.shape or ()):
+            if not (isinstance(dim, int) and dim >= 0):
+                if isinstance(dim, str) and dim and dim not in known:
+                    known.append(dim)
+                known.append(f"{arg.name}:{axis}")
+    for key in dims:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, 1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            listed = ", ".join(known) if known else "none: every dim is fixed"
+            raise UsageError(
+                f"--dim {key}=...: the model has no dynamic dimension {key!r}{hint} "
+                f"(its dynamic dims: {listed})",
+                option="--dim",
+            )
+
+
 def can_generate(dtype: Any) -> bool:
     """Whether :func:`random_array` makes inputs of ``dtype`` (numbers and bools)."""
     return np.dtype(dtype).kind in "fbiu"

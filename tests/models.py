@@ -437,3 +437,42 @@ def corrupt_model_bytes(dir: Path | str, kind: str, *, seed: int = 0) -> Path:
         good.ir_version = 99
         path.write_bytes(good.SerializeToString())
     return path
+
+
+def make_two_input(
+    dir: Path | str,
+    *,
+    features: int = 6,
+    ids: int = 3,
+    vocab: int = 10,
+    hidden: int = 8,
+    classes: int = 4,
+    seed: int = 0,
+    filename: str = "tiny.onnx",
+) -> Path:
+    """The issue's "tiny" model: feats float32 [batch, features] + ids int64 [batch, ids]
+    -> Gather(embedding, ids) summed over ids, plus MatMul(feats) -> y [batch, classes]."""
+    rng = np.random.default_rng(seed)
+    inits = [
+        _init("emb", rng.standard_normal((vocab, hidden)) * 0.5),
+        _init("wf", rng.standard_normal((features, hidden)) * 0.5),
+        _init("wo", rng.standard_normal((hidden, classes)) * 0.5),
+        _init("bo", rng.standard_normal(classes) * 0.1),
+        _init("axis1", [1], np.int64),
+    ]
+    nodes = [
+        helper.make_node("Gather", ["emb", "ids"], ["e"], "embed"),
+        helper.make_node("ReduceSum", ["e", "axis1"], ["es"], "pool", keepdims=0),
+        helper.make_node("MatMul", ["feats", "wf"], ["f"], "proj"),
+        helper.make_node("Add", ["f", "es"], ["h"], "merge"),
+        helper.make_node("Relu", ["h"], ["hr"], "relu"),
+        helper.make_node("MatMul", ["hr", "wo"], ["o"], "head"),
+        helper.make_node("Add", ["o", "bo"], ["y"], "head_bias"),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny",
+        [_value("feats", TensorProto.FLOAT, ["batch", features]),
+         _value("ids", TensorProto.INT64, ["batch", ids])],
+        [_value("y", TensorProto.FLOAT, ["batch", classes])], inits,
+    )  # fmt: skip
+    return _save(dir, filename, graph)

@@ -131,5 +131,5 @@ def test_main_returns_the_error_exit_code(capsys: pytest.CaptureFixture[str]) ->
     assert main(["profiles", "check", str(BAD_DIR / "syntax_error.toml")]) == 3
     err = capsys.readouterr().err
     assert err.startswith("edgeort: error: ") and "invalid TOML" in err and "line 5" in err
-    assert main(["profiles", "show", "cpu"]) == 0
+    assert main(["profiles", "show", "cpu", "--elsewhere"]) == 0
     assert 'name = "cpu-x86-64"' in capsys.readouterr().out

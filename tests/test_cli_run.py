@@ -82,9 +82,15 @@ def test_run_bad_input_spec_and_unreadable_file(bundle: Path, tmp_path: Path) ->
 
 
 def test_run_strict_refusal_exit_code(bundle: Path) -> None:
-    result = invoke("run", bundle, "--profile", "no-such", "--strict")
+    result = invoke("run", bundle, "--provider", "NoSuchExecutionProvider", "--strict")
     assert result.exit_code == 10  # NoVariantError
     assert "not asked for" in result.stderr
+
+
+def test_run_unknown_profile_is_a_usage_error(bundle: Path) -> None:
+    result = invoke("run", bundle, "--profile", "no-such", "--strict")
+    assert result.exit_code == 2  # UsageError: a name no variant has, not "nothing runs"
+    assert "--profile 'no-such'" in result.stderr and "known: " in result.stderr
 
 
 def test_inspect_lists_variants_and_the_pick(bundle: Path) -> None:

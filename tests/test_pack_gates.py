@@ -43,8 +43,11 @@ def test_classifier_heuristic() -> None:
     assert m.top1_agreement is None and m.top1_accuracy is None
 
 
-def _m(cos: float, agree: float | None = None, acc: float | None = None) -> Metrics:
-    return Metrics(10, cos, cos, 0.0, 0.0, agree, acc)
+def _m(
+    cos: float, agree: float | None = None, acc: float | None = None, n: int = 10_000
+) -> Metrics:
+    """Metrics over ``n`` samples (default large: differences of 0.005 are resolved)."""
+    return Metrics(n, cos, cos, 0.0, 0.0, agree, acc)
 
 
 def test_cosine_gate_and_override() -> None:
@@ -76,6 +79,21 @@ def test_cosine_gate_also_holds_classifiers_to_top1() -> None:
     reference = _m(1.0, 1.0, 0.98)
     gate = accuracy_gate(_m(0.999, 0.99, 0.96), verify, reference=reference)
     assert not gate.passed and "top-1 accuracy" in gate.reason
+
+
+def test_top1_gate_does_not_reject_on_a_difference_its_sample_cannot_resolve() -> None:
+    # The issue's case: cosine 0.9999, one disagreement in 100 samples, bound 0.995.
+    verify = Verify(metric="cosine", max_drop=0.01, top1_max_drop=0.005)
+    gate = accuracy_gate(_m(0.9999, 0.99, n=100), verify)
+    assert gate.passed, gate.reason
+    assert "cannot resolve" in gate.reason and "n=100" in gate.reason
+    lo, hi = gate.interval or (0.0, 0.0)
+    assert lo < 0.99 < 0.995 < hi and gate.to_json()["top1_samples"] == 100
+    # The same agreement on 10,000 samples resolves it: rejected, with the interval.
+    big = accuracy_gate(_m(0.9999, 0.99, n=10_000), verify)
+    assert not big.passed and "95% interval" in big.reason
+    # Three in 100 is beyond what 100 samples leave open: rejected.
+    assert not accuracy_gate(_m(0.9999, 0.97, n=100), verify).passed
 
 
 def test_fallback_plan_follows_the_profile_order() -> None:

@@ -207,9 +207,11 @@ def test_version_guard_skips_a_variant_ort_cannot_load(tmp_path: Path) -> None:
     assert "needs an onnxruntime newer than" in loaded.reasons["new"]
 
 
-def test_unknown_profile_asked_is_no_variant(digits: Path) -> None:
-    with pytest.raises(NoVariantError, match="not asked for"):
+def test_unknown_profile_asked_is_a_usage_error(digits: Path) -> None:
+    # A name no variant has is the caller's mistake (with a did-you-mean), not "nothing runs".
+    with pytest.raises(UsageError, match="no variant of this bundle has that name") as info:
         edgeort.load(digits, profile="no-such-profile")
+    assert not isinstance(info.value, NoVariantError) and info.value.option == "--profile"
 
 
 def test_threads_argument_is_validated(digits: Path) -> None:

@@ -144,8 +144,14 @@ def _check_reports(ed: Fields) -> None:
     acc = ed.obj("accuracy", required=False, nullable=True)
     if acc is not None and not isinstance(acc.data.get("passed", False), bool):
         acc.problems.expect(acc.at("passed"), acc.data["passed"], "a boolean")
-    if acc is not None and acc.data.get("data", "validation") not in ("validation", "synthetic"):
-        acc.problems.expect(acc.at("data"), acc.data["data"], "'validation' or 'synthetic'")
+    if acc is not None and acc.data.get("data", "validation") not in (
+        "validation",
+        "calibration",
+        "synthetic",
+    ):
+        acc.problems.expect(
+            acc.at("data"), acc.data["data"], "'validation', 'calibration' or 'synthetic'"
+        )
     for i, gate in enumerate(ed.items("gates", required=False, max_items=1024) or ()):
         g = Fields.of(gate, child(ed.at("gates"), i), ed.problems)
         if g is not None:

@@ -172,7 +172,9 @@ def _check_info(zip_path: Path, info: zipfile.ZipInfo, name: str) -> str | None:
         return f"uses compression method {info.compress_type} (only STORED and DEFLATE)"
     if mode and stat.S_ISLNK(mode):
         return "is a symbolic link"
-    if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+    # No file-type bits (zipfile.writestr writes only permissions, 0o600): a regular
+    # file, or a directory when the name ends in "/" -- as zipfile itself reads it.
+    if stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
         return "is not a regular file or directory"
     if info.file_size >= RATIO_MIN_SIZE and info.file_size > MAX_RATIO * max(info.compress_size, 1):
         ratio = f"{info.file_size} bytes from {info.compress_size}"

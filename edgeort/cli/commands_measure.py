@@ -56,13 +56,28 @@ def _pairs(items: tuple[str, ...], option: str) -> dict[str, str]:
     return parse_assignments(items, option=option)
 
 
-def _dims(items: tuple[str, ...]) -> dict[str, int]:
+def _dims(items: tuple[str, ...], resolved: Any = None) -> dict[str, int]:
     out = {}
     for name, value in _pairs(items, "--dim").items():
         if not value.isdigit() or int(value) < 1:
             raise UsageError(f"--dim {name}={value}: expected a positive integer", option="--dim")
         out[name] = int(value)
+    if out and resolved is not None:  # names checked against every target's inputs
+        from edgeort.feeds import check_dim_names
+
+        check_dim_names([i for t in resolved.targets for i in _inputs_of(t)], out)
     return out
+
+
+def _inputs_of(target: Any) -> list[Any]:
+    if target.variant is not None:
+        return list(target.variant.inputs)
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    session = ort.InferenceSession(str(target.model_path), so, providers=["CPUExecutionProvider"])
+    return list(session.get_inputs())
 
 
 def _resolve(path: Path, ep: str | None, ep_options: tuple[str, ...], variant: str | None) -> Any:
@@ -93,7 +108,11 @@ _json_opt = click.option(
     "--json", "as_json", is_flag=True, help="Print JSON (docs/cli-measure.md)."
 )
 _variant_opt = click.option("--variant", help="Only this variant of a bundle.")
-_ep_opt = click.option("--ep", help="EP for a plain model, or only the bundle variants on it.")
+_ep_opt = click.option(
+    "--ep",
+    help="EP for a plain model, or only the bundle variants on it: an EP name "
+    "(QNNExecutionProvider) or a profile or short name (qnn).",
+)
 _ep_option_opt = click.option(
     "--ep-option",
     "ep_options",
@@ -139,7 +158,8 @@ def _progress(
 @click.option(
     "--duration", type=click.FloatRange(min=0, min_open=True), help="Time for S seconds instead."
 )
-@click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True)
+@click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Untimed runs before timing starts.")  # fmt: skip
 @click.option("--threads", type=click.IntRange(min=0), help="Intra-op threads (0 = ORT default).")
 @_input_opt
 @_dim_opt
@@ -177,7 +197,9 @@ def bench_command(
     _need_targets(resolved)
     baseline = source_model(resolved, compare or None) if compare is not None else None
     runs = runs if runs is not None or duration is not None else 50
-    long_run = not as_json and ((runs or 0) >= 200 or (duration or 0) >= 2)
+    from edgeort.cli import is_quiet
+
+    long_run = not (as_json or is_quiet()) and ((runs or 0) >= 200 or (duration or 0) >= 2)
     bar, update = _progress(long_run, runs, duration)
     report = bench(
         resolved.targets,
@@ -185,7 +207,7 @@ def bench_command(
         skipped=resolved.skipped,
         knobs=Knobs(threads=threads),
         input_files=_pairs(inputs, "--input"),
-        dims=_dims(dims),
+        dims=_dims(dims, resolved),
         warmup=warmup,
         runs=runs,
         duration=duration,
@@ -204,8 +226,10 @@ def bench_command(
 @_variant_opt
 @_ep_opt
 @_ep_option_opt
-@click.option("--runs", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True)
+@click.option("--runs", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Profiled runs per target (the summary is per run).")  # fmt: skip
+@click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Untimed runs before profiling (ORT's first runs allocate).")  # fmt: skip
 @click.option(
     "--top", type=click.IntRange(min=1), default=10, show_default=True, help="Slowest nodes listed."
 )
@@ -213,9 +237,9 @@ def bench_command(
     "--output",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="Folder for the Chrome trace files.",
+    default=None,
+    help="Folder for the Chrome trace files (default: a new temporary folder; the path "
+    "is printed).",
 )
 @_input_opt
 @_dim_opt
@@ -229,24 +253,28 @@ def profile_command(
     runs: int,
     warmup: int,
     top: int,
-    out_dir: Path,
+    out_dir: Path | None,
     inputs: tuple[str, ...],
     dims: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Run ORT's profiler: the Chrome trace, time per op type, the slowest nodes and the
-    EP that ran each node."""
+    EP that ran each node. The trace goes to --output, or a new temporary folder."""
+    import tempfile
+
     from edgeort.measure.text import format_profile
     from edgeort.measure.trace import profile_target
 
     resolved = _resolve(path, ep, ep_options, variant)
     _need_targets(resolved)
+    if out_dir is None:
+        out_dir = Path(tempfile.mkdtemp(prefix="edgeort-profile-"))
     results = [
         profile_target(
             t,
             out_dir=out_dir,
             input_files=_pairs(inputs, "--input"),
-            dims=_dims(dims),
+            dims=_dims(dims, resolved),
             warmup=warmup,
             runs=runs,
             top=top,
@@ -318,11 +346,13 @@ def tune_command(
             device=device,
             runs=runs,
             input_files=_pairs(inputs, "--input"),
-            dims=_dims(dims),
+            dims=_dims(dims, resolved),
         )
         if save:
             result = replace(result, cache_path=save_tuning(result, t, device))
         results.append(result)
+    if not save and not as_json:
+        click.echo("not saved (--no-save): edgeort.load keeps its own settings", err=True)
     if as_json:
         data = {"results": [r.to_json() for r in results], "skipped": dict(resolved.skipped)}
         _emit("tune", {"path": str(path), **data})
@@ -363,7 +393,10 @@ def doctor_command(
     from edgeort.measure.text import format_doctor
 
     resolved = _resolve(path, ep, ep_options, variant)
-    step = None if as_json else (lambda msg: click.echo(f"... {msg}", err=True))
+    from edgeort.cli import is_quiet
+
+    quiet = as_json or is_quiet()
+    step = None if quiet else (lambda msg: click.echo(f"... {msg}", err=True))
     report = doctor(resolved, run=not no_run, on_step=step)
     if as_json:
         _emit("doctor", report.to_json())

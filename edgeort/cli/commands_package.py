@@ -34,6 +34,10 @@ _BAR = 24
 def _status(event: Any) -> None:
     """On a terminal: one progress bar line, redrawn per event (warnings and each
     target's verdict stay on screen). Elsewhere (logs, CI): one line per event."""
+    from edgeort.cli import is_quiet
+
+    if is_quiet() and event.kind != "warning":
+        return
     fraction = event.fraction or 0.0
     where = f"{event.target} " if event.target else ""
     tag = "warning: " if event.kind == "warning" else ""
@@ -66,11 +70,12 @@ def format_result(result: Any) -> list[str]:
         if acc.get("top1_accuracy") is not None:
             top1 = f", top-1 {acc['top1_accuracy']:.4f}"
         latency = f", {v.latency['ms_median']:.3f} ms" if v.latency else ""
+        refused = f"; REFUSED by {v.ep} here: {v.ep_refused['reason']}" if v.ep_refused else ""
         lines.append(
             f"  {v.name}: {v.precision} {v.model_file} for {v.ep}; {acc.get('metric')} "
             f"{_fmt(acc.get('value'))} (bound {_fmt(acc.get('bound'))}, {gate}){top1}; "
             f"verified on {acc.get('on_ep')} with {acc.get('data_source', acc.get('data'))} "
-            f"data{latency}"
+            f"data{latency}{refused}"
         )
     return lines
 
@@ -113,6 +118,13 @@ def _shapes(values: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
 @click.option("--elsewhere", is_flag=True,
               help="Packaging for other devices: short names take the default profile, "
                    "not the best fit for this machine.")  # fmt: skip
+@click.option("--keep-going", is_flag=True,
+              help="Write the targets that pass; list the ones that fail instead of failing. "
+                   "A variant its EP refuses here is kept, recorded as refused.")  # fmt: skip
+@click.option("--name", "package_name", metavar="NAME",
+              help="The bundle's package_name (default: the model file's name).")  # fmt: skip
+@click.option("--version", "package_version", metavar="VERSION",
+              help="The bundle's package_version (default: 1).")  # fmt: skip
 def package_command(
     model: Path,
     targets: tuple[str, ...],
@@ -126,6 +138,9 @@ def package_command(
     as_json: bool,
     no_speed: bool,
     elsewhere: bool,
+    keep_going: bool,
+    package_name: str | None,
+    package_version: str | None,
 ) -> None:
     """Package MODEL for every target into one verified bundle."""
     from edgeort.pack import package
@@ -139,12 +154,15 @@ def package_command(
         "profiles": list(profile_files) or None,
         "measure_speed": not no_speed,
         "here": not elsewhere,
+        "keep_going": keep_going,
+        "name": package_name,
+        "version": package_version,
     }
     if not as_json:
         kwargs["shapes"] = _shapes(shape_values)
         with guarded_stdout() as out:
             result = package(model, targets, on_event=_status, **kwargs)
-            out.write("\n".join(format_result(result)) + "\n")
+            out.write("\n".join([*format_result(result), *result.notes]) + "\n")
         return
     with guarded_stdout() as out:
         try:

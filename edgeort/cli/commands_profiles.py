@@ -65,8 +65,9 @@ def profiles() -> None:
     """List, show and check device profiles.
 
     Profiles come from the built-in set, then *.toml files in the user profile
-    directory, then each --profile FILE. A short name (cpu, openvino, qnn, coreml,
-    nnapi, directml, tensorrt) stands for its default profile (marked *).
+    directory ('edgeort profiles dir'), then each --profile FILE. A short name (cpu,
+    openvino, qnn, coreml, nnapi, directml, tensorrt) stands for the best fitting
+    profile of that name here, else its default (marked *).
     """
 
 
@@ -100,18 +101,60 @@ def list_profiles(profile_files: tuple[Path, ...], as_json: bool) -> None:
 @click.argument("name")
 @_PROFILE_OPTION
 @_JSON_OPTION
-def show_profile(name: str, profile_files: tuple[Path, ...], as_json: bool) -> None:
-    """Show the resolved profile NAME (a profile name or a short name) as TOML."""
-    profile = get_profile(name, load_profiles(profile_files))
+@click.option("--elsewhere", is_flag=True,
+              help="A short name takes its default profile, not the best fit for this "
+                   "machine (as package --elsewhere does).")  # fmt: skip
+def show_profile(
+    name: str, profile_files: tuple[Path, ...], as_json: bool, elsewhere: bool
+) -> None:
+    """Show the resolved profile NAME as TOML. NAME is a profile name, or a short name
+    (cpu, qnn...), which resolves as everywhere in edgeort: the best fitting profile of
+    that short name here, else (or with --elsewhere) its default (docs/profiles.md)."""
+    pool = load_profiles(profile_files)
+    profile, why = _by_name(name, pool, elsewhere)
     if as_json:
         data = {**profile_to_dict(profile), "source": _summary(profile)["source"]}
         data["builtin"] = profile.builtin
+        if why:
+            data["resolved_from"] = {"short": name, "why": why}
         click.echo(json.dumps(data, indent=2))
         return
     click.echo(f"# {profile.name}: {_source(profile)}")
+    if why:
+        click.echo(f"# short name {name!r}: {why}")
     if profile.extends:
         click.echo(f"# resolved: {profile.name} extends {profile.extends}")
     click.echo(profile_to_toml(profile), nl=False)
+
+
+def _by_name(name: str, pool: Sequence[Profile], elsewhere: bool) -> tuple[Profile, str]:
+    """The profile ``name`` stands for, and (for a short name) why that one."""
+    if any(p.name == name for p in pool) or not any(p.short == name for p in pool):
+        return get_profile(name, pool), ""  # exact name, or unknown (error + suggestion)
+    from edgeort.profiles.match import resolve_target
+
+    default = resolve_target(name, pool, None)
+    if elsewhere:
+        return default, f"its default profile (--elsewhere), {default.name}"
+    from edgeort.hardware import probe
+
+    here = resolve_target(name, pool, probe())
+    if here.name == default.name:
+        return here, f"{here.name} (the best fit here is also its default)"
+    return here, f"{here.name}, the best fit here (its default, for elsewhere: {default.name})"
+
+
+@profiles.command("dir")
+@_JSON_OPTION
+def profiles_dir(as_json: bool) -> None:
+    """Print the directory edgeort reads user profiles (*.toml) from."""
+    from edgeort.profiles import user_profile_dir
+
+    path = user_profile_dir()
+    if as_json:
+        click.echo(json.dumps({"path": str(path), "exists": path.is_dir()}))
+        return
+    click.echo(str(path))
 
 
 @profiles.command("check")

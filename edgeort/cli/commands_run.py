@@ -187,6 +187,9 @@ def _variant_info(variant: Any) -> dict[str, Any]:
         "gates": [dict(g) for g in meta.get("gates") or () if isinstance(g, Mapping)],
         "min_ort": variant.min_ort,
         "ep_package": variant.ep_package,
+        "ep_refused": meta.get("ep_refused")
+        if isinstance(meta.get("ep_refused"), Mapping)
+        else None,
     }
 
 
@@ -199,12 +202,31 @@ def _accuracy_text(acc: Mapping[str, Any] | None) -> str:
     return f"{acc.get('metric', '?')} {acc.get('value', '?')} (bound {bound}, {verdict})"
 
 
-def _latency_text(lat: Mapping[str, Any] | None) -> str:
-    if not lat:
-        return "not measured (EP absent at build time)"
+def _latency_text(lat: Mapping[str, Any] | None, gates: Sequence[Mapping[str, Any]] = ()) -> str:
+    if not lat:  # the speed gate's record says why (simulated, absent, --no-speed...)
+        why = next(
+            (
+                str(g.get("reason", "")).removeprefix("not measured: ")
+                for g in gates
+                if g.get("gate") == "speed" and g.get("decision") == "skip"
+            ),
+            "",
+        )
+        return f"not measured ({why or 'no latency recorded'})"
     return (
         f"{lat.get('ms_median', '?')} ms median on {lat.get('ep', '?')} ({lat.get('device', '?')})"
     )
+
+
+def _requires_text(v: Mapping[str, Any]) -> str:
+    """What the device must have installed for this variant."""
+    package = v.get("ep_package") or "onnxruntime"
+    ort_floor = f"onnxruntime >= {v['min_ort']}" if v.get("min_ort") else "onnxruntime"
+    if package in ("onnxruntime", ""):
+        return f"{ort_floor} ({v['ep']} is built in)"
+    from edgeort.hardware.plugins import package_hint
+
+    return f"{ort_floor} and {package} for {v['ep']} ({package_hint(package)})"
 
 
 def _inspect_lines(info: Mapping[str, Any]) -> list[str]:
@@ -215,11 +237,18 @@ def _inspect_lines(info: Mapping[str, Any]) -> list[str]:
             f"{v['size'] / 1e6:.2f} MB, profile {v['profile']}"
         )
         lines.append(f"      accuracy  {_accuracy_text(v['accuracy'])}")
-        lines.append(f"      latency   {_latency_text(v['latency'])}")
+        lines.append(f"      latency   {_latency_text(v['latency'], v['gates'])}")
+        lines.append(f"      requires  {_requires_text(v)}")
+        if v.get("ep_refused"):
+            lines.append(
+                f"      REFUSED   by {v['ep']} at build time: {v['ep_refused'].get('reason')}"
+            )
         for g in v["gates"]:
             lines.append(
                 f"      gate      {g.get('gate')}: {g.get('decision')} ({g.get('reason')})"
             )
+    for failed in info.get("failed_targets") or ():
+        lines.append(f"Left out     {failed.get('target')}: {failed.get('reason')}")
     pick = info["pick"]
     lines.append(f"This device would pick: {pick or 'nothing (no variant can run here)'}")
     lines.append("Ranking (best first, then skipped):")
@@ -251,6 +280,7 @@ def inspect_command(
         "variants": [_variant_info(v) for v in opened.variants],
         "pick": usable[0].name if usable else None,
         "ranking": ranking.reasons(),
+        "failed_targets": opened.metadata.get("failed_targets") or [],
     }
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))

@@ -160,9 +160,8 @@ def ep_unavailable(variant: Variant, device: DeviceInfo) -> str | None:
             )
     elif ep not in device.available_eps:
         have = ", ".join(sorted(device.available_eps))
-        return (
-            f"{ep} is not in this onnxruntime build (it has {have}); install {variant.ep_package}"
-        )
+        hint = _plugins().package_hint(variant.ep_package or "onnxruntime")
+        return f"{ep} is not in this onnxruntime build (it has {have}): {hint}"
     if want and types and want not in types:
         return f"{ep} has only {'/'.join(sorted(types))} devices here; the variant needs {want}"
     return None
@@ -234,7 +233,10 @@ def _not_installed(profile: Profile) -> str:
         where = "/".join(profile.match.os or ("other platforms",))
         arch = "/".join(profile.match.arch)
         return f"{rt.ep} is not in this onnxruntime build; onnxruntime has it on {where} {arch}"
-    return f"{rt.ep} is not in this onnxruntime build; it ships in pip package {rt.package}"
+    hint = plugins.package_hint(rt.package)
+    if hint.startswith("pip install"):
+        return f"{rt.ep} is not in this onnxruntime build; it ships in pip package {rt.package}"
+    return f"{rt.ep} is not in this onnxruntime build; {hint}"
 
 
 # ---- availability in this process ---------------------------------------------------
@@ -320,7 +322,10 @@ def choose_ep(profile: Profile) -> EpChoice:
     if ep in ort.get_available_providers():
         return EpChoice(ep, ep, "", simulated, (), _options(profile))
     return EpChoice(
-        ep, CPU_EP, f"{ep} is not in this onnxruntime build (it ships in {profile.runtime.package})"
+        ep,
+        CPU_EP,
+        f"{ep} is not in this onnxruntime build "
+        f"({_plugins().package_hint(profile.runtime.package)})",
     )
 
 
@@ -383,7 +388,9 @@ def session_options_for(
     The EP itself is attached by :func:`create_session`.
     """
     so = ort.SessionOptions()
-    so.log_severity_level = 3  # errors only; ORT's warnings go to its own logger
+    # ORT's own error lines only with logging at INFO (edgeort -v): a failing run() is
+    # reported once, as the EdgeortError that carries ORT's message.
+    so.log_severity_level = 3 if log.isEnabledFor(logging.INFO) else 4
     settings = profile.session if profile is not None else None
     level = graph_optimization_level or (
         settings.graph_optimization_level if settings is not None else "all"
@@ -555,9 +562,12 @@ def _attach_ep(
         so.add_provider_for_devices(_plugin_devices(variant), dict(options))
         return None
     if ep not in ort.get_available_providers():
+        from edgeort.hardware.plugins import package_hint
+
         have = ", ".join(ort.get_available_providers())
+        hint = package_hint(variant.ep_package or "onnxruntime")
         raise ProviderError(
-            f"{ep} is not in this onnxruntime build (it has {have}); install {variant.ep_package}",
+            f"{ep} is not in this onnxruntime build (it has {have}): {hint}",
             provider=ep,
         )
     return [(ep, dict(options))] if strict else [(ep, dict(options)), CPU_EP]
@@ -714,9 +724,29 @@ def make_session(
         providers = [(choice.on_ep, dict(choice.provider_options)), CPU_EP]
         return ort.InferenceSession(str(model), so, providers=providers)
     except Exception as exc:  # ORT raises its own types; name the EP and the file
-        raise PackageError(
-            f"{model.name}: cannot create a session on {choice.on_ep}: {exc}", path=model
+        reason = ort_reason(exc)
+        raise SessionRefused(
+            f"{model.name}: cannot create a session on {choice.on_ep}: {reason}",
+            reason=reason,
+            path=model,
         ) from None
+
+
+class SessionRefused(PackageError):
+    """ORT could not create a session for a variant on an EP; ``reason`` is ORT's text."""
+
+    def __init__(self, message: str, *, reason: str, path: Path) -> None:
+        super().__init__(message, path=path)
+        self.reason = reason
+
+
+def ort_reason(exc: BaseException) -> str:
+    """ORT's message without its ``[ONNXRuntimeError] : N : CODE :`` prefix."""
+    text = " ".join(str(exc).split())
+    parts = text.split(" : ", 3)
+    if text.startswith("[ONNXRuntimeError]") and len(parts) == 4:
+        return f"{parts[2]}: {parts[3]}"
+    return text
 
 
 def cpu_session(

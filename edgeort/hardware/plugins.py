@@ -300,11 +300,25 @@ def list_ep_devices() -> tuple[EpDevice, ...]:
     return tuple(to_ep_device(d) for d in ort.get_ep_devices())
 
 
+# Packages that are no pip wheel: where the EP comes from instead (packaging/README.md).
+NOT_ON_PIP = {
+    "onnxruntime-android": (
+        "no Python wheel exists: Android apps use the onnxruntime-android AAR "
+        "(Maven com.microsoft.onnxruntime:onnxruntime-android)"
+    ),
+}
+
+
+def package_hint(package: str) -> str:
+    """How to get ``package`` onto a device: ``pip install X``, or what to use instead."""
+    return NOT_ON_PIP.get(package, f"pip install {package}")
+
+
 def plugin_install_hint(ep_name: str, package: str | None = None) -> str:
     """What to pip install for ``ep_name`` (``package``: the profile's, if it knows better)."""
     known = KNOWN_PLUGINS.get(ep_name)
     if known is not None:
         return f"pip install {known.package} (or: pip install edgeort[{known.extra}])"
     if package:
-        return f"pip install {package}"
+        return package_hint(package)
     return f"install the package that provides {ep_name} (plugin EPs: onnxruntime-ep-<name>)"

@@ -54,11 +54,27 @@ class BenchResult:
     peak_rss_mb: float
     rss_growth_mb: float
     input_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    placement: Mapping[str, int] = field(default_factory=dict)  # nodes per EP, as run
+
+    @property
+    def ep_label(self) -> str:
+        """The EP column: what the nodes really ran on, not only what was asked for."""
+        short = self.ep.replace("ExecutionProvider", "")
+        sim = " (sim)" if self.simulated else ""
+        total = sum(self.placement.values())
+        took = self.placement.get(self.ep, 0)
+        if not total or self.ep == CPU or took == total:
+            return short + sim
+        if took == 0:
+            return f"CPU ({short}{sim} took no node)"
+        return f"{short}{sim} {took}/{total} nodes, rest CPU"
 
     def to_json(self) -> dict[str, Any]:
         return {
             "label": self.label,
             "ep": self.ep,
+            "ep_label": self.ep_label,
+            "placement": dict(self.placement),
             "simulated": self.simulated,
             "settings": dict(self.knobs),
             "session_create_ms": round(self.session_create_ms, 3),
@@ -164,8 +180,9 @@ def bench_target(
         peak[0] = max(peak[0], proc.memory_info().rss)
 
     t0 = time.perf_counter()
-    session = create_session(target, knobs)
+    session = create_session(target, knobs, record_placement=target.ep != CPU)
     create_ms = (time.perf_counter() - t0) * 1000.0
+    counts = _node_counts(session) if target.ep != CPU else {}
     sample()
     feeds = feeds_for(session, input_files=input_files, dims=dims)
     for _ in range(max(0, warmup)):
@@ -186,7 +203,21 @@ def bench_target(
         peak_rss_mb=peak[0] / _MB,
         rss_growth_mb=(peak[0] - rss0) / _MB,
         input_shapes={k: tuple(v.shape) for k, v in feeds.items()},
+        placement=counts,
     )
+
+
+def _node_counts(session: ort.InferenceSession) -> dict[str, int]:
+    """Nodes per EP as ORT assigned them (empty when this ORT cannot say)."""
+    from edgeort.measure.targets import placement
+
+    counts: dict[str, int] = {}
+    try:
+        for ep, nodes in placement(session):
+            counts[ep] = counts.get(ep, 0) + len(nodes)
+    except Exception:  # older ORT: the assignment is unknown
+        return {}
+    return counts
 
 
 def baseline_target(model_path: str | Path) -> Target:

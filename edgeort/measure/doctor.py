@@ -174,19 +174,54 @@ def _real(
     try:
         session = create_session(target, Knobs(free_dims=free), record_placement=True)
     except EdgeortError as exc:
-        return Finding(
-            "ep-fallback",
-            "skipped",
-            f"{label} on {pt.short}",
-            f"{pt.ep} is installed but could not create a session for real placement",
-            detail=str(exc),
-            evidence={"method": "real-placement"},
-        )
+        return refused_finding(f"{label} on {pt.short}", pt.ep, exc)
     report = real_report(pt.short, pt.ep, placement(session))
     if free:
         dims = ", ".join(f"{k}=1" for k in sorted(free))
         report = replace(report, note=f"free dimensions fixed for placement: {dims}")
     return report
+
+
+def refused_finding(where: str, ep: str, exc: BaseException | str) -> Finding:
+    """An installed EP that refuses the model: a problem, with ORT's reason."""
+    from edgeort.hardware.ep import ort_reason
+
+    cause = exc.__cause__ if isinstance(exc, BaseException) and exc.__cause__ else exc
+    reason = ort_reason(cause) if isinstance(cause, BaseException) else str(cause)
+    return Finding(
+        "ep-refused",
+        "found",
+        where,
+        f"{ep} is installed but refuses this model: {reason}",
+        detail=(
+            f"ORT could not create a {ep} session, so nothing runs on {ep} here; the offline "
+            "partition report above is what the op tables allow, not what ORT did."
+        ),
+        fix=(
+            f"Package it for {ep} (edgeort package -t ...), whose recipe (e.g. QNN's w8a16) "
+            "the EP takes, or keep this model on the CPU; on a simulator, check the same "
+            "model on the device."
+        ),
+        severity="problem",
+        evidence={"method": "real-placement", "ep": ep, "reason": reason},
+    )
+
+
+def _recorded_refusals(resolved: Resolved, seen: Sequence[Finding]) -> list[Finding]:
+    """Bundle variants the packager recorded as refused by their EP (``ep_refused``),
+    unless this run already found the refusal itself."""
+    out = []
+    found = {f.target.split(" on ")[0] for f in seen if f.check == "ep-refused"}
+    for v in resolved.bundle.variants if resolved.bundle is not None else ():
+        if v.name in found:
+            continue
+        record = v.metadata.get("ep_refused")
+        if not isinstance(record, Mapping) or not record:
+            continue
+        where = f"{record.get('arch', '?')}" + (" (simulated)" if record.get("simulated") else "")
+        f = refused_finding(v.name, v.ep, str(record.get("reason", "")))
+        out.append(replace(f, title=f"{f.title} (recorded when packaged on {where})"))
+    return out
 
 
 def _model_checks(
@@ -261,6 +296,7 @@ def doctor(
         f, reports = _model_checks(label, path, pts, step)
         findings += f
         partitions[label] = tuple(reports)
+    findings += _recorded_refusals(resolved, findings)
     if run:
         cores = physical_cores(resolved.device)
         for target in resolved.targets:

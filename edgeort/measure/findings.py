@@ -15,6 +15,7 @@ CHECKS = {
     "thread-contention": "latency that rises when intra-op threads are added",
     "arena-growth": "memory the CPU arena keeps after inputs of larger dynamic shapes",
     "io-copies": "host<->device copies of inputs/outputs on every run (IO binding fixes)",
+    "ep-refused": "an installed EP that cannot create a session for the model or variant",
 }
 
 

@@ -153,8 +153,27 @@ def is_model_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in {".onnx", ".ort"}
 
 
+def ep_for(name: str, profiles: Sequence[Profile] | None = None) -> str:
+    """``--ep`` for a plain model: an EP name, or a profile or short name (``qnn``), which
+    stands for its profile's EP -- the one rule for short names (docs/profiles.md)."""
+    if name.endswith("ExecutionProvider"):
+        return name
+    from edgeort.profiles import load_profiles
+    from edgeort.profiles.match import resolve_target
+
+    pool = tuple(profiles) if profiles is not None else tuple(load_profiles())
+    try:
+        return resolve_target(name, pool, None).runtime.ep
+    except UsageError as exc:
+        raise UsageError(
+            f"--ep {name!r}: not an EP name (...ExecutionProvider) nor a profile or short name: "
+            f"{exc}",
+            option="--ep",
+        ) from None
+
+
 def _model_target(path: Path, ep: str | None, ep_options: Mapping[str, str]) -> Resolved:
-    ep = ep or CPU
+    ep = ep_for(ep) if ep else CPU
     options = {**DEFAULT_EP_OPTIONS.get(ep, {}), **ep_options}
     target = Target(
         label=path.name,
@@ -186,18 +205,30 @@ def _bundle_targets(
 ) -> Resolved:
     from edgeort.bundle import open_bundle
     from edgeort.profiles import load_profiles
+    from edgeort.runtime.ranking import ep_refused
 
     bundle = open_bundle(path)
     variants = [bundle.variant(variant)] if variant else list(bundle.variants)
-    if ep:
-        variants = [v for v in variants if v.ep == ep]
-        if not variants:
-            raise UsageError(f"{path}: no variant runs on {ep}", option="--ep")
-    device = device if device is not None else _probe()
     profiles = load_profiles()
+    if ep:  # an EP name, or a profile/short name: every variant of that family
+
+        def names(v: Variant) -> set[str]:
+            prof = _profile_of(v, profiles)
+            return {v.ep, v.name, v.profile, *([prof.short] if prof is not None else [])}
+
+        kept = [v for v in variants if ep in names(v)]
+        if not kept:
+            have = sorted({n for v in variants for n in names(v)})
+            raise UsageError(
+                f"{path}: no variant runs on {ep!r} (--ep takes an EP, profile or short "
+                f"name of a variant: {', '.join(have)})",
+                option="--ep",
+            )
+        variants = kept
+    device = device if device is not None else _probe()
     targets, skipped = [], {}
     for v in variants:
-        why = ep_unavailable(v, device)
+        why = ep_unavailable(v, device) or ep_refused(v, device)
         if why is not None:
             skipped[v.name] = why
             continue

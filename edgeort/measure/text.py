@@ -28,7 +28,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 def _bench_row(r: BenchResult, speedup: float | None) -> list[str]:
     s = r.summary
-    ep = r.ep.replace("ExecutionProvider", "") + (" (sim)" if r.simulated else "")
+    ep = r.ep_label
     row = [
         r.label,
         ep,
@@ -113,6 +113,7 @@ def format_tune(t: TuneResult) -> list[str]:
 
 
 _MARK = {"found": "!!", "ok": "ok", "inconclusive": "??", "skipped": "--"}
+_SEVERITY_MARK = {"problem": "!!", "warning": "!", "info": "i"}  # of found findings
 
 
 def format_doctor(r: DoctorReport) -> list[str]:
@@ -139,8 +140,9 @@ def format_doctor(r: DoctorReport) -> list[str]:
     for f in r.findings:
         if f.check == "ep-fallback" and f.status == "ok":
             continue
-        lines.append(f"[{_MARK.get(f.status, f.status)}] {f.check}: {f.target}: {f.title}")
-        if f.status in ("found", "inconclusive"):
+        mark = _SEVERITY_MARK.get(f.severity, "!!") if f.found else _MARK.get(f.status, f.status)
+        lines.append(f"[{mark}] {f.check}: {f.target}: {f.title}")
+        if f.found or f.status == "inconclusive":
             if f.detail:
                 lines.append(f"     why: {f.detail}")
             if f.fix:
@@ -148,6 +150,10 @@ def format_doctor(r: DoctorReport) -> list[str]:
     for name, why in r.skipped.items():
         lines.append(f"[--] not run here: {name}: {why}")
     lines += [f"note: {n}" for n in r.notes]
-    found = r.found()
-    lines += ["", f"{len(found)} problem(s) found" if found else "no problems found"]
+    found = [f for f in r.found() if f.severity != "info"]
+    infos = len(r.found()) - len(found)
+    summary = f"{len(found)} problem(s) found" if found else "no problems found"
+    if infos:
+        summary += f" ({infos} informational note(s) marked [i])"
+    lines += ["", summary]
     return lines

@@ -218,3 +218,22 @@ def vocab_sizes(model: onnx.ModelProto) -> dict[str, int]:
             if ids in graph_inputs and tables.get(table):
                 sizes[ids] = min(sizes.get(ids, tables[table]), int(tables[table]))
     return sizes
+
+
+def check_index_ranges(data: Dataset, vocab: Mapping[str, int], path: str | Path) -> None:
+    """Integer inputs that index an embedding table (:func:`vocab_sizes`) hold valid
+    indices (``-size <= id < size``, as ``Gather`` takes them): else a :class:`DataError`
+    naming the file, the input, the first bad sample and the allowed range."""
+    for name, size in vocab.items():
+        arr = data.arrays.get(name)
+        if arr is None or arr.dtype.kind not in "iu" or arr.size == 0:
+            continue
+        bad = (arr < -size) | (arr >= size)
+        if bad.any():
+            where = np.argwhere(bad)[0]
+            raise DataError(
+                f"{path}: input {name!r} holds index {int(arr[tuple(where)])} at sample "
+                f"{int(where[0])}, outside the embedding table it indexes (size {size}: "
+                f"valid ids are {-size}..{size - 1}); {int(bad.sum())} value(s) out of range",
+                path=path,
+            )

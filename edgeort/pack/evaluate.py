@@ -17,10 +17,26 @@ from collections.abc import Sequence
 import numpy as np
 import onnxruntime as ort
 
-from edgeort.hardware.ep import CPU_EP, EpChoice, choose_ep, make_session
+from edgeort.hardware.ep import (
+    CPU_EP,
+    EpChoice,
+    SessionRefused,
+    choose_ep,
+    make_session,
+    ort_reason,
+)
 from edgeort.pack.data import Dataset
 
-__all__ = ["CPU", "EpChoice", "choose_ep", "latency_ms", "make_session", "run_dataset"]
+__all__ = [
+    "CPU",
+    "EpChoice",
+    "SessionRefused",
+    "choose_ep",
+    "latency_ms",
+    "make_session",
+    "ort_reason",
+    "run_dataset",
+]
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +49,17 @@ def run_dataset(session: ort.InferenceSession, data: Dataset) -> list[np.ndarray
     (the batch axis when the model's batch is 1)."""
     names = [o.name for o in session.get_outputs()]
     per_output: list[list[np.ndarray]] = [[] for _ in names]
-    for feed in data.feeds():
-        for slot, value in zip(per_output, session.run(names, feed), strict=True):
+    for index, feed in enumerate(data.feeds()):
+        try:
+            results = session.run(names, feed)
+        except Exception as exc:  # ORT's own types: name the data and the sample
+            from edgeort.errors import DataError
+
+            raise DataError(
+                f"{data.source}: running sample {index} failed: {ort_reason(exc)}",
+                path=data.source if data.source != "synthetic" else None,
+            ) from None
+        for slot, value in zip(per_output, results, strict=True):
             slot.append(np.asarray(value))
     return [_stack(chunks) for chunks in per_output]
 

@@ -7,6 +7,12 @@ Accuracy gate (``profile.verify``):
   without labels, value = top-1 agreement with fp32, bound = 1 - max_drop. A model that
   is not a classifier is gated on ``cosine`` instead (recorded).
 - Classifiers are also held to ``top1_max_drop`` on top-1 when the metric is ``cosine``.
+- Top-1 values are proportions over ``n`` samples, so each carries its 95% Wilson score
+  interval (recorded as ``interval``/``samples``). A top-1 check fails only when the whole
+  interval lies below the bound: one disagreement in 100 samples (0.99, interval
+  0.946-0.998) does not reject a variant against a 0.995 bound -- the sample cannot
+  resolve that difference, and the record says so. Cosine is a mean of per-sample
+  values and is compared as is.
 
 ``max_drop`` given to ``package()`` (``--max-drop``) replaces the profile's bound for
 its metric.
@@ -14,6 +20,7 @@ its metric.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -34,14 +41,52 @@ class Gate:
     bound: float
     passed: bool
     reason: str
+    interval: tuple[float, float] | None = None  # 95% interval of a top-1 proportion
+    samples: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "metric": self.metric,
             "value": self.value,
             "bound": self.bound,
             "passed": self.passed,
         }
+        if self.interval is not None:
+            out["top1_interval"] = [round(self.interval[0], 6), round(self.interval[1], 6)]
+            out["top1_samples"] = self.samples
+        return out
+
+
+Z95 = 1.959963984540054
+
+
+def wilson_interval(value: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion ``value`` observed on ``n`` samples."""
+    if n <= 0:
+        return 0.0, 1.0
+    centre = (value + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(value * (1 - value) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _top1_verdict(
+    value: float, bound: float, what: str, n: int
+) -> tuple[bool, str, tuple[float, float]]:
+    """(passed, words, interval) of a top-1 proportion against ``bound``."""
+    lo, hi = wilson_interval(value, n)
+    ci = f"95% interval {lo:.4f}-{hi:.4f}, n={n}"
+    if value >= bound - _TOL:
+        return True, f"{what} {value:.4f} >= bound {bound:.4f} ({ci})", (lo, hi)
+    if hi >= bound - _TOL:
+        return (
+            True,
+            (
+                f"{what} {value:.4f} < bound {bound:.4f}, but the bound lies inside its {ci}: "
+                f"{n} samples cannot resolve that difference, so it does not reject"
+            ),
+            (lo, hi),
+        )
+    return False, f"{what} {value:.4f} < bound {bound:.4f} ({ci})", (lo, hi)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,18 +127,27 @@ def accuracy_gate(
     if metric == "top1" and not classifier:
         metric, note = "cosine", "not a classifier: gated on cosine; "
     drop = verify.max_drop if max_drop is None else max_drop
+    n = int(metrics.samples)
+    interval = None
     if metric == "top1":
         value, bound, what = _top1(metrics, reference, drop)
+        passed, words, interval = _top1_verdict(value, bound, what, n)
+        reason = f"{note}{words}"
     else:
         value, bound, what = metrics.cosine_mean, 1.0 - drop, "mean cosine vs fp32"
-    passed = value >= bound - _TOL
-    reason = f"{note}{what} {value:.4f} {'>=' if passed else '<'} bound {bound:.4f}"
+        passed = value >= bound - _TOL
+        reason = f"{note}{what} {value:.4f} {'>=' if passed else '<'} bound {bound:.4f}"
     if passed and classifier and metric == "cosine":
         t_value, t_bound, t_what = _top1(metrics, reference, verify.top1_max_drop)
-        if t_value < t_bound - _TOL:
+        t_passed, words, interval = _top1_verdict(t_value, t_bound, t_what, n)
+        if not t_passed:
             passed = False
-            reason += f"; but {t_what} {t_value:.4f} < bound {t_bound:.4f}"
-    return Gate(metric, float(value), float(bound), passed, reason)
+            reason += f"; but {words}"
+        elif t_value < t_bound - _TOL:
+            reason += f"; {words}"
+    return Gate(
+        metric, float(value), float(bound), passed, reason, interval, n if interval else None
+    )
 
 
 def fallback_recipes(recipe: Recipe, order: Sequence[str]) -> list[tuple[str, Recipe | None]]:

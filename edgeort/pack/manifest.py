@@ -53,9 +53,9 @@ def accuracy_json(outcome: TargetOutcome) -> dict[str, Any]:
     data = {
         **cand.gate.to_json(),
         **cand.metrics.to_json(),
-        # The bundle format knows "validation" (real data) and "synthetic"; real data
-        # taken from the calibration file says so in data_source.
-        "data": "synthetic" if work.data_kind == "synthetic" else "validation",
+        # validation | calibration (no validation data given) | synthetic; data_source
+        # repeats it for readers of bundles written before "calibration" was a value.
+        "data": work.data_kind,
         "data_source": work.data_kind,
         "on_ep": cand.on_ep,
         # True when on_ep ran as a simulator here (QNN's HTP backend on x86-64).
@@ -117,6 +117,27 @@ def _min_ort(outcome: TargetOutcome) -> str:
     return floor
 
 
+def refusal_json(outcome: TargetOutcome) -> dict[str, Any] | None:
+    """Where and why the variant's EP, present at build time, refused the variant: the
+    runtime ranks it unrunnable on the same arch (:func:`edgeort.runtime.ranking.ep_refused`)."""
+    cand = outcome.chosen
+    if not cand.ep_refused:
+        return None
+    import platform
+
+    from edgeort.hardware._platform import normalise_arch
+
+    runtime = outcome.work.profile.runtime
+    return {
+        "ep": runtime.ep,
+        "reason": cand.ep_refused,
+        "arch": normalise_arch(platform.machine()),
+        "simulated": outcome.choice.simulated,
+        "ort_version": ort.__version__,
+        "ep_version": _ep_version(runtime.package),
+    }
+
+
 def variant_metadata(
     outcome: TargetOutcome, source_sha256: str, source_name: str
 ) -> dict[str, Any]:
@@ -139,6 +160,7 @@ def variant_metadata(
         "fusion": dict(work.fused_stats),
         "accuracy": accuracy_json(outcome),
         "latency": latency_json(outcome),
+        "ep_refused": refusal_json(outcome),
         "gates": [g.to_json() for g in outcome.gates],
         "prepare": list(work.notes) + list(cand.notes),
         "source_model": {"name": source_name, "sha256": source_sha256},

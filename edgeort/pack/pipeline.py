@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import logging
 import shutil
 import tempfile
@@ -210,6 +211,9 @@ def package(
     on_event: Callable[[Event], None] | None = None,
     measure_speed: bool = True,
     here: bool = True,
+    keep_going: bool = False,
+    name: str | None = None,
+    version: str | None = None,
 ) -> PackageResult:
     """Package ``model`` for every target into the bundle ``output`` (see module doc).
 
@@ -224,7 +228,13 @@ def package(
     targets in) and/or extra profile files. ``on_event`` gets every :class:`Event`; an
     exception it raises aborts the run with nothing written. ``measure_speed=False``
     skips latency (and so the speed gate and the fastest-recipe choice).
+    ``keep_going``: a target that fails (:class:`PackageError`) is left out and listed
+    (bundle metadata ``failed_targets``, result notes) instead of failing the run; a
+    variant whose EP is present but refuses it is kept, verified on the CPU EP and
+    recorded as refused (``ep_refused``). ``name``/``version``: the bundle's
+    ``package_name``/``package_version`` (default: the model file's stem, "1").
     """
+    _check_package_id(name, version)
     if max_drop is not None and not 0.0 <= max_drop <= 1.0:
         raise UsageError(
             f"--max-drop {max_drop}: expected a fraction in [0, 1]", option="--max-drop"
@@ -235,9 +245,10 @@ def package(
     source = load_model(model)
     shapes = {k: tuple(v) for k, v in (shapes or {}).items()}
     prepare.check_shapes(shapes, source.inputs)
+    vocab = data_mod.vocab_sizes(source.proto)
     for path in (calibration, validation):
-        if path is not None:
-            data_mod.load_data(path, source.inputs)  # fail fast, before any work
+        if path is not None:  # fail fast, before any work
+            data_mod.check_index_ranges(data_mod.load_data(path, source.inputs), vocab, path)
     family = optimize.detect_family(source.proto)
     if any(p.model.fixed_shapes for p in chosen):  # fail before any target's work
         prepare.fix_shapes(copy.deepcopy(source.proto), shapes)
@@ -246,32 +257,55 @@ def package(
     with _work_dir(Path(output)) as tmp:
         opts = _Options(shapes, calibration, validation, max_drop, measure_speed)
         run = _Run(source, family, tmp, opts)
-        outcomes = []
+        outcomes, failed = [], []
         for index, profile in enumerate(chosen):
             sink.begin_target(index)
-            outcomes.append(_one_target(run, profile, index, sink))
+            try:
+                outcomes.append(_one_target(run, profile, index, sink, keep_going))
+            except PackageError as exc:
+                if not keep_going:
+                    raise
+                failed.append((profile.name, str(exc)))
+                sink.emit("warning", profile.name, "verify", f"left out (--keep-going): {exc}")
+        if not outcomes:
+            reasons = "; ".join(f"{t}: {r}" for t, r in failed)
+            raise PackageError(f"no target could be packaged, nothing written ({reasons})")
         sink.emit("start", "", "write", f"writing {output}")
         from edgeort.pack.write import write
 
-        result = write(Path(output), source, outcomes, as_zip=zip, family=family)
+        result = write(
+            Path(output), source, outcomes, as_zip=zip, family=family,
+            name=name, version=version or "1", failed=failed,
+        )  # fmt: skip
     sink.emit("done", "", "write", f"wrote {result.path}", done=True)
     return result
 
 
-def _one_target(run: _Run, profile: Profile, index: int, sink: EventSink) -> TargetOutcome:
+def _check_package_id(name: str | None, version: str | None) -> None:
+    import re
+
+    for option, value in (("--name", name), ("--version", version)):
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}", value):
+            raise UsageError(
+                f"{option} {value!r}: expected 1-128 letters, digits, '.', '_', '+' or '-' "
+                "(not starting with a symbol)",
+                option=option,
+            )
+
+
+def _one_target(
+    run: _Run, profile: Profile, index: int, sink: EventSink, keep_going: bool = False
+) -> TargetOutcome:
     name = profile.name
     sink.emit("start", name, "prepare", f"preparing for {name} ({profile.runtime.ep})")
-    work = run.work_for(profile, index)
+    work = dataclasses.replace(run.work_for(profile, index), keep_going=keep_going)
     for note in work.notes:
         sink.emit("progress", name, "prepare", note)
 
-    def emit(step: str, message: str) -> None:
-        sink.emit("progress", name, step, message)
+    def emit(step: str, message: str, kind: str = "progress") -> None:
+        sink.emit(kind, name, step, message)
 
-    outcome = build_target(work, emit)
-    for record in outcome.gates:
-        if record.decision in ("fail", "replace", "fallback", "cpu"):
-            sink.emit("warning", name, "verify", f"{record.gate}: {record.reason}")
+    outcome = build_target(work, emit)  # it warns about each gate decision as it is taken
     acc = outcome.chosen.gate
     sink.emit(
         "done", name, "verify",

@@ -57,6 +57,7 @@ def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
 def check_shapes(shapes: Mapping[str, Sequence[int]], inputs: Sequence[TensorSpec]) -> None:
     """Every ``--shape`` names a model input, with its rank and its fixed dims."""
     by_name = {i.name: i for i in inputs}
+    shared: dict[str, tuple[str, int, int]] = {}  # dim_param -> (input, axis, size)
     for name, shape in shapes.items():
         info = by_name.get(name)
         if info is None:
@@ -77,14 +78,31 @@ def check_shapes(shapes: Mapping[str, Sequence[int]], inputs: Sequence[TensorSpe
                     f"got {got}",
                     option="--shape",
                 )
+            if isinstance(want, str) and want:
+                first = shared.setdefault(want, (name, axis, got))
+                if first[2] != got:
+                    raise UsageError(
+                        f"--shape: inconsistent sizes for dimension {want!r}, which inputs "
+                        f"{first[0]!r} (dim {first[1]} = {first[2]}) and {name!r} (dim {axis} "
+                        f"= {got}) share in the model: give both the same size",
+                        option="--shape",
+                    )
 
 
 def fix_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]) -> tuple[str, ...]:
     """Make every input shape fixed in place; returns notes for the manifest."""
     notes: list[str] = []
     graph = model.graph
+    before = {i.name: i.shape for i in io_info(model)[0]}
     for name, shape in shapes.items():
-        make_input_shape_fixed(graph, name, list(shape))
+        try:
+            make_input_shape_fixed(graph, name, list(shape))
+        except ValueError as exc:  # a dim shared with an input fixed to another size
+            raise UsageError(
+                f"--shape {name}={','.join(map(str, shape))}: inconsistent with another "
+                f"--shape or the model's fixed dims: {exc}",
+                option="--shape",
+            ) from None
         notes.append(f"input {name!r} fixed to {list(shape)} (--shape)")
     for index in range(len(io_info(model)[0])):
         info = io_info(model)[0][index]  # re-read: fixing one input can fix a shared dim
@@ -93,6 +111,13 @@ def fix_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]) -> t
             _fix_batch(graph, info)
             notes.append(f"input {info.name!r}: dynamic batch dimension set to 1")
             continue
+        if info.name not in shapes and before.get(info.name) != info.shape:
+            shared = [d for d in before.get(info.name, ()) if isinstance(d, str) and d]
+            why = f"it shares {', '.join(map(repr, shared))} with" if shared else "by"
+            notes.append(
+                f"input {info.name!r}: dynamic dimension(s) fixed, shape now {list(info.shape)} "
+                f"({why} an input fixed before it)"
+            )
         if dynamic:
             axis = next(a for a in dynamic if a != 0)
             example = ",".join(str(d) if isinstance(d, int) else "N" for d in info.shape)

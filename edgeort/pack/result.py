@@ -20,6 +20,7 @@ class VariantResult:
     accuracy: Mapping[str, Any]
     latency: Mapping[str, Any] | None
     gates: tuple[Mapping[str, str], ...]
+    ep_refused: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,7 @@ class PackageResult:
                     "accuracy": dict(v.accuracy),
                     "latency": dict(v.latency) if v.latency else None,
                     "gates": [dict(g) for g in v.gates],
+                    "ep_refused": dict(v.ep_refused) if v.ep_refused else None,
                 }
                 for v in self.variants
             ],

@@ -45,6 +45,7 @@ class Candidate:
     on_ep_reason: str
     notes: tuple[str, ...] = ()
     latency_ms: float | None = None
+    ep_refused: str = ""  # ORT's reason when the target's EP, present here, refused it
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,7 @@ class TargetWork:
     measure_speed: bool
     notes: tuple[str, ...] = ()
     pre_processed: dict[str, Path] = field(default_factory=dict)
+    keep_going: bool = False  # an EP refusal is recorded (variant verified on CPU), not fatal
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +79,9 @@ class TargetOutcome:
     fp32_latency_ms: float | None
 
 
-Emit = Callable[[str, str], None]  # (step, message)
+Emit = Callable[..., None]  # (step, message, kind="progress")
+
+SHOWN = frozenset({"fail", "replace", "fallback", "cpu", "refused"})  # decisions warned about
 
 
 class _Builder:
@@ -88,7 +92,13 @@ class _Builder:
         self.gates: list[GateRecord] = []
         self._count = 0
         if self.choice.reason:
-            self.gates.append(GateRecord("verify", "cpu", self.choice.reason))
+            self.record(GateRecord("verify", "cpu", self.choice.reason))
+
+    def record(self, rec: GateRecord) -> None:
+        """Keep a gate decision, and show the ones worth a warning when they happen."""
+        self.gates.append(rec)
+        if rec.decision in SHOWN:
+            self.emit("verify", f"{rec.gate}: {rec.reason}", "warning")
 
     # -- building ------------------------------------------------------------------
     def _source_for(self, recipe: Recipe) -> Path:
@@ -99,7 +109,7 @@ class _Builder:
 
             prepared = pre_process(self.w.base, self.w.work / "preprocessed.onnx")
             self.w.pre_processed["pre"] = prepared.path
-            self.gates.append(GateRecord("prepare", "note", "; ".join(prepared.notes)))
+            self.record(GateRecord("prepare", "note", "; ".join(prepared.notes)))
         return self.w.pre_processed["pre"]
 
     def build(self, recipe: Recipe, label: str) -> Candidate:
@@ -143,17 +153,27 @@ class _Builder:
     ) -> Candidate:  # fmt: skip
         self.emit("verify", f"verifying {label} on {self.choice.on_ep}")
         on_ep, reason = self.choice.on_ep, self.choice.reason
+        refused = ""
         try:
             session = evaluate.make_session(model, self.choice, self.w.profile)
-        except PackageError as exc:
-            if not self.choice.simulated:
-                raise  # the real EP cannot take this variant: not shippable as is
-            # A simulator's limits (memory, finalisation) are not the device's: verify
-            # on the CPU EP and say why.
-            log.warning("%s", exc)
-            on_ep, reason = evaluate.CPU, f"the {on_ep} simulator failed on it ({exc})"
+        except evaluate.SessionRefused as exc:
+            refused = exc.reason
+            where = "its simulator here" if self.choice.simulated else "this machine"
+            message = (
+                f"target {self.w.profile.name}: {on_ep} is installed but refused {label} "
+                f"on {where}: {refused}"
+            )
+            if not self.w.keep_going:
+                raise PackageError(
+                    f"{message}; the variant would not run on {on_ep} (pass --keep-going to "
+                    "write the other targets, this one recorded as refused)",
+                    target=self.w.profile.name,
+                ) from None
+            log.info("%s", message)
+            on_ep, reason = evaluate.CPU, f"{self.choice.on_ep} refused it here: {refused}"
             cpu = replace(self.choice, on_ep=evaluate.CPU)
             session = evaluate.make_session(model, cpu, self.w.profile)
+            self.record(GateRecord("ep", "refused", f"{message}; verified on the CPU EP", label))
         counts = evaluate.ep_node_counts(session)
         if on_ep != evaluate.CPU and counts and not counts.get(on_ep):
             on_ep, reason = evaluate.CPU, f"{self.choice.on_ep} took no node of this variant"
@@ -170,14 +190,14 @@ class _Builder:
             reference=self.w.reference_metrics,
             max_drop=self.w.max_drop,
         )
-        self.gates.append(gates.gate_record(gate, label))
+        self.record(gates.gate_record(gate, label))
         latency = None
         if gate.passed and self.choice.present and self.w.measure_speed:
             self.emit("measure", f"measuring {label} on {on_ep}")
             latency = evaluate.latency_ms(session, self.w.verify_data.sample(0))
         return Candidate(
             recipe, label, built.precision, model, extra, source, built.path,
-            metrics, gate, on_ep, reason, notes, latency,
+            metrics, gate, on_ep, reason, notes, latency, refused,
         )  # fmt: skip
 
     # -- choosing ------------------------------------------------------------------
@@ -200,7 +220,7 @@ class _Builder:
                 f"{c.label} = {c.latency_ms:.4f} ms" for c in passing if c.latency_ms is not None
             )
             why = f"fastest passing recipe on {self.choice.on_ep}: {timings}"
-            self.gates.append(GateRecord("recipe", "keep", why, best.label))
+            self.record(GateRecord("recipe", "keep", why, best.label))
             return best
         return passing[0]
 
@@ -215,7 +235,7 @@ class _Builder:
                 if recipe.mode in gates.QUANTIZED_MODES:
                     current = cand
             if cand is not None and cand.gate.passed:
-                self.gates.append(
+                self.record(
                     GateRecord(
                         "accuracy", "fallback", f"shipped {cand.label}: {step} passed", cand.label
                     )
@@ -233,7 +253,7 @@ class _Builder:
         )
         log.info("sensitive nodes, worst first: %s", ranked[:10])
         if not ranked:
-            self.gates.append(
+            self.record(
                 GateRecord("accuracy", "skip", "exclude_sensitive: no node adds measurable error")
             )
             return None
@@ -261,14 +281,14 @@ class _Builder:
             why = "EP not present here" if not self.choice.present else "speed measurement off"
             if self.choice.simulated:
                 why = f"{self.choice.on_ep} runs in simulation here"
-            self.gates.append(GateRecord("speed", "skip", f"not measured: {why}"))
+            self.record(GateRecord("speed", "skip", f"not measured: {why}"))
             return chosen, None
         if chosen.precision == "fp32":
-            self.gates.append(gates.speed_gate("fp32", chosen.latency_ms, chosen.latency_ms))
+            self.record(gates.speed_gate("fp32", chosen.latency_ms, chosen.latency_ms))
             return chosen, chosen.latency_ms
         fp32 = self.build(Recipe(), "fp32 (speed baseline)")
         record = gates.speed_gate(chosen.precision, chosen.latency_ms, fp32.latency_ms)
-        self.gates.append(record)
+        self.record(record)
         return (
             (fp32, fp32.latency_ms) if record.decision == "replace" else (chosen, fp32.latency_ms)
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from edgeort._fs import os_error_text
 from edgeort.errors import PackageError
@@ -83,11 +84,20 @@ def _result(outcome: TargetOutcome, spec: object, path: Path) -> VariantResult:
         accuracy=meta["accuracy"],
         latency=meta["latency"],
         gates=tuple(meta["gates"]),
+        ep_refused=meta.get("ep_refused"),
     )
 
 
 def write(
-    out: Path, source: SourceModel, outcomes: Sequence[TargetOutcome], *, as_zip: bool, family: str
+    out: Path,
+    source: SourceModel,
+    outcomes: Sequence[TargetOutcome],
+    *,
+    as_zip: bool,
+    family: str,
+    name: str | None = None,
+    version: str = "1",
+    failed: Sequence[tuple[str, str]] = (),
 ) -> PackageResult:
     from edgeort.bundle import write_bundle
 
@@ -99,12 +109,21 @@ def write(
             f"cannot stage the variants for {out} in {staged}: {os_error_text(exc)}", path=staged
         ) from exc
     data = outcomes[0].work.data_kind
-    metadata = {
+    metadata: dict[str, Any] = {
         "source_model": {"name": source.path.name, "sha256": source.sha256, "size": source.size},
         "family": family,
         "data": data,
     }
-    name = source.path.stem or "model"
-    path = write_bundle(out, specs, package_name=name, metadata=metadata, zip=as_zip)  # type: ignore[arg-type]
+    if failed:  # --keep-going: the targets that were left out, and why
+        metadata["failed_targets"] = [{"target": t, "reason": r} for t, r in failed]
+    path = write_bundle(
+        out,
+        specs,  # type: ignore[arg-type]
+        package_name=name or source.path.stem or "model",
+        package_version=version,
+        metadata=metadata,
+        zip=as_zip,
+    )
     variants = tuple(_result(o, s, path) for o, s in zip(outcomes, specs, strict=True))
-    return PackageResult(path, family, data, variants)
+    notes = tuple(f"target {t} left out (--keep-going): {r}" for t, r in failed)
+    return PackageResult(path, family, data, variants, notes)

@@ -183,9 +183,10 @@ def resolve_target(
             option="target",
         )
     if device is not None:
-        best = next((c.profile for c in rank(same, device) if c.fits), None)
-        if best is not None:
-            return best
+        fitting = [c for c in rank(same, device) if c.fits]
+        if fitting:  # the best score; on a tie the one marked default
+            ties = [c.profile for c in fitting if c.score == fitting[0].score]
+            return next((p for p in ties if p.default), ties[0])
     defaults = [p for p in same if p.default]
     if len(defaults) == 1 or len(same) == 1:
         return (defaults or same)[0]

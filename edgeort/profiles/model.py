@@ -155,13 +155,30 @@ def _fields(obj: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
     return {f: _plain(getattr(obj, f)) for f in obj.__dataclass_fields__ if f not in skip}
 
 
+WEIGHT_ONLY_FIELDS = ("bits", "block_size")  # used by mode = "weight_only" recipes only
+
+
+def _recipe_fields(recipe: Recipe) -> dict[str, Any]:
+    """A recipe's fields, without the weight-only ones (``bits``, ``block_size``) when it
+    is not a weight-only recipe and they hold their defaults: a w8a16 recipe does not
+    show ``bits = 4``."""
+    out = _fields(recipe)
+    if recipe.mode != "weight_only":
+        for key in WEIGHT_ONLY_FIELDS:
+            if out[key] == getattr(Recipe(), key):
+                del out[key]
+    return out
+
+
 def profile_to_dict(profile: Profile) -> dict[str, Any]:
     """The profile in its TOML layout (every field, defaults included)."""
     head = _fields(profile, ("runtime", "match", "session", "model", "verify", "source", "builtin"))
     if head["extends"] is None:
         del head["extends"]
     model = _fields(profile.model, ("recipes",))
-    model["recipes"] = {fam: [_fields(r) for r in rs] for fam, rs in profile.model.recipes.items()}
+    model["recipes"] = {
+        fam: [_recipe_fields(r) for r in rs] for fam, rs in profile.model.recipes.items()
+    }
     return {
         "profile": head,
         "match": _fields(profile.match),

@@ -2,7 +2,9 @@
 
 :class:`InputCheck` holds what one input needs (dtype, rank, fixed dims) so the check per
 run is a few attribute compares. No silent casts: an ndarray must have the recorded
-dtype; Python lists and scalars are converted to it when that is a same-kind cast.
+dtype; Python lists and scalars (which carry no dtype of their own) are converted to it
+when that is a same-kind cast (ints to an int or float input, floats to a float input;
+never floats to ints, never ndarrays of another dtype).
 Every mismatch is an :class:`~edgeort.errors.InputError` naming the input, the
 expected and the got.
 """
@@ -20,7 +22,7 @@ from edgeort.errors import InputError
 if TYPE_CHECKING:  # pragma: no cover
     from edgeort.bundle import TensorSpec
 
-__all__ = ["InputCheck", "shape_text"]
+__all__ = ["InputCheck", "check_shared_dims", "shape_text", "shared_dims"]
 
 _PY_SCALARS = (bool, int, float, complex, str, bytes)
 _STRING_KINDS = frozenset("USO")
@@ -93,3 +95,35 @@ class InputCheck:
 
 def _got(arr: np.ndarray) -> str:
     return f"{arr.dtype}{shape_text(arr.shape)}"
+
+
+SharedDims = tuple[tuple[str, tuple[tuple[str, int], ...]], ...]
+
+
+def shared_dims(specs: Sequence[TensorSpec]) -> SharedDims:
+    """Named dynamic dims (e.g. ``batch``) that two or more inputs share, with every
+    (input, axis) holding them: their sizes must agree in one ``run()``."""
+    uses: dict[str, list[tuple[str, int]]] = {}
+    for spec in specs:
+        for axis, dim in enumerate(spec.shape or ()):
+            if isinstance(dim, str) and dim:
+                uses.setdefault(dim, []).append((spec.name, axis))
+    return tuple((dim, tuple(where)) for dim, where in uses.items() if len(where) > 1)
+
+
+def check_shared_dims(shared: SharedDims, feeds: dict[str, np.ndarray]) -> None:
+    """An :class:`InputError` naming both inputs when a shared dim differs between them."""
+    for dim, where in shared:
+        first_name, first_axis = where[0]
+        size = feeds[first_name].shape[first_axis]
+        for name, axis in where[1:]:
+            got = feeds[name].shape[axis]
+            if got != size:
+                raise InputError(
+                    f"input {name!r}: dim {axis} ({dim!r}) is {got}, but input {first_name!r} "
+                    f"has {dim!r} = {size} (dim {first_axis}): inputs that share {dim!r} "
+                    "must have the same size there",
+                    input_name=name,
+                    expected=f"{dim}={size}",
+                    got=f"{dim}={got}",
+                )

@@ -17,6 +17,7 @@ and fixed dims. Any exception ORT raises while running is translated into an
 
 from __future__ import annotations
 
+import difflib
 import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -27,7 +28,7 @@ import numpy as np
 import onnxruntime as ort
 
 from edgeort.errors import EdgeortError, InputError, ProviderError, UsageError
-from edgeort.runtime.inputs import InputCheck
+from edgeort.runtime.inputs import InputCheck, check_shared_dims, shared_dims
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgeort.bundle import Variant
@@ -96,6 +97,7 @@ class Model:
         "_provider",
         "_reasons",
         "_session",
+        "_shared_dims",
         "_variant",
     )
 
@@ -114,6 +116,7 @@ class Model:
         self._outputs = tuple(outputs)
         self._checks = tuple(InputCheck.from_spec(s) for s in self._inputs)
         self._input_names = frozenset(s.name for s in self._inputs)
+        self._shared_dims = shared_dims(self._inputs)
         self._output_names = [s.name for s in self._outputs]
         self._variant = variant
         self._profile = profile
@@ -150,10 +153,25 @@ class Model:
             )
         if len(feeds) != len(self._checks) or not self._input_names.issuperset(feeds):
             self._raise_names(feeds)
-        return {c.name: c.check(feeds[c.name]) for c in self._checks}
+        checked = {c.name: c.check(feeds[c.name]) for c in self._checks}
+        if self._shared_dims:
+            check_shared_dims(self._shared_dims, checked)
+        return checked
 
     def _raise_names(self, feeds: Mapping[str, Any]) -> None:
         expected = ", ".join(sorted(self._input_names))
+        extra = sorted(str(k) for k in feeds if k not in self._input_names)
+        missing = [c.name for c in self._checks if c.name not in feeds]
+        if extra:  # a misspelt name shows as unknown + missing: name both
+            close = difflib.get_close_matches(extra[0], missing, 1, cutoff=0.5)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            absent = f"; missing input {missing[0]!r}" if missing else ""
+            raise InputError(
+                f"unknown input {extra[0]!r}{hint}{absent}; the model takes: {expected}",
+                input_name=close[0] if close else (missing or extra)[0],
+                expected=expected,
+                got=", ".join(extra),
+            )
         for check in self._checks:
             if check.name not in feeds:
                 raise InputError(
@@ -162,13 +180,6 @@ class Model:
                     expected=check.expected,
                     got="nothing",
                 )
-        extra = sorted(str(k) for k in feeds if k not in self._input_names)
-        raise InputError(
-            f"unknown input {extra[0]!r}; the model takes: {expected}",
-            input_name=extra[0],
-            expected=expected,
-            got=", ".join(extra),
-        )
 
     def _outputs_for(self, output_names: Sequence[str]) -> list[str]:
         names = [output_names] if isinstance(output_names, str) else list(output_names)

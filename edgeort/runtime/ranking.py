@@ -10,7 +10,10 @@ Hard requirements (a variant failing one is *skipped*, with the reason):
 1. asked for, when ``profile=`` or ``providers=`` is given;
 2. the installed onnxruntime can load its IR version/opsets (:mod:`edgeort.runtime.ortcompat`);
 3. its EP is available here: built into the onnxruntime wheel, or a plugin that is
-   installed, registered and lists an ``OrtEpDevice`` of the variant's device type.
+   installed, registered and lists an ``OrtEpDevice`` of the variant's device type;
+4. its EP did not refuse it on this arch when it was packaged (``ep_refused`` in its
+   metadata: the EP was present and session creation failed, e.g. QNN's HTP simulator
+   running out of memory on x86_64; :func:`ep_refused`).
 
 Order of the usable ones, best first:
 
@@ -114,6 +117,24 @@ def _find_profile(variant: Variant, profiles: Sequence[Profile]) -> Profile | No
     return by_name.get(variant.profile)
 
 
+def ep_refused(variant: Variant, device: DeviceInfo) -> str | None:
+    """Why ``variant`` cannot run here because its EP refused it at packaging time on a
+    machine of this arch (the ``ep_refused`` record); None when there is no such record."""
+    record = variant.metadata.get("ep_refused")
+    if not isinstance(record, Mapping) or record.get("ep", variant.ep) != variant.ep:
+        return None
+    if record.get("arch") not in (None, device.arch):
+        return None  # refused elsewhere (e.g. a simulator): this device may take it
+    where = f"{record.get('arch') or device.arch}" + (
+        " (simulated)" if record.get("simulated") else ""
+    )
+    version = f" {record['ep_version']}" if record.get("ep_version") else ""
+    return (
+        f"{variant.ep}{version} refused this variant when it was packaged on {where}: "
+        f"{record.get('reason') or 'no reason recorded'}"
+    )
+
+
 def _asked(
     variant: Variant, profile: Profile | None, ask: str | None, providers: Sequence[str] | None
 ) -> str:
@@ -157,6 +178,7 @@ def _choose(
         min_ort=variant.min_ort,
         ort_version=ort_version,
     )
+    skip = skip or ep_refused(variant, device)  # the record alone: no registration needed
     if skip:
         return Choice(variant, profile, False, skip)
     if variant.ep in deferred:
@@ -277,6 +299,9 @@ def rank_variants(
         from edgeort.profiles import load_profiles
 
         profiles = load_profiles()
+    variants = list(variants)
+    if profile is not None:
+        _check_asked_name(profile, variants, profiles)
     version = ort_version or ort.__version__
     choices = [
         _choose(i, v, device, profiles, profile, providers, version, deferred)
@@ -285,6 +310,30 @@ def rank_variants(
     usable = sorted((c for c in choices if c.usable), key=lambda c: c.order)
     usable = [_numbered(i, c) for i, c in enumerate(usable, start=1)]
     return Ranking((*usable, *(c for c in choices if not c.usable)), device)
+
+
+def _check_asked_name(ask: str, variants: Sequence[Any], profiles: Sequence[Any]) -> None:
+    """``profile=`` must name a variant, its profile or that profile's short name: an
+    unknown name is a :class:`~edgeort.errors.UsageError` with the closest one."""
+    import difflib
+
+    from edgeort.errors import UsageError
+
+    names: list[str] = []
+    for variant in variants:
+        profile = _find_profile(variant, profiles)
+        for name in (variant.name, variant.profile, getattr(profile, "short", None)):
+            if name and name not in names:
+                names.append(name)
+    if ask in names:
+        return
+    close = difflib.get_close_matches(ask, names, 1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise UsageError(
+        f"--profile {ask!r}: no variant of this bundle has that name, profile or short "
+        f"name{hint} (known: {', '.join(names)})",
+        option="--profile",
+    )
 
 
 def _numbered(rank: int, choice: Choice) -> Choice:
