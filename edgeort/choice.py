@@ -184,12 +184,20 @@ def _is_plugin(ep: str, device: DeviceInfo) -> bool:
     return ep in KNOWN_PLUGINS or any(p.ep_name == ep for p in device.plugin_eps)
 
 
+def _built_in(ep: str, device: DeviceInfo) -> bool:
+    """A plugin EP's name compiled into the device's onnxruntime build instead (the
+    classic onnxruntime-openvino wheel), with no plugin of that name installed."""
+    return ep in device.ort_build_providers and not any(p.ep_name == ep for p in device.plugin_eps)
+
+
 def ep_unavailable(variant: Any, device: DeviceInfo) -> str | None:
     """Why ``variant``'s EP cannot run on ``device``; None when it can."""
     ep, want = variant.ep, variant.device
     types = device.ep_device_types(ep)
     if ep == CPU_EP:
         return None
+    if _is_plugin(ep, device) and not types and _built_in(ep, device):
+        return None  # compiled into this build (onnxruntime-openvino): runs by name
     if _is_plugin(ep, device):
         plugin = next((p for p in device.plugin_eps if p.ep_name == ep), None)
         if plugin is None and not types:

@@ -38,6 +38,7 @@ __all__ = [
     "ep_devices",
     "list_ep_devices",
     "plugin_ep_names",
+    "plugin_installed",
     "plugin_install_hint",
     "register_all",
     "register_for",
@@ -163,6 +164,11 @@ def _forget_discovery() -> None:
 
 def _spec_for(ep_name: str) -> _Spec | None:
     return next((s for s in _specs() if ep_name in s.ep_names), None)
+
+
+def plugin_installed(ep_name: str) -> bool:
+    """Whether an installed plugin distribution provides ``ep_name`` (metadata only)."""
+    return _spec_for(ep_name) is not None
 
 
 def discover_plugins() -> tuple[PluginEp, ...]:

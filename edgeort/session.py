@@ -170,6 +170,11 @@ def _attach_ep(
     ep = variant.ep
     if ep == CPU_EP:
         return [CPU_EP]
+    from edgeort.hardware.classic import builtin_provider_options, builtin_route
+
+    if builtin_route(ep):  # compiled into this build (onnxruntime-openvino): by name
+        options = builtin_provider_options(ep, variant.device, options)
+        return [(ep, dict(options))] if strict else [(ep, dict(options)), CPU_EP]
     if ep in KNOWN_PLUGINS or any(p.ep_name == ep for p in discover_plugins()):
         so.add_provider_for_devices(_plugin_devices(variant), dict(options))
         return None

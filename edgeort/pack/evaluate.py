@@ -83,6 +83,11 @@ def choose_ep(profile: Profile) -> EpChoice:
     if ep == CPU:
         return EpChoice(ep, CPU)
     simulated = normalise_arch(platform.machine()) in profile.runtime.simulated_on
+    from edgeort.hardware.classic import builtin_provider_options, builtin_route
+
+    if builtin_route(ep):  # the onnxruntime-openvino build: the EP by name, no OrtEpDevice
+        options = builtin_provider_options(ep, profile.runtime.device, _options(profile))
+        return EpChoice(ep, ep, "", simulated, (), options)
     if profile.runtime.plugin_module:
         providers = _providers_module()
         try:

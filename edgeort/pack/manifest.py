@@ -58,6 +58,8 @@ def accuracy_json(outcome: TargetOutcome) -> dict[str, Any]:
     }
     if cand.on_ep_reason:
         data["on_ep_reason"] = cand.on_ep_reason
+    if cand.runtime is not None:  # verified in a target runtime (edgeort.pack.inruntime)
+        data["runtime"] = dict(cand.runtime)
     ref = work.reference_metrics.top1_accuracy
     if ref is not None:
         data["fp32_top1_accuracy"] = ref
@@ -101,6 +103,16 @@ def latency_json(outcome: TargetOutcome) -> dict[str, Any] | None:
     }
     if outcome.fp32_latency_ms is not None:
         out["fp32_ms_median"] = round(outcome.fp32_latency_ms, 4)
+    if cand.runtime is not None:  # measured in a target runtime, with its ORT build
+        out.update(
+            device=runtime.device or out["device"],
+            ort_version=cand.runtime.get("onnxruntime"),
+            ort_build=cand.runtime.get("ort_build"),
+            ep_version=cand.runtime.get("ort_build_version"),
+            runtime=cand.runtime.get("name"),
+        )
+        if cand.runtime.get("support"):
+            out["support"] = cand.runtime["support"]
     return out
 
 

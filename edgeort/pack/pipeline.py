@@ -164,6 +164,7 @@ class _Run:
             profile, self.family, fp32, base, stats, verify, kind, calib, reference,
             own, target_dir,
             self.opts["max_drop"], self.opts["measure_speed"], tuple(notes),
+            runtimes=self.opts.get("runtimes"),
         )  # fmt: skip
 
 
@@ -197,6 +198,8 @@ def package(
     on_event: Callable[[Event], None] | None = None,
     measure_speed: bool = True,
     here: bool = True,
+    runtimes: str | Sequence[str] | None = "auto",
+    allow_install: bool = False,
 ) -> PackageResult:
     """Package ``model`` for every target into the bundle ``output`` (see module doc).
 
@@ -211,6 +214,10 @@ def package(
     targets in) and/or extra profile files. ``on_event`` gets every :class:`Event`; an
     exception it raises aborts the run with nothing written. ``measure_speed=False``
     skips latency (and so the speed gate and the fastest-recipe choice).
+    ``runtimes``: where targets whose EP does not run in this process are verified
+    (:mod:`edgeort.pack.inruntime`): ``"auto"`` (a created target runtime that runs the
+    EP; a missing built-in one is created only with ``allow_install``), ``"none"``, or
+    runtime names (used for every target whose EP they run).
     """
     if max_drop is not None and not 0.0 <= max_drop <= 1.0:
         raise UsageError(
@@ -229,11 +236,15 @@ def package(
     if any(p.model.fixed_shapes for p in chosen):  # fail before any target's work
         prepare.fix_shapes(copy.deepcopy(source.proto), shapes)
     _check_recipes(chosen, family, calibration is not None)
+    from edgeort.pack.inruntime import RuntimeVerifier, parse_runtimes
+
+    verifier = RuntimeVerifier(parse_runtimes(runtimes), allow_install)
     sink.emit("done", "", "load", f"{source.path.name}: {family} model, {len(chosen)} target(s)")
-    with _work_dir(Path(output)) as tmp:
+    with _work_dir(Path(output)) as tmp, contextlib.closing(verifier):
         run = _Run(
             source, family, tmp, shapes=shapes, calibration=calibration,
             validation=validation, max_drop=max_drop, measure_speed=measure_speed,
+            runtimes=verifier,
         )  # fmt: skip
         outcomes = []
         for index, profile in enumerate(chosen):

@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +46,7 @@ class Candidate:
     on_ep_reason: str
     notes: tuple[str, ...] = ()
     latency_ms: float | None = None
+    runtime: dict[str, Any] | None = None  # the target runtime it was verified in
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,7 @@ class TargetWork:
     measure_speed: bool
     notes: tuple[str, ...] = ()
     pre_processed: dict[str, Path] = field(default_factory=dict)
+    runtimes: Any = None  # edgeort.pack.inruntime.RuntimeVerifier, or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +90,17 @@ class _Builder:
         self.choice = evaluate.choose_ep(work.profile)
         self.gates: list[GateRecord] = []
         self._count = 0
-        if self.choice.reason:
+        self.remote = None
+        if work.runtimes is not None:
+            runs_here = self.choice.on_ep == self.choice.wanted
+            self.remote = work.runtimes.pick(
+                work.profile, runs_here, lambda message: emit("runtime", message)
+            )
+        if self.remote is not None:  # the EP runs for real in a target runtime
+            ep = work.profile.runtime.ep
+            self.choice = evaluate.EpChoice(ep, ep, f"verified in runtime {self.remote.name}")
+            self.gates.append(GateRecord("verify", "runtime", self.choice.reason))
+        elif self.choice.reason:
             self.gates.append(GateRecord("verify", "cpu", self.choice.reason))
 
     # -- building ------------------------------------------------------------------
@@ -141,6 +154,8 @@ class _Builder:
         self, recipe: Recipe, label: str, built: quantize.Built, source: Path,
         model: Path, extra: tuple[Path, ...], notes: tuple[str, ...],
     ) -> Candidate:  # fmt: skip
+        if self.remote is not None:
+            return self._verify_remote(recipe, label, built, source, model, extra, notes)
         self.emit("verify", f"verifying {label} on {self.choice.on_ep}")
         on_ep, reason = self.choice.on_ep, self.choice.reason
         try:
@@ -178,6 +193,35 @@ class _Builder:
         return Candidate(
             recipe, label, built.precision, model, extra, source, built.path,
             metrics, gate, on_ep, reason, notes, latency,
+        )  # fmt: skip
+
+    def _verify_remote(
+        self, recipe: Recipe, label: str, built: quantize.Built, source: Path,
+        model: Path, extra: tuple[Path, ...], notes: tuple[str, ...],
+    ) -> Candidate:  # fmt: skip
+        """:meth:`_verify` in a target runtime (:mod:`edgeort.pack.inruntime`)."""
+        assert self.remote is not None
+        self.emit("verify", f"verifying {label} on {self.choice.on_ep} in runtime {self.remote.name}")
+        onnx_file = built.path if model.suffix == ".ort" else model
+        run = self.w.runtimes.verify(
+            self.remote, self.w.profile, model, extra, onnx_file, self.w.verify_data,
+            precision=built.precision, measure=self.w.measure_speed,
+        )  # fmt: skip
+        metrics = compare(
+            self.w.reference,
+            run.outputs,
+            self.w.verify_data.labels,
+            padding_mask(self.w.verify_data.arrays, self.w.verify_data.samples),
+        )
+        gate = gates.accuracy_gate(
+            metrics, self.w.profile.verify, reference=self.w.reference_metrics,
+            max_drop=self.w.max_drop,
+        )  # fmt: skip
+        self.gates.append(gates.gate_record(gate, label))
+        latency = run.latency_ms if gate.passed else None
+        return Candidate(
+            recipe, label, built.precision, model, extra, source, built.path,
+            metrics, gate, run.on_ep, run.reason, notes, latency, run.record,
         )  # fmt: skip
 
     # -- choosing ------------------------------------------------------------------
