@@ -201,7 +201,8 @@ class _Builder:
     ) -> Candidate:  # fmt: skip
         """:meth:`_verify` in a target runtime (:mod:`edgeort.pack.inruntime`)."""
         assert self.remote is not None
-        self.emit("verify", f"verifying {label} on {self.choice.on_ep} in runtime {self.remote.name}")
+        where = f"{self.choice.on_ep} in runtime {self.remote.name}"
+        self.emit("verify", f"verifying {label} on {where}")
         onnx_file = built.path if model.suffix == ".ort" else model
         run = self.w.runtimes.verify(
             self.remote, self.w.profile, model, extra, onnx_file, self.w.verify_data,

@@ -53,7 +53,7 @@ class Worker:
         self.timeout = timeout
         self._argv = list(command or [str(python), "-m", "edgeort.runtimes.worker"])
         self._ids = itertools.count(1)
-        self._stderr = tempfile.TemporaryFile(mode="w+b")
+        self._stderr = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - closed in close()
         self._cwd = tempfile.mkdtemp(prefix="edgeort-worker-")  # not a checkout: no shadowing
         child_env = dict(os.environ if env is None else env)
         child_env.pop("PYTHONPATH", None)

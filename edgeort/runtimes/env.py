@@ -330,8 +330,7 @@ def _run(cmd: Sequence[str], log_file: Path, what: str, name: str) -> None:
         network = any(h in text for h in NETWORK_HINTS)
         kind = "network failure: " if network else ""
         raise RuntimeEnvError(
-            f"runtime {name}: {what} failed ({kind}{' | '.join(lines[-6:])}); full log: "
-            f"{log_file}",
+            f"runtime {name}: {what} failed ({kind}{' | '.join(lines[-6:])}); full log: {log_file}",
             runtime=name,
             network=network,
         )
@@ -354,13 +353,13 @@ def _install(venv: Path, requirements: Sequence[str], log_file: Path, name: str)
     reqs = [*requirements, *LIGHT_REQUIREMENTS]
     uv = shutil.which("uv")
     if uv:
-        _run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], log_file, "uv venv", name)  # fmt: skip
-        _run([uv, "pip", "install", "--python", str(python), *reqs], log_file, "uv pip install", name)  # fmt: skip
+        _run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], log_file, "uv", name)
+        _run([uv, "pip", "install", "--python", str(python), *reqs], log_file, "uv pip", name)
         return "uv"
     if _host_pip_ok():
         _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], log_file, "venv", name)
         pip = [sys.executable, "-m", "pip", "--python", str(python)]
-        _run([*pip, "install", "--disable-pip-version-check", *reqs], log_file, "pip install", name)  # fmt: skip
+        _run([*pip, "install", *reqs], log_file, "pip install", name)
         return "venv+pip"
     _run([sys.executable, "-m", "venv", str(venv)], log_file, "venv", name)
     pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check"]

@@ -72,8 +72,9 @@ def ort_build() -> tuple[str, str]:
 
 
 def hello() -> dict[str, Any]:
-    import edgeort
     import onnxruntime as ort
+
+    import edgeort
 
     build, build_version = ort_build()
     return {
