@@ -61,9 +61,17 @@ def _register() -> None:
         commands_probe,
         commands_profiles,
         commands_run,
+        commands_runtimes,
     )
 
-    modules = (commands_probe, commands_profiles, commands_package, commands_run, commands_measure)
+    modules = (
+        commands_probe,
+        commands_profiles,
+        commands_package,
+        commands_run,
+        commands_measure,
+        commands_runtimes,
+    )
     for module in modules:
         for command in module.COMMANDS:
             cli.add_command(command)

@@ -113,6 +113,16 @@ def _shapes(values: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
 @click.option("--elsewhere", is_flag=True,
               help="Packaging for other devices: short names take the default profile, "
                    "not the best fit for this machine.")  # fmt: skip
+@click.option("--runtimes", "runtimes", multiple=True, metavar="auto|none|NAME",
+              help="Where targets whose EP does not run in this process are verified: "
+                   "'auto' (default: a created target runtime that runs the EP), 'none', or "
+                   "runtime names (used for every target whose EP they run).")  # fmt: skip
+@click.option("--allow-install", is_flag=True,
+              help="--runtimes auto may create a missing built-in runtime (network "
+                   "install).")  # fmt: skip
+@click.option("--min-ort", metavar="X.Y",
+              help="Oldest onnxruntime the bundle must load in: down-convert opset and IR "
+                   "version where possible (recorded per variant).")  # fmt: skip
 def package_command(
     model: Path,
     targets: tuple[str, ...],
@@ -126,6 +136,9 @@ def package_command(
     as_json: bool,
     no_speed: bool,
     elsewhere: bool,
+    runtimes: tuple[str, ...],
+    allow_install: bool,
+    min_ort: str | None,
 ) -> None:
     """Package MODEL for every target into one verified bundle."""
     from edgeort.pack import package
@@ -139,7 +152,11 @@ def package_command(
         "profiles": list(profile_files) or None,
         "measure_speed": not no_speed,
         "here": not elsewhere,
+        "runtimes": list(runtimes) or "auto",
+        "allow_install": allow_install,
     }
+    if min_ort is not None:
+        kwargs["min_ort"] = min_ort
     if not as_json:
         kwargs["shapes"] = _shapes(shape_values)
         with guarded_stdout() as out:

@@ -8,7 +8,8 @@ Protocol (version :data:`PROTOCOL`; docs/runtimes.md has the full description):
   printing to file descriptor 1) goes to stderr.
 * First line out: the hello, ``{"hello": {"protocol": 1, "edgeort": ..., "onnxruntime":
   ..., "ort_build": ..., "python": ...}}``.
-* Each request ``{"id": ..., "job": "info" | "run" | "doctor" | "shutdown", ...}`` gets
+* Each request ``{"id": ..., "job": "info" | "run" | "bench" | "doctor" | "shutdown",
+  ...}`` gets
   ``{"id": ..., "ok": true, "result": {...}}`` or ``{"id": ..., "ok": false, "error":
   {"type": "ProviderError", "message": ..., "exit_code": 9}}``.
 * Arrays travel as ``.npy`` files named in the request (inputs) or written into the
@@ -138,6 +139,8 @@ def _feeds(inputs: Mapping[str, Any], samples: int | None) -> tuple[list[dict[st
         except (OSError, ValueError) as exc:
             raise UsageError(f"input {name!r}: cannot read {spec['npy']}: {exc}") from None
         stacked[name] = bool(spec.get("stacked", False))
+        if spec.get("whole"):  # the array is one feed as it is
+            arrays[name], stacked[name] = arrays[name][None], True
     count = samples if samples is not None else min(len(a) for a in arrays.values())
     feeds = [
         {n: (a[i] if stacked[n] else a[i : i + 1]) for n, a in arrays.items()} for i in range(count)
@@ -286,9 +289,48 @@ def _doctor(request: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _bench(request: Mapping[str, Any]) -> dict[str, Any]:
+    """Latency of every variant this runtime can run (or ``variant``), each loaded with
+    :func:`edgeort.load` (``profile=`` its name); one feed from ``inputs`` (``whole``
+    arrays) or random values."""
+    from edgeort.bundle import open_bundle
+    from edgeort.runtime import rank_bundle
+
+    bundle = request.get("bundle")
+    if not isinstance(bundle, str):
+        raise UsageError("request field 'bundle': expected the path of a bundle")
+    ranking = rank_bundle(open_bundle(bundle), profile=request.get("variant"))
+    results, skipped = [], {}
+    for choice in ranking.choices:
+        if not choice.usable:
+            skipped[choice.name] = choice.reason
+            continue
+        try:
+            run = _run(
+                {
+                    **request,
+                    "profile": choice.name,
+                    "strict": True,
+                    "out_dir": None,
+                    "latency": {
+                        "runs": int(request.get("runs", 50)),
+                        "warmup": int(request.get("warmup", 5)),
+                    },
+                }
+            )
+        except EdgeortError as exc:
+            skipped[choice.name] = f"failed: {exc}"
+            continue
+        results.append(
+            {k: run[k] for k in ("variant", "ep", "providers", "placement", "latency")}
+        )
+    return {"environment": hello(), "results": results, "skipped": skipped}
+
+
 JOBS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
     "info": _info,
     "run": _run,
+    "bench": _bench,
     "doctor": _doctor,
 }
 
