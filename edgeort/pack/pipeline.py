@@ -164,7 +164,7 @@ class _Run:
             profile, self.family, fp32, base, stats, verify, kind, calib, reference,
             own, target_dir,
             self.opts["max_drop"], self.opts["measure_speed"], tuple(notes),
-            runtimes=self.opts.get("runtimes"),
+            runtimes=self.opts.get("runtimes"), min_ort=self.opts.get("min_ort"),
         )  # fmt: skip
 
 
@@ -200,6 +200,7 @@ def package(
     here: bool = True,
     runtimes: str | Sequence[str] | None = "auto",
     allow_install: bool = False,
+    min_ort: str | None = None,
 ) -> PackageResult:
     """Package ``model`` for every target into the bundle ``output`` (see module doc).
 
@@ -217,7 +218,9 @@ def package(
     ``runtimes``: where targets whose EP does not run in this process are verified
     (:mod:`edgeort.pack.inruntime`): ``"auto"`` (a created target runtime that runs the
     EP; a missing built-in one is created only with ``allow_install``), ``"none"``, or
-    runtime names (used for every target whose EP they run).
+    runtime names (used for every target whose EP they run). ``min_ort``: the oldest
+    onnxruntime every variant must load in; opset and IR version are down-converted
+    where needed (:mod:`edgeort.pack.compat`) and the variants record it.
     """
     if max_drop is not None and not 0.0 <= max_drop <= 1.0:
         raise UsageError(
@@ -236,15 +239,17 @@ def package(
     if any(p.model.fixed_shapes for p in chosen):  # fail before any target's work
         prepare.fix_shapes(copy.deepcopy(source.proto), shapes)
     _check_recipes(chosen, family, calibration is not None)
+    from edgeort.pack.compat import parse_min_ort
     from edgeort.pack.inruntime import RuntimeVerifier, parse_runtimes
 
+    min_ort = parse_min_ort(min_ort)
     verifier = RuntimeVerifier(parse_runtimes(runtimes), allow_install)
     sink.emit("done", "", "load", f"{source.path.name}: {family} model, {len(chosen)} target(s)")
     with _work_dir(Path(output)) as tmp, contextlib.closing(verifier):
         run = _Run(
             source, family, tmp, shapes=shapes, calibration=calibration,
             validation=validation, max_drop=max_drop, measure_speed=measure_speed,
-            runtimes=verifier,
+            runtimes=verifier, min_ort=min_ort,
         )  # fmt: skip
         outcomes = []
         for index, profile in enumerate(chosen):

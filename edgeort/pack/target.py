@@ -69,6 +69,7 @@ class TargetWork:
     notes: tuple[str, ...] = ()
     pre_processed: dict[str, Path] = field(default_factory=dict)
     runtimes: Any = None  # edgeort.pack.inruntime.RuntimeVerifier, or None
+    min_ort: str | None = None  # --min-ort: the oldest ORT every variant must load in
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,12 +131,17 @@ class _Builder:
     ) -> tuple[Path, tuple[Path, ...], tuple[str, ...]]:
         prep = self.w.profile.model
         notes = list(built.notes)
+        ort_format = prep.ort_format
+        if self.w.min_ort:  # --min-ort: loadable by that older ORT (edgeort.pack.compat)
+            from edgeort.pack import compat
+
+            built, ort_format = compat.fit(built, self.w.min_ort, self.w.profile.name, notes)
         level, why = optimize.portable_level(
             prep.offline_optimization, ep=self.w.profile.runtime.ep, precision=built.precision
         )
         if why:
             notes.append(why)
-        if prep.ort_format:
+        if ort_format:
             self.emit("convert", "converting to ORT format")
             out = ortformat.convert_to_ort(built.path, step_dir / "ort", level=level)
             final = out.model.rename(step_dir / "ort" / "model.ort")

@@ -10,6 +10,7 @@ wrote to stderr. A job's own error comes back as the same
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -77,15 +78,19 @@ class Worker:
         assert self._proc.stdout is not None
         self._reader = threading.Thread(target=self._read, args=(self._proc.stdout,), daemon=True)
         self._reader.start()
-        reply = self._next(start_timeout, "starting")
+        try:
+            reply = self._next(start_timeout, "starting")
+        except RuntimeEnvError:
+            self.close()
+            raise
         info = reply.get("hello") if isinstance(reply, dict) else None
         if not isinstance(info, dict):
-            self.kill()
+            self.close(kill=True)
             raise RuntimeEnvError(
                 f"runtime {name}: the worker's first line is not a hello: {reply!r}", runtime=name
             )
         if info.get("protocol") != PROTOCOL:
-            self.kill()
+            self.close(kill=True)
             raise RuntimeEnvError(
                 f"runtime {name}: its worker speaks protocol {info.get('protocol')!r} (edgeort "
                 f"{info.get('edgeort')}), this edgeort speaks {PROTOCOL}: re-create the "
@@ -163,8 +168,11 @@ class Worker:
             self._proc.kill()
             self._proc.wait()
 
-    def close(self) -> None:
-        """Ask the worker to stop; kill it when it does not within 10 s."""
+    def close(self, *, kill: bool = False) -> None:
+        """Ask the worker to stop (``kill``: do not ask); kill it when it does not stop
+        within 10 s. Idempotent."""
+        if kill:
+            self.kill()
         if self._proc.poll() is None:
             try:
                 assert self._proc.stdin is not None
@@ -174,6 +182,11 @@ class Worker:
                 self._proc.wait(timeout=10)
             except (OSError, subprocess.TimeoutExpired, AssertionError):
                 self.kill()
+        self._reader.join(timeout=5)
+        for stream in (self._proc.stdin, self._proc.stdout):
+            with contextlib.suppress(OSError):
+                if stream is not None:
+                    stream.close()
         self._stderr.close()
         import shutil
 

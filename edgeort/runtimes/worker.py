@@ -72,6 +72,18 @@ def ort_build() -> tuple[str, str]:
     return "onnxruntime", str(ort.__version__)
 
 
+def build_side_modules() -> dict[str, list[str]]:
+    """``onnx``/``click`` in this process: ``imported`` (must stay empty: the device side
+    never imports them) and ``installed`` (empty in a runtime made by edgeort)."""
+    from importlib.util import find_spec
+
+    names = ("onnx", "click")
+    return {
+        "imported": [m for m in names if m in sys.modules],
+        "installed": [m for m in names if find_spec(m) is not None],
+    }
+
+
 def hello() -> dict[str, Any]:
     import onnxruntime as ort
 
@@ -112,6 +124,7 @@ def _info(request: Mapping[str, Any]) -> dict[str, Any]:
         cpu_model=device.cpu_model,
         arch=device.arch,
         notes=list(device.notes),
+        build_side_modules=build_side_modules(),
     )
     return out
 
@@ -246,6 +259,7 @@ def _run(request: Mapping[str, Any]) -> dict[str, Any]:
             written[name] = str(path)
         result["outputs"] = written
     result["samples"] = count
+    result["build_side_modules"] = build_side_modules()
     latency = request.get("latency")
     if latency:
         runs = int(latency.get("runs", 20))
@@ -321,9 +335,7 @@ def _bench(request: Mapping[str, Any]) -> dict[str, Any]:
         except EdgeortError as exc:
             skipped[choice.name] = f"failed: {exc}"
             continue
-        results.append(
-            {k: run[k] for k in ("variant", "ep", "providers", "placement", "latency")}
-        )
+        results.append({k: run[k] for k in ("variant", "ep", "providers", "placement", "latency")})
     return {"environment": hello(), "results": results, "skipped": skipped}
 
 
