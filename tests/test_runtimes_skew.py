@@ -2,7 +2,7 @@
 1.24.4 in its own runtime. The digits bundle runs there; a bundle whose model needs a
 newer opset is refused before ORT sees it, naming the version it needs; packaged with
 ``--min-ort 1.24`` it is down-converted, records it, and runs there with the same
-outputs. The 1.24 row of edgeort.ortcompat's table is re-measured in the runtime."""
+outputs. The 1.24 row of edgeort.runtime.ortcompat's table is re-measured in the runtime."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeort.errors import NoVariantError
-from edgeort.ortcompat import ORT_ONNX_TABLE
+from edgeort.runtime.ortcompat import ORT_ONNX_TABLE
 from tests.conftest import REPO
 from tests.runtimes_support import make_runtime
 

@@ -156,7 +156,7 @@ def bench_in_runtime(
     """``edgeort bench --runtime NAME``: every variant the runtime can run, timed there."""
     import numpy as np
 
-    from edgeort.hardware.classic import support_note
+    from edgeort.hardware.ep import support_note
     from edgeort.runtimes import get
 
     runtime = get(runtime_name)
@@ -204,7 +204,7 @@ def bench_in_runtime(
 
 def doctor_in_runtime(path: Path, runtime_name: str, *, as_json: bool) -> None:
     """``edgeort doctor --runtime NAME``: what the runtime's loader makes of the bundle."""
-    from edgeort.hardware.classic import support_note
+    from edgeort.hardware.ep import support_note
     from edgeort.runtimes import get
 
     runtime = get(runtime_name)

@@ -1,6 +1,6 @@
 """``--min-ort X.Y``: make each variant loadable by an older ONNX Runtime.
 
-The oldest ORT the bundle must load in has known limits (:data:`edgeort.ortcompat.ORT_ONNX_TABLE`:
+The oldest ORT the bundle must load in has known limits (:data:`edgeort.runtime.ortcompat.ORT_ONNX_TABLE`:
 newest ai.onnx opset and IR version). A candidate above them is down-converted with
 ``onnx.version_converter`` (opset) and by restamping the IR version (when the graph uses
 nothing newer: the model is checked after), before it is verified, so the verified file
@@ -18,8 +18,9 @@ from typing import Any
 
 import onnx
 
+from edgeort._versions import version_tuple
 from edgeort.errors import PackageError, UsageError
-from edgeort.ortcompat import ORT_ONNX_TABLE, OrtRow, version_tuple
+from edgeort.runtime.ortcompat import ORT_ONNX_TABLE, OrtRow
 
 __all__ = ["down_convert", "fit", "limits_for", "parse_min_ort"]
 

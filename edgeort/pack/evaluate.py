@@ -21,9 +21,9 @@ import onnxruntime as ort
 
 from edgeort.errors import PackageError
 from edgeort.hardware._platform import normalise_arch
+from edgeort.hardware.ep import LEVELS, RECORD_PLACEMENT
 from edgeort.pack.data import Dataset
 from edgeort.profiles import Profile
-from edgeort.session import LEVELS, RECORD_PLACEMENT
 
 __all__ = ["CPU", "EpChoice", "choose_ep", "latency_ms", "make_session", "run_dataset"]
 
@@ -62,7 +62,7 @@ class EpChoice:
 
 
 def _providers_module() -> Any:
-    from edgeort import providers
+    from edgeort.hardware import plugins as providers
 
     return providers
 
@@ -83,7 +83,7 @@ def choose_ep(profile: Profile) -> EpChoice:
     if ep == CPU:
         return EpChoice(ep, CPU)
     simulated = normalise_arch(platform.machine()) in profile.runtime.simulated_on
-    from edgeort.hardware.classic import builtin_provider_options, builtin_route
+    from edgeort.hardware.ep import builtin_provider_options, builtin_route
 
     if builtin_route(ep):  # the onnxruntime-openvino build: the EP by name, no OrtEpDevice
         options = builtin_provider_options(ep, profile.runtime.device, _options(profile))

@@ -160,7 +160,7 @@ class RuntimeVerifier:
         on_ep, reason = got, f"verified in runtime {runtime.name} ({runtime.ort_build})"
         if placement and not placement.get(ep):
             on_ep, reason = CPU, f"{ep} took no node of this variant in runtime {runtime.name}"
-        from edgeort.hardware.classic import support_note
+        from edgeort.hardware.ep import support_note
 
         record = {
             "name": runtime.name,

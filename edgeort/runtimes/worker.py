@@ -131,7 +131,7 @@ def _info(request: Mapping[str, Any]) -> dict[str, Any]:
 
 def _build_devices() -> dict[str, list[str]]:
     """Devices of EPs compiled into this ORT build that list them (OpenVINO classic)."""
-    from edgeort.hardware.classic import builtin_device_ids
+    from edgeort.hardware.ep import builtin_device_ids
 
     out = {}
     for ep, ids in builtin_device_ids().items():

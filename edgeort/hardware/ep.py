@@ -10,22 +10,34 @@ and creates the session with ``enable_fallback=0``, translating every failure in
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import onnxruntime as ort
 
-from edgeort.choice import CPU_EP
-from edgeort.device import DeviceInfo
 from edgeort.errors import CacheError, EdgeortError, ProviderError, UsageError
-from edgeort.ortcompat import is_version_error
+from edgeort.hardware.device import DeviceInfo
 
 __all__ = [
+    "CLASSIC_BUILDS",
+    "CPU_EP",
+    "ClassicBuild",
+    "alternative_hint",
+    "builtin_device_ids",
+    "builtin_device_types",
+    "builtin_provider_options",
+    "builtin_route",
     "create_session",
     "ep_cache_dir",
+    "ep_unavailable",
     "expand_options",
+    "is_version_error",
     "session_options_for",
+    "support_note",
 ]
+
+CPU_EP = "CPUExecutionProvider"
 
 LEVELS = {  # the one name -> ORT level table (profiles, tune, pack, doctor)
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -52,7 +64,7 @@ def _threads(profile: Any, device: DeviceInfo, threads: int | None) -> int:
         return threads
     if profile is None:
         return device.threads_default
-    from edgeort.select import intra_op_threads
+    from edgeort.profiles.match import intra_op_threads
 
     return int(intra_op_threads(profile, device))
 
@@ -86,7 +98,7 @@ def session_options_for(
 ) -> ort.SessionOptions:
     """``SessionOptions`` for ``variant`` from its profile and its recorded options.
 
-    Threads: ``threads=`` or :func:`edgeort.select.intra_op_threads`; spinning on unless
+    Threads: ``threads=`` or :func:`edgeort.profiles.match.intra_op_threads`; spinning on unless
     the device runs on battery; optimisation level and execution mode from the
     arguments (e.g. tuned) or else the profile; config entries from the profile, then
     the variant's ``executor_info`` session options, then ``overrides`` (e.g. tuned
@@ -148,7 +160,7 @@ def expand_options(options: Mapping[str, str], variant: Any) -> dict[str, str]:
 
 
 def _plugin_devices(variant: Any) -> list[Any]:
-    from edgeort.providers import ep_devices, registration_error
+    from edgeort.hardware.plugins import ep_devices, registration_error
 
     devices = ep_devices(variant.ep)
     if variant.device:
@@ -165,13 +177,11 @@ def _attach_ep(
     so: ort.SessionOptions, variant: Any, options: Mapping[str, str], strict: bool
 ) -> list[Any] | None:
     """Add the variant's EP; returns ``providers=`` for InferenceSession (None: on ``so``)."""
-    from edgeort.providers import KNOWN_PLUGINS, discover_plugins
+    from edgeort.hardware.plugins import KNOWN_PLUGINS, discover_plugins
 
     ep = variant.ep
     if ep == CPU_EP:
         return [CPU_EP]
-    from edgeort.hardware.classic import builtin_provider_options, builtin_route
-
     if builtin_route(ep):  # compiled into this build (onnxruntime-openvino): by name
         options = builtin_provider_options(ep, variant.device, options)
         return [(ep, dict(options))] if strict else [(ep, dict(options)), CPU_EP]
@@ -248,3 +258,158 @@ def create_session(
             provider=variant.ep,
         )
     return session
+
+
+def _is_plugin(ep: str, device: DeviceInfo) -> bool:
+    from edgeort.hardware.plugins import KNOWN_PLUGINS
+
+    return ep in KNOWN_PLUGINS or any(p.ep_name == ep for p in device.plugin_eps)
+
+
+def _built_in(ep: str, device: DeviceInfo) -> bool:
+    """A plugin EP's name compiled into the device's onnxruntime build instead (the
+    classic onnxruntime-openvino wheel), with no plugin of that name installed."""
+    return ep in device.ort_build_providers and not any(p.ep_name == ep for p in device.plugin_eps)
+
+
+def ep_unavailable(variant: Any, device: DeviceInfo) -> str | None:
+    """Why ``variant``'s EP cannot run on ``device``; None when it can. A plugin EP's name
+    compiled into the onnxruntime build (onnxruntime-openvino) counts as available."""
+    ep, want = variant.ep, variant.device
+    types = device.ep_device_types(ep)
+    if ep == CPU_EP:
+        return None
+    if _is_plugin(ep, device) and not types and _built_in(ep, device):
+        return None  # compiled into this build (onnxruntime-openvino): runs by name
+    if _is_plugin(ep, device):
+        plugin = next((p for p in device.plugin_eps if p.ep_name == ep), None)
+        if plugin is None and not types:
+            from edgeort.hardware.plugins import plugin_install_hint
+
+            return f"{ep} is not installed: {plugin_install_hint(ep, variant.ep_package)}"
+        if plugin is not None and not plugin.registered and not types:
+            return f"{ep} ({plugin.package}) is installed but not registered: {plugin.error}"
+        if not types:
+            assert plugin is not None
+            return (
+                f"{ep} ({plugin.package} {plugin.version}) is installed and registered but "
+                f"reports no device here (onnxruntime lists no OrtEpDevice for it on "
+                f"{device.cpu_vendor or 'this'} {device.arch})"
+            )
+    elif ep not in device.available_eps:
+        have = ", ".join(sorted(device.available_eps))
+        return (
+            f"{ep} is not in this onnxruntime build (it has {have}); install {variant.ep_package}"
+        )
+    if want and types and want not in types:
+        return f"{ep} has only {'/'.join(sorted(types))} devices here; the variant needs {want}"
+    return None
+
+
+# -- EPs compiled into the build under a plugin EP's name (the "classic" route) ---------
+#
+# The onnxruntime-openvino wheel is a whole ONNX Runtime with OpenVINOExecutionProvider
+# built in: registered by name (get_available_providers()), no OrtEpDevice, no device
+# discovery -- so it runs where the onnxruntime-ep-openvino plugin lists no device (AMD
+# CPUs), where Intel does not officially support it. It replaces the onnxruntime module,
+# so it lives in its own environment (edgeort runtimes add openvino).
+
+
+@dataclass(frozen=True, slots=True)
+class ClassicBuild:
+    ep_name: str
+    package: str  # the wheel that replaces onnxruntime
+    runtime: str  # the built-in edgeort runtime recipe that installs it
+    device_option: str  # provider option naming the device (CPU/GPU/NPU)
+    vendor: str  # the only CPU vendor its maker supports
+
+
+CLASSIC_BUILDS: dict[str, ClassicBuild] = {
+    "OpenVINOExecutionProvider": ClassicBuild(
+        "OpenVINOExecutionProvider", "onnxruntime-openvino", "openvino", "device_type", "intel"
+    ),
+}
+
+
+def builtin_route(ep_name: str) -> bool:
+    """``ep_name`` is compiled into this onnxruntime build and no installed plugin
+    provides it: sessions name it in ``providers=``, with no ``OrtEpDevice``."""
+    if ep_name not in CLASSIC_BUILDS:
+        return False
+    import onnxruntime as ort
+
+    if ep_name not in ort.get_available_providers():
+        return False
+    from edgeort.hardware.plugins import plugin_installed
+
+    return not plugin_installed(ep_name)
+
+
+def builtin_device_ids() -> dict[str, tuple[str, ...]]:
+    """Per built-in classic EP, the device ids it reports (OpenVINO: ``CPU``, ``GPU.0``...)."""
+    import onnxruntime as ort
+
+    out: dict[str, tuple[str, ...]] = {}
+    if "OpenVINOExecutionProvider" in ort.get_available_providers():
+        try:
+            from onnxruntime.capi import _pybind_state as capi
+
+            out["OpenVINOExecutionProvider"] = tuple(
+                str(d) for d in capi.get_available_openvino_device_ids()
+            )
+        except Exception:  # the helper is private; absent: the devices are unknown
+            out["OpenVINOExecutionProvider"] = ()
+    return out
+
+
+def builtin_device_types(ep_name: str) -> frozenset[str]:
+    """``cpu``/``gpu``/``npu`` the classic build of ``ep_name`` reports here."""
+    ids = builtin_device_ids().get(ep_name, ())
+    return frozenset(i.split(".", 1)[0].lower() for i in ids)
+
+
+def builtin_provider_options(
+    ep_name: str, device: str, options: Mapping[str, str]
+) -> dict[str, str]:
+    """``options`` for the classic build: the device named explicitly (the plugin picks
+    it from the ``OrtEpDevice``; the classic EP from ``device_type``)."""
+    out = dict(options)
+    build = CLASSIC_BUILDS.get(ep_name)
+    if build is not None and device and build.device_option not in out:
+        out[build.device_option] = device.upper()
+    return out
+
+
+def support_note(ep_name: str, cpu_vendor: str) -> str | None:
+    """The label for a run its maker does not support: "OpenVINO on AMD, not officially
+    supported by Intel"."""
+    build = CLASSIC_BUILDS.get(ep_name)
+    if build is None or not cpu_vendor or cpu_vendor == build.vendor:
+        return None
+    short = ep_name.removesuffix("ExecutionProvider")
+    vendor = cpu_vendor.upper() if len(cpu_vendor) <= 3 else cpu_vendor.capitalize()
+    return f"{short} on {vendor}, not officially supported by {build.vendor.capitalize()}"
+
+
+def alternative_hint(ep_name: str) -> str | None:
+    """What else runs ``ep_name`` when its plugin lists no device here."""
+    build = CLASSIC_BUILDS.get(ep_name)
+    if build is None:
+        return None
+    return (
+        f"alternative: the classic {build.package} build (EP compiled in, no device "
+        f"discovery) in its own environment: edgeort runtimes add {build.runtime}"
+    )
+
+
+_VERSION_ERRORS = (
+    "Unsupported model IR version",
+    "official support for domain",
+    "is under development and support for this is limited",
+)
+
+
+def is_version_error(exc: BaseException) -> bool:
+    """Whether ORT refused a model because of its IR version or opset."""
+    text = str(exc)
+    return any(marker in text for marker in _VERSION_ERRORS)
