@@ -241,7 +241,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--models", default="digits,minilm")
     args = ap.parse_args()
-    from edgeort.hardware.classic import support_note
+    from edgeort.hardware.ep import support_note
     from edgeort.runtimes import add
 
     runtime = add("openvino", on_progress=lambda m: print(m, file=sys.stderr))

@@ -1,8 +1,9 @@
 """``--min-ort X.Y``: make each variant loadable by an older ONNX Runtime.
 
-The oldest ORT the bundle must load in has known limits (:data:`edgeort.runtime.ortcompat.ORT_ONNX_TABLE`:
-newest ai.onnx opset and IR version). A candidate above them is down-converted with
-``onnx.version_converter`` (opset) and by restamping the IR version (when the graph uses
+The oldest ORT the bundle must load in has known limits (newest ai.onnx opset and IR
+version, :data:`edgeort.runtime.ortcompat.ORT_ONNX_TABLE`). A candidate above them is
+down-converted with ``onnx.version_converter`` (opset) and by restamping the IR version
+(when the graph uses
 nothing newer: the model is checked after), before it is verified, so the verified file
 is the shipped one. What cannot be converted stops the target with the reason. ORT-format
 files are written by this ORT and load only in it or newer: with an older ``min_ort`` the
