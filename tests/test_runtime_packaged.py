@@ -42,11 +42,19 @@ def test_packaged_example_picks_by_the_ranking_and_classifies(
 ) -> None:
     model = edgeort.load(packaged)
     cpu = resolve_target("cpu", builtin_profiles(), probe()).name  # best CPU profile here
-    expected = "openvino-cpu" if openvino_has_device() else cpu
+    expected = cpu
+    if openvino_has_device():
+        # Both fit (Intel host) and both latencies were measured here: the faster wins.
+        recorded = {
+            v.name: v.metadata["latency"]["ms_median"]
+            for v in edgeort.open_bundle(packaged).variants
+            if v.name in (cpu, "openvino-cpu")
+        }
+        expected = min(recorded, key=lambda name: recorded[name])
     assert model.variant.name == expected
-    if expected == cpu:
+    assert "measured" in model.reasons[expected]  # the bundle's own latency, same host
+    if not openvino_has_device():
         assert "reports no device" in model.reasons["openvino-cpu"]
-        assert "measured" in model.reasons[cpu]  # the bundle's own latency, same host
     logits = model.run({"image": validation["image"]})["logits"]
     accuracy = float((logits.argmax(-1) == validation["__labels__"]).mean())
     assert accuracy >= 0.95
