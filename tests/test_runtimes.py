@@ -245,3 +245,63 @@ def test_package_auto_without_a_runtime_says_how_to_get_one(
         assert said == []
     else:
         assert any("edgeort runtimes add openvino" in m and "--allow-install" in m for m in said)
+
+
+# -- the classic route, decided from a DeviceInfo (no network) -------------------------
+
+
+def _classic_device(vendor: str, *, plugin: bool) -> object:
+    from dataclasses import replace
+
+    from edgeort.hardware.device import PluginEp
+    from tests.test_select import device
+
+    plugins = (PluginEp(OV, "onnxruntime-ep-openvino", "m", "/lib.so", "1.8.1", True),)
+    return replace(
+        device(cpu_vendor=vendor),
+        ort_version="1.24.1",
+        ort_build_providers=() if plugin else (OV, "CPUExecutionProvider"),
+        plugin_eps=plugins if plugin else (),
+    )
+
+
+def test_the_loader_accepts_the_compiled_in_openvino_and_not_a_deviceless_plugin() -> None:
+    from types import SimpleNamespace
+
+    from edgeort.hardware.ep import ep_unavailable
+
+    variant = SimpleNamespace(ep=OV, device="cpu", ep_package="onnxruntime-ep-openvino")
+    assert ep_unavailable(variant, _classic_device("amd", plugin=False)) is None
+    why = ep_unavailable(variant, _classic_device("amd", plugin=True))
+    assert why is not None and "reports no device" in why
+
+
+def test_probe_notes_name_the_alternative_and_label_unsupported_runs() -> None:
+    from edgeort.hardware._ort import OrtState, ort_notes
+    from edgeort.hardware.device import PluginEp
+    from edgeort.hardware.ep import support_note
+
+    plugin = PluginEp(OV, "onnxruntime-ep-openvino", "m", "/lib.so", "1.8.1", True)
+    no_device = OrtState("1.32.0", ("CPUExecutionProvider",), (plugin,), ())
+    notes = ort_notes(no_device, arch="x86_64", cpu_vendor="amd", accelerators=())
+    assert any(
+        "reports no OrtEpDevice" in n and "edgeort runtimes add openvino" in n for n in notes
+    )
+    classic = OrtState("1.24.1", (OV, "CPUExecutionProvider"), (), ())
+    on_amd = ort_notes(classic, arch="x86_64", cpu_vendor="amd", accelerators=())
+    assert on_amd == [
+        f"{OV} is compiled into this onnxruntime build (onnxruntime-openvino): registered by "
+        "name, no OrtEpDevice; it runs the OpenVINO profiles (OpenVINO on AMD, not officially "
+        "supported by Intel)"
+    ]
+    on_intel = ort_notes(classic, arch="x86_64", cpu_vendor="intel", accelerators=())
+    assert len(on_intel) == 1 and "not officially supported" not in on_intel[0]
+    assert support_note("CPUExecutionProvider", "amd") is None
+
+
+def test_openvino_profiles_name_the_classic_package() -> None:
+    from edgeort.profiles import builtin_profiles
+
+    ov = [p for p in builtin_profiles() if p.runtime.ep == OV]
+    assert ov and all(p.runtime.alternative_packages == ("onnxruntime-openvino",) for p in ov)
+    assert all(p.runtime.min_ort == "1.24.1" for p in ov)
