@@ -69,7 +69,7 @@ def _same_file_on_cpu(bundle: Path, out: Path) -> Path:
     ov = next(v for v in opened.variants if v.ep == OV)
     specs_ = []
     for name, ep, profile in (("openvino", OV, ov.profile), ("cpu-same-file", CPU, "cpu-x86-64")):
-        src = out.parent / f"src-{name}"
+        src = out.parent / f"src-{out.stem}-{name}"
         shutil.copytree(opened.variant_dir(ov), src)
         specs_.append(
             VariantSpec(
@@ -99,7 +99,7 @@ def _sample(spec: Any, work: Path) -> dict[str, dict[str, Any]]:
 def _time(worker: Any, bundle: Path, variant: str, feeds: dict, runs: int) -> dict[str, Any]:
     reply = worker.call(
         {
-            "job": "run", "bundle": str(bundle), "profile": variant, "strict": True,
+            "job": "run", "bundle": str(bundle), "profile": variant, "strict": False,
             "inputs": feeds, "samples": 1, "latency": {"runs": runs, "warmup": 5},
         }
     )  # fmt: skip
