@@ -305,3 +305,21 @@ def test_openvino_profiles_name_the_classic_package() -> None:
     ov = [p for p in builtin_profiles() if p.runtime.ep == OV]
     assert ov and all(p.runtime.alternative_packages == ("onnxruntime-openvino",) for p in ov)
     assert all(p.runtime.min_ort == "1.24.1" for p in ov)
+
+
+def test_auto_picks_a_created_runtime_only_when_the_ep_cannot_run_here(
+    openvino_runtime: object,
+    runtimes_env: Path,  # noqa: F811
+) -> None:
+    from edgeort.pack.inruntime import RuntimeVerifier
+    from edgeort.profiles import get_profile
+
+    ov, cpu = get_profile("openvino-cpu"), get_profile("cpu-x86-64")
+    said: list[str] = []
+    auto = RuntimeVerifier(("auto",))
+    picked = auto.pick(ov, False, said.append)  # the EP does not run in this process
+    assert picked is not None and picked.name == "openvino" and said == []
+    assert auto.pick(ov, True, said.append) is None  # it does: verified in-process
+    assert auto.pick(cpu, False, said.append) is None  # the CPU EP never needs one
+    assert RuntimeVerifier(("none",)).pick(ov, False, said.append) is None
+    assert RuntimeVerifier(("openvino",)).pick(ov, True, said.append).name == "openvino"
