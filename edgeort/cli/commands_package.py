@@ -66,11 +66,18 @@ def format_result(result: Any) -> list[str]:
         if acc.get("top1_accuracy") is not None:
             top1 = f", top-1 {acc['top1_accuracy']:.4f}"
         latency = f", {v.latency['ms_median']:.3f} ms" if v.latency else ""
+        runtime = acc.get("runtime")
+        where = ""
+        if isinstance(runtime, dict):
+            where = (
+                f" in runtime {runtime.get('name')} ({runtime.get('ort_build')} "
+                f"{runtime.get('ort_build_version')})"
+            )
         lines.append(
             f"  {v.name}: {v.precision} {v.model_file} for {v.ep}; {acc.get('metric')} "
             f"{_fmt(acc.get('value'))} (bound {_fmt(acc.get('bound'))}, {gate}){top1}; "
-            f"verified on {acc.get('on_ep')} with {acc.get('data_source', acc.get('data'))} "
-            f"data{latency}"
+            f"verified on {acc.get('on_ep')}{where} with "
+            f"{acc.get('data_source', acc.get('data'))} data{latency}"
         )
     return lines
 

@@ -29,7 +29,7 @@ from edgeort.errors import EdgeortError, PackageError, UsageError
 from edgeort.pack.data import Dataset
 from edgeort.profiles import Profile
 
-__all__ = ["RemoteRun", "RuntimeVerifier", "parse_runtimes"]
+__all__ = ["RemoteRun", "RuntimeVerifier", "parse_runtimes", "simulated_here"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,16 @@ def parse_runtimes(value: str | Sequence[str] | None) -> tuple[str, ...]:
             option="--runtimes",
         )
     return names
+
+
+def simulated_here(profile: Profile) -> bool:
+    """The profile's EP runs only in simulation on this machine's arch (QNN on x86_64):
+    verified in a runtime all the same, but its latency means nothing."""
+    import platform
+
+    from edgeort.hardware._platform import normalise_arch
+
+    return normalise_arch(platform.machine()) in profile.runtime.simulated_on
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +91,10 @@ class RuntimeVerifier:
             return None
         if self.runtimes != (AUTO,):
             for name in self.runtimes:
-                runtime = runtimes.get(name)
+                if self.allow_install and name in runtimes.BUILTIN_RECIPES:
+                    runtime = runtimes.add(name, on_progress=say)  # reused when it exists
+                else:
+                    runtime = runtimes.get(name)
                 if runtime.runs(ep):
                     return runtime
             return None
@@ -169,6 +182,8 @@ class RuntimeVerifier:
             "onnxruntime": result.get("onnxruntime"),
             "placement": placement,
         }
+        if simulated_here(profile):
+            record["simulated"] = True
         note = support_note(ep, str(runtime.info.get("cpu_vendor", "")))
         if note:
             record["support"] = note

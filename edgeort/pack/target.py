@@ -97,9 +97,12 @@ class _Builder:
             self.remote = work.runtimes.pick(
                 work.profile, runs_here, lambda message: emit("runtime", message)
             )
-        if self.remote is not None:  # the EP runs for real in a target runtime
-            ep = work.profile.runtime.ep
-            self.choice = evaluate.EpChoice(ep, ep, f"verified in runtime {self.remote.name}")
+        if self.remote is not None:  # the EP runs in a target runtime
+            from edgeort.pack.inruntime import simulated_here
+
+            ep, simulated = work.profile.runtime.ep, simulated_here(work.profile)
+            why = f"verified in runtime {self.remote.name}"
+            self.choice = evaluate.EpChoice(ep, ep, why, simulated)
             self.gates.append(GateRecord("verify", "runtime", self.choice.reason))
         elif self.choice.reason:
             self.gates.append(GateRecord("verify", "cpu", self.choice.reason))
@@ -212,7 +215,8 @@ class _Builder:
         onnx_file = built.path if model.suffix == ".ort" else model
         run = self.w.runtimes.verify(
             self.remote, self.w.profile, model, extra, onnx_file, self.w.verify_data,
-            precision=built.precision, measure=self.w.measure_speed,
+            precision=built.precision,
+            measure=self.w.measure_speed and not self.choice.simulated,
         )  # fmt: skip
         metrics = compare(
             self.w.reference,
