@@ -114,11 +114,16 @@ def list_command(no_check: bool, as_json: bool) -> None:
 
 @runtimes_group.command("remove")
 @click.argument("name")
-def remove_command(name: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def remove_command(name: str, as_json: bool) -> None:
     """Delete the runtime NAME."""
     from edgeort.runtimes import remove
 
-    click.echo(f"removed {remove(name)}")
+    path = remove(name)
+    if as_json:
+        click.echo(json.dumps({"removed": name, "path": str(path)}))
+    else:
+        click.echo(f"removed {path}")
 
 
 # -- bench / doctor inside a runtime ---------------------------------------------------
