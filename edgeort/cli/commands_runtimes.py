@@ -65,7 +65,7 @@ def add_command(name: str, requirements: tuple[str, ...], force: bool, as_json: 
 def _row(runtime: Any, check: bool) -> dict[str, Any]:
     from edgeort.runtimes import health
 
-    data = runtime.to_json()
+    data: dict[str, Any] = dict(runtime.to_json())
     info = runtime.info
     if check:
         state = health(runtime)

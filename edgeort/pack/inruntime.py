@@ -56,11 +56,9 @@ def parse_runtimes(value: str | Sequence[str] | None) -> tuple[str, ...]:
 def simulated_here(profile: Profile) -> bool:
     """The profile's EP runs only in simulation on this machine's arch (QNN on x86_64):
     verified in a runtime all the same, but its latency means nothing."""
-    import platform
+    from edgeort.hardware.ep import simulated_here as simulated
 
-    from edgeort.hardware._platform import normalise_arch
-
-    return normalise_arch(platform.machine()) in profile.runtime.simulated_on
+    return simulated(profile.runtime.ep, profile)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +204,9 @@ def _latency_runs() -> int:
     return LATENCY_RUNS
 
 
-def _signature(onnx_file: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, dict]:
+def _signature(
+    onnx_file: Path,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, dict[str, int]]:
     from edgeort.pack.manifest import signature
 
     inputs, outputs, ir, opsets = signature(onnx_file)

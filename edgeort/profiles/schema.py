@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from edgeort.errors import Problem
+from edgeort.hardware.device import CPU_EP
 from edgeort.profiles import (
     FAMILIES,
     PRECISIONS,
@@ -78,7 +79,7 @@ def config_entry(c: Collector, key: str, v: str) -> Any:
 # ---- the schema ------------------------------------------------------------------------
 
 KNOWN_EPS = (
-    "CPUExecutionProvider",
+    CPU_EP,
     "CUDAExecutionProvider",
     "CoreMLExecutionProvider",
     "DmlExecutionProvider",
@@ -282,7 +283,10 @@ def validate(
     would have supplied them could not be resolved)."""
     c = Collector(path)
     _top_level(c, raw)
-    tables = {s: raw.get(s) if isinstance(raw.get(s), dict) else {} for s in SECTIONS}
+    tables: dict[str, Mapping[str, Any]] = {}
+    for s in SECTIONS:
+        table = raw.get(s)
+        tables[s] = table if isinstance(table, dict) else {}
     kw = {s: section(c, s, tables[s], spec) for s, spec in SECTIONS.items()}
     # A key is missing when its table is absent or a table without it (a table of the
     # wrong type has been reported already).

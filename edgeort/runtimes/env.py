@@ -254,7 +254,7 @@ def _digest(files: Sequence[tuple[Path, str]]) -> str:
 
 def _site_packages(root: Path) -> Path:
     data = json.loads((root / "runtime.json").read_text("utf-8"))
-    return root / data["site_packages"]
+    return root / str(data["site_packages"])
 
 
 def sync_edgeort(root: Path, site: Path | None = None) -> bool:

@@ -168,19 +168,10 @@ def _stack(chunks: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def _random_feed(model: Any) -> dict[str, np.ndarray]:
-    """One feed of random values for ``model``'s inputs (dynamic dims as 1)."""
-    rng = np.random.default_rng(0)
-    feed = {}
-    for spec in model.inputs:
-        shape = tuple(d if isinstance(d, int) and d > 0 else 1 for d in spec.shape)
-        dtype = np.dtype(spec.dtype)
-        if dtype.kind in "iu":
-            feed[spec.name] = rng.integers(0, 2, size=shape).astype(dtype)
-        elif dtype.kind == "b":
-            feed[spec.name] = rng.integers(0, 2, size=shape).astype(bool)
-        else:
-            feed[spec.name] = rng.standard_normal(shape).astype(dtype)
-    return feed
+    """One feed for ``model``'s inputs by :mod:`edgeort.feeds`' rule (dynamic dims 1)."""
+    from edgeort.feeds import random_feeds
+
+    return random_feeds(model.inputs)
 
 
 def _times(model: Any, feed: Mapping[str, Any], runs: int, warmup: int) -> list[float]:
