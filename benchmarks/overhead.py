@@ -456,7 +456,8 @@ def cold_start_run(repeats: int, work: Path) -> dict[str, Any]:
     )
     env = child_env(pyc=True, pycache=work / "pycache", cache=_new_cache(work))
     picked = _child(EDGEORT_RUN_CHILD, [str(bundle)], env).split()[1]  # warms both caches
-    model_file = edgeort.open_bundle(bundle).model_path(picked)
+    opened = edgeort.open_bundle(bundle)
+    model_file = opened.model_path(opened.variant(picked))
     _child(RAW_RUN_CHILD, [str(model_file)], env)
     raw, ours = [], []
     for i in range(repeats):
