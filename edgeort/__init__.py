@@ -20,6 +20,7 @@ from edgeort.errors import (
     PackageError,
     ProfileError,
     ProviderError,
+    RuntimeEnvError,
     SignatureError,
     UsageError,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "Profile",
     "ProfileError",
     "ProviderError",
+    "RuntimeEnvError",
     "SignatureError",
     "UsageError",
     "__version__",

@@ -16,7 +16,9 @@ The tree (exit code of the CLI in brackets)::
     │   └── NoVariantError [10] no variant of a bundle can run on this device
     ├── InputError [11]         run() feeds do not match the model's signature
     ├── PackageError [12]       the packaging pipeline cannot produce a variant
-    └── CacheError [13]         the cache or config directory is unusable
+    ├── CacheError [13]         the cache or config directory is unusable
+    └── RuntimeEnvError [14]    a target runtime (an isolated ORT environment) cannot be
+                                created, or its worker crashed, hung or speaks another protocol
 
 Errors carry the fields a caller needs (``path``, ``key``, ``input_name``,
 ``expected``, ``got``) and a message a user can act on. Library code never prints;
@@ -42,6 +44,7 @@ __all__ = [
     "Problem",
     "ProfileError",
     "ProviderError",
+    "RuntimeEnvError",
     "SignatureError",
     "UsageError",
 ]
@@ -189,3 +192,22 @@ class CacheError(EdgeortError):
     """The cache or config directory cannot be used."""
 
     exit_code = 13
+
+
+class RuntimeEnvError(EdgeortError):
+    """A target runtime cannot be created or used: the install failed, or its worker
+    process crashed, hung past its timeout or speaks another protocol version."""
+
+    exit_code = 14
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        runtime: str | None = None,
+        path: str | Path | None = None,
+        network: bool = False,
+    ) -> None:
+        super().__init__(message, path=path)
+        self.runtime = runtime
+        self.network = network  # the package index could not be reached

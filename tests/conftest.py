@@ -21,6 +21,9 @@ def _isolated_dirs(
     monkeypatch.setenv("XDG_CACHE_HOME", str(base / "xdg-cache"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(base / "xdg-config"))
     os.environ.pop("EDGEORT_TRUSTED_KEYS", None)
+    # Target runtimes live under the per-test cache unless a test points elsewhere
+    # (tests/runtimes_support.py keeps the created ones across runs).
+    monkeypatch.delenv("EDGEORT_RUNTIMES_DIR", raising=False)
 
 
 @pytest.fixture(scope="session")

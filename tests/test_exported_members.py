@@ -19,6 +19,7 @@ EXPECTED = [
     "Profile",
     "ProfileError",
     "ProviderError",
+    "RuntimeEnvError",
     "SignatureError",
     "UsageError",
     "__version__",

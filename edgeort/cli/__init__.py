@@ -112,6 +112,7 @@ def _register() -> None:
         commands_report,
         commands_run,
         commands_sign,
+        commands_runtimes,
     )
 
     modules = (
@@ -123,6 +124,7 @@ def _register() -> None:
         commands_report,
         commands_sign,
         commands_cache,
+        commands_runtimes,
     )
     for module in modules:
         for command in module.COMMANDS:

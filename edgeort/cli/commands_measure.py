@@ -108,6 +108,12 @@ _json_opt = click.option(
     "--json", "as_json", is_flag=True, help="Print JSON (docs/cli-measure.md)."
 )
 _variant_opt = click.option("--variant", help="Only this variant of a bundle.")
+_runtime_opt = click.option(
+    "--runtime",
+    "runtime_name",
+    metavar="NAME",
+    help="Measure inside the target runtime NAME (edgeort runtimes; bundles only).",
+)
 _ep_opt = click.option(
     "--ep",
     help="EP for a plain model, or only the bundle variants on it: an EP name "
@@ -171,6 +177,7 @@ def _progress(
     metavar="[FP32.onnx]",
     help="Also run the fp32 source model (given, or recorded by the bundle) as the baseline.",
 )
+@_runtime_opt
 @_json_opt
 @_guarded
 def bench_command(
@@ -185,10 +192,24 @@ def bench_command(
     inputs: tuple[str, ...],
     dims: tuple[str, ...],
     compare: str | None,
+    runtime_name: str | None,
     as_json: bool,
 ) -> None:
     """Latency (median, mean, p90/p95/p99, min/max), throughput, session creation time
     and peak memory of a model or of each runnable bundle variant."""
+    if runtime_name is not None:
+        from edgeort.cli.commands_runtimes import bench_in_runtime
+
+        if ep or ep_options or duration or dims or compare is not None:
+            raise UsageError(
+                "--runtime takes --variant, --runs, --warmup, --threads and --input only",
+                option="--runtime",
+            )
+        bench_in_runtime(
+            path, runtime_name, variant=variant, runs=runs or 50, warmup=warmup,
+            threads=threads, inputs=_pairs(inputs, "--input"), as_json=as_json,
+        )  # fmt: skip
+        return
     from edgeort.measure.bench import bench
     from edgeort.measure.targets import Knobs, source_model
     from edgeort.measure.text import format_bench
@@ -376,6 +397,7 @@ def _probe() -> Any:
 @_ep_opt
 @_ep_option_opt
 @click.option("--no-run", is_flag=True, help="Only the graph checks and partition reports.")
+@_runtime_opt
 @_json_opt
 @_guarded
 def doctor_command(
@@ -384,11 +406,17 @@ def doctor_command(
     ep: str | None,
     ep_options: tuple[str, ...],
     no_run: bool,
+    runtime_name: str | None,
     as_json: bool,
 ) -> None:
     """Check a model or bundle for common ORT deployment problems (EP fallback, missing
     fusions, thread contention, arena growth, host<->device copies) and report, for every
     profile target, which nodes its EP would take (docs/doctor.md)."""
+    if runtime_name is not None:
+        from edgeort.cli.commands_runtimes import doctor_in_runtime
+
+        doctor_in_runtime(path, runtime_name, as_json=as_json)
+        return
     from edgeort.measure.doctor import doctor
     from edgeort.measure.text import format_doctor
 

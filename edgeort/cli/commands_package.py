@@ -71,11 +71,18 @@ def format_result(result: Any) -> list[str]:
             top1 = f", top-1 {acc['top1_accuracy']:.4f}"
         latency = f", {v.latency['ms_median']:.3f} ms" if v.latency else ""
         refused = f"; REFUSED by {v.ep} here: {v.ep_refused['reason']}" if v.ep_refused else ""
+        runtime = acc.get("runtime")
+        where = ""
+        if isinstance(runtime, dict):
+            where = (
+                f" in runtime {runtime.get('name')} ({runtime.get('ort_build')} "
+                f"{runtime.get('ort_build_version')})"
+            )
         lines.append(
             f"  {v.name}: {v.precision} {v.model_file} for {v.ep}; {acc.get('metric')} "
             f"{_fmt(acc.get('value'))} (bound {_fmt(acc.get('bound'))}, {gate}){top1}; "
-            f"verified on {acc.get('on_ep')} with {acc.get('data_source', acc.get('data'))} "
-            f"data{latency}{refused}"
+            f"verified on {acc.get('on_ep')}{where} with "
+            f"{acc.get('data_source', acc.get('data'))} data{latency}{refused}"
         )
     return lines
 
@@ -125,6 +132,16 @@ def _shapes(values: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
               help="The bundle's package_name (default: the model file's name).")  # fmt: skip
 @click.option("--version", "package_version", metavar="VERSION",
               help="The bundle's package_version (default: 1).")  # fmt: skip
+@click.option("--runtimes", "runtimes", multiple=True, metavar="auto|none|NAME",
+              help="Where targets whose EP does not run in this process are verified: "
+                   "'auto' (default: a created target runtime that runs the EP), 'none', or "
+                   "runtime names (used for every target whose EP they run).")  # fmt: skip
+@click.option("--allow-install", is_flag=True,
+              help="--runtimes auto may create a missing built-in runtime (network "
+                   "install).")  # fmt: skip
+@click.option("--min-ort", metavar="X.Y",
+              help="Oldest onnxruntime the bundle must load in: down-convert opset and IR "
+                   "version where possible (recorded per variant).")  # fmt: skip
 def package_command(
     model: Path,
     targets: tuple[str, ...],
@@ -141,6 +158,9 @@ def package_command(
     keep_going: bool,
     package_name: str | None,
     package_version: str | None,
+    runtimes: tuple[str, ...],
+    allow_install: bool,
+    min_ort: str | None,
 ) -> None:
     """Package MODEL for every target into one verified bundle."""
     from edgeort.pack import package
@@ -157,7 +177,11 @@ def package_command(
         "keep_going": keep_going,
         "name": package_name,
         "version": package_version,
+        "runtimes": list(runtimes) or "auto",
+        "allow_install": allow_install,
     }
+    if min_ort is not None:
+        kwargs["min_ort"] = min_ort
     if not as_json:
         kwargs["shapes"] = _shapes(shape_values)
         with guarded_stdout() as out:

@@ -82,7 +82,13 @@ def read_host_ort(*, register_plugins: bool | Collection[str]) -> OrtState:
         others = plugin_names - set(register_plugins)  # plugins not asked for
         ep_devices = tuple(d for d in devices() if d.ep_name not in others)
     # get_available_providers() also lists registered plugin EPs; those live in plugin_eps.
-    build = tuple(n for n in ort.get_available_providers() if n not in plugin_names)
+    # An EP that no installed plugin provides is compiled in (onnxruntime-openvino).
+    installed = frozenset(p.ep_name for p in plugins)
+    build = tuple(
+        n
+        for n in ort.get_available_providers()
+        if n not in plugin_names or (n not in installed and not providers.plugin_installed(n))
+    )
     return OrtState(
         version=str(ort.__version__),
         build_providers=build,
@@ -125,6 +131,26 @@ def ort_notes(
         )
     for plugin in state.plugin_eps:
         notes.extend(_plugin_notes(plugin, state, arch, cpu_vendor, accelerators))
+    notes.extend(_classic_notes(state, cpu_vendor))
+    return notes
+
+
+def _classic_notes(state: OrtState, cpu_vendor: str) -> list[str]:
+    """EPs compiled into this build under a plugin's name (the onnxruntime-openvino wheel)."""
+    from edgeort.hardware.ep import CLASSIC_BUILDS, support_note
+
+    notes = []
+    plugins = {p.ep_name for p in state.plugin_eps}
+    for ep in state.build_providers:
+        build = CLASSIC_BUILDS.get(ep)
+        if build is None or ep in plugins:
+            continue
+        text = (
+            f"{ep} is compiled into this onnxruntime build ({build.package}): registered by "
+            "name, no OrtEpDevice; it runs the OpenVINO profiles"
+        )
+        unsupported = support_note(ep, cpu_vendor)
+        notes.append(f"{text} ({unsupported})" if unsupported else text)
     return notes
 
 
@@ -149,9 +175,13 @@ def _plugin_notes(
         ]
     if types:
         return []
+    from edgeort.hardware.ep import alternative_hint
+
+    alternative = alternative_hint(plugin.ep_name)
     return [
         f"{who} is registered but reports no OrtEpDevice, so it cannot run here: "
         + no_device_why(plugin.ep_name, cpu_vendor, accelerators)
+        + (f"; {alternative}" if alternative else "")
     ]
 
 

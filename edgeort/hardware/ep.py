@@ -40,13 +40,20 @@ if TYPE_CHECKING:  # pragma: no cover
     from edgeort.profiles import Profile
 
 __all__ = [
+    "CLASSIC_BUILDS",
     "CPU_EP",
     "LEVELS",
     "MODES",
     "RECORD_PLACEMENT",
     "SPINNING",
+    "ClassicBuild",
     "EpChoice",
     "Knobs",
+    "alternative_hint",
+    "builtin_device_ids",
+    "builtin_device_types",
+    "builtin_provider_options",
+    "builtin_route",
     "check_profile_ep",
     "choose_ep",
     "cpu_session",
@@ -64,6 +71,7 @@ __all__ = [
     "session_options_for",
     "simulated_here",
     "simulated_on",
+    "support_note",
 ]
 
 LEVELS = {  # the one name -> ORT level table (profiles, tune, pack, doctor)
@@ -138,12 +146,21 @@ def simulated_here(ep: str, profile: Profile | None = None) -> bool:
 # ---- availability on a described device ---------------------------------------------
 
 
+def _built_in(ep: str, device: DeviceInfo) -> bool:
+    """A plugin EP's name compiled into the device's onnxruntime build instead (the
+    classic onnxruntime-openvino wheel), with no plugin of that name installed."""
+    return ep in device.ort_build_providers and not any(p.ep_name == ep for p in device.plugin_eps)
+
+
 def ep_unavailable(variant: Variant, device: DeviceInfo) -> str | None:
-    """Why ``variant``'s EP cannot run on ``device``; None when it can."""
+    """Why ``variant``'s EP cannot run on ``device``; None when it can. A plugin EP's name
+    compiled into the onnxruntime build (onnxruntime-openvino) counts as available."""
     ep, want = variant.ep, variant.device
     types = device.ep_device_types(ep)
     if ep == CPU_EP:
         return None
+    if is_plugin_ep(ep, device) and not types and _built_in(ep, device):
+        return None  # compiled into this build (onnxruntime-openvino): runs by name
     if is_plugin_ep(ep, device):
         plugin = next((p for p in device.plugin_eps if p.ep_name == ep), None)
         if plugin is None and not types:
@@ -248,6 +265,8 @@ def ep_unavailable_reason(ep: str) -> str | None:
     plugins = _plugins()
     if ep in ort.get_available_providers() and ep not in plugins.KNOWN_PLUGINS:
         return None
+    if builtin_route(ep):  # onnxruntime-openvino: compiled in, by name
+        return None
     if ep in plugins.KNOWN_PLUGINS or any(p.ep_name == ep for p in plugins.discover_plugins()):
         if not plugins.ensure_registered(ep):
             return plugins.registration_error(ep) or f"{ep} could not be registered"
@@ -301,6 +320,9 @@ def choose_ep(profile: Profile) -> EpChoice:
     if ep == CPU_EP:
         return EpChoice(ep, CPU_EP)
     simulated = simulated_here(ep, profile)
+    if builtin_route(ep):  # the onnxruntime-openvino build: the EP by name, no OrtEpDevice
+        options = builtin_provider_options(ep, profile.runtime.device, _options(profile))
+        return EpChoice(ep, ep, "", simulated, (), options)
     if profile.runtime.plugin_module:
         providers = _plugins()
         try:
@@ -558,6 +580,9 @@ def _attach_ep(
     ep = variant.ep
     if ep == CPU_EP:
         return [CPU_EP]
+    if builtin_route(ep):  # compiled into this build (onnxruntime-openvino): by name
+        options = builtin_provider_options(ep, variant.device, options)
+        return [(ep, dict(options))] if strict else [(ep, dict(options)), CPU_EP]
     if is_plugin_ep(ep):
         so.add_provider_for_devices(_plugin_devices(variant), dict(options))
         return None
@@ -693,8 +718,11 @@ def open_measure_session(
         if why is not None:
             raise ProviderError(f"{label}: {why}", provider=ep)
         want = str(getattr(variant, "device", "") or "")
-        devices = _of_type(_plugins().ep_devices(ep), want)
-        if devices:
+        devices = [] if builtin_route(ep) else _of_type(_plugins().ep_devices(ep), want)
+        if builtin_route(ep):  # onnxruntime-openvino: by name, the device as an option
+            opts = builtin_provider_options(ep, want, {k: str(v) for k, v in options.items()})
+            provider_list = [(ep, opts), CPU_EP]
+        elif devices:
             so.add_provider_for_devices(devices, {k: str(v) for k, v in options.items()})
         elif ep in _plugins().KNOWN_PLUGINS:
             raise ProviderError(f"{label}: {ep} has no {want or 'usable'} device here", provider=ep)
@@ -781,6 +809,102 @@ _VERSION_ERRORS = (
     "official support for domain",
     "is under development and support for this is limited",
 )
+
+
+# ---- EPs compiled into the build under a plugin EP's name (the "classic" route) ---------
+#
+# The onnxruntime-openvino wheel is a whole ONNX Runtime with OpenVINOExecutionProvider
+# built in: registered by name (get_available_providers()), no OrtEpDevice, no device
+# discovery -- so it runs where the onnxruntime-ep-openvino plugin lists no device (AMD
+# CPUs), where Intel does not officially support it. It replaces the onnxruntime module,
+# so it lives in its own environment (edgeort runtimes add openvino).
+
+
+@dataclass(frozen=True, slots=True)
+class ClassicBuild:
+    ep_name: str
+    package: str  # the wheel that replaces onnxruntime
+    runtime: str  # the built-in edgeort runtime recipe that installs it
+    device_option: str  # provider option naming the device (CPU/GPU/NPU)
+    vendor: str  # the only CPU vendor its maker supports
+
+
+CLASSIC_BUILDS: dict[str, ClassicBuild] = {
+    "OpenVINOExecutionProvider": ClassicBuild(
+        "OpenVINOExecutionProvider", "onnxruntime-openvino", "openvino", "device_type", "intel"
+    ),
+}
+
+
+def builtin_route(ep_name: str) -> bool:
+    """``ep_name`` is compiled into this onnxruntime build and no installed plugin
+    provides it: sessions name it in ``providers=``, with no ``OrtEpDevice``."""
+    if ep_name not in CLASSIC_BUILDS:
+        return False
+    import onnxruntime as ort
+
+    if ep_name not in ort.get_available_providers():
+        return False
+    from edgeort.hardware.plugins import plugin_installed
+
+    return not plugin_installed(ep_name)
+
+
+def builtin_device_ids() -> dict[str, tuple[str, ...]]:
+    """Per built-in classic EP, the device ids it reports (OpenVINO: ``CPU``, ``GPU.0``...)."""
+    import onnxruntime as ort
+
+    out: dict[str, tuple[str, ...]] = {}
+    if "OpenVINOExecutionProvider" in ort.get_available_providers():
+        try:
+            from onnxruntime.capi import _pybind_state as capi
+
+            out["OpenVINOExecutionProvider"] = tuple(
+                str(d) for d in capi.get_available_openvino_device_ids()
+            )
+        except Exception:  # the helper is private; absent: the devices are unknown
+            out["OpenVINOExecutionProvider"] = ()
+    return out
+
+
+def builtin_device_types(ep_name: str) -> frozenset[str]:
+    """``cpu``/``gpu``/``npu`` the classic build of ``ep_name`` reports here."""
+    ids = builtin_device_ids().get(ep_name, ())
+    return frozenset(i.split(".", 1)[0].lower() for i in ids)
+
+
+def builtin_provider_options(
+    ep_name: str, device: str, options: Mapping[str, str]
+) -> dict[str, str]:
+    """``options`` for the classic build: the device named explicitly (the plugin picks
+    it from the ``OrtEpDevice``; the classic EP from ``device_type``)."""
+    out = dict(options)
+    build = CLASSIC_BUILDS.get(ep_name)
+    if build is not None and device and build.device_option not in out:
+        out[build.device_option] = device.upper()
+    return out
+
+
+def support_note(ep_name: str, cpu_vendor: str) -> str | None:
+    """The label for a run its maker does not support: "OpenVINO on AMD, not officially
+    supported by Intel"."""
+    build = CLASSIC_BUILDS.get(ep_name)
+    if build is None or not cpu_vendor or cpu_vendor == build.vendor:
+        return None
+    short = ep_name.removesuffix("ExecutionProvider")
+    vendor = cpu_vendor.upper() if len(cpu_vendor) <= 3 else cpu_vendor.capitalize()
+    return f"{short} on {vendor}, not officially supported by {build.vendor.capitalize()}"
+
+
+def alternative_hint(ep_name: str) -> str | None:
+    """What else runs ``ep_name`` when its plugin lists no device here."""
+    build = CLASSIC_BUILDS.get(ep_name)
+    if build is None:
+        return None
+    return (
+        f"alternative: the classic {build.package} build (EP compiled in, no device "
+        f"discovery) in its own environment: edgeort runtimes add {build.runtime}"
+    )
 
 
 def is_version_error(exc: BaseException) -> bool:

@@ -37,6 +37,7 @@ __all__ = [
     "list_ep_devices",
     "plugin_ep_names",
     "plugin_install_hint",
+    "plugin_installed",
     "register_all",
     "register_for",
     "registration_error",
@@ -160,6 +161,11 @@ def _forget_discovery() -> None:
 
 def _spec_for(ep_name: str) -> _Spec | None:
     return next((s for s in _specs() if ep_name in s.ep_names), None)
+
+
+def plugin_installed(ep_name: str) -> bool:
+    """Whether an installed plugin distribution provides ``ep_name`` (metadata only)."""
+    return _spec_for(ep_name) is not None
 
 
 def discover_plugins() -> tuple[PluginEp, ...]:

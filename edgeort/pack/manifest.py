@@ -63,6 +63,8 @@ def accuracy_json(outcome: TargetOutcome) -> dict[str, Any]:
     }
     if cand.on_ep_reason:
         data["on_ep_reason"] = cand.on_ep_reason
+    if cand.runtime is not None:  # verified in a target runtime (edgeort.pack.inruntime)
+        data["runtime"] = dict(cand.runtime)
     ref = work.reference_metrics.top1_accuracy
     if ref is not None:
         data["fp32_top1_accuracy"] = ref
@@ -106,11 +108,25 @@ def latency_json(outcome: TargetOutcome) -> dict[str, Any] | None:
     }
     if outcome.fp32_latency_ms is not None:
         out["fp32_ms_median"] = round(outcome.fp32_latency_ms, 4)
+    if cand.runtime is not None:  # measured in a target runtime, with its ORT build
+        out.update(
+            device=runtime.device or out["device"],
+            ort_version=cand.runtime.get("onnxruntime"),
+            ort_build=cand.runtime.get("ort_build"),
+            ep_version=cand.runtime.get("ort_build_version"),
+            runtime=cand.runtime.get("name"),
+        )
+        if cand.runtime.get("support"):
+            out["support"] = cand.runtime["support"]
     return out
 
 
 def _min_ort(outcome: TargetOutcome) -> str:
     floor = outcome.work.profile.runtime.min_ort
+    asked = outcome.work.min_ort
+    if asked is not None and outcome.chosen.model_file.suffix != ".ort":
+        # --min-ort: the file was fitted to it; the profile's floor still holds above it
+        return floor if version_tuple(floor) > version_tuple(asked) else asked
     if outcome.chosen.model_file.suffix == ".ort":  # ORT format written by this ORT
         here = ".".join(str(p) for p in version_tuple(ort.__version__)[:2])
         return here if version_tuple(here) > version_tuple(floor) else floor
@@ -165,4 +181,24 @@ def variant_metadata(
         "prepare": list(work.notes) + list(cand.notes),
         "source_model": {"name": source_name, "sha256": source_sha256},
         "built_with": {"onnxruntime": ort.__version__, "onnx": onnx.__version__},
+        **_compat(outcome),
+    }
+
+
+def _compat(outcome: TargetOutcome) -> dict[str, Any]:
+    """``compat``: what ``--min-ort`` asked and did (absent without it)."""
+    asked = outcome.work.min_ort
+    if asked is None:
+        return {}
+    from edgeort.pack.compat import limits_for
+
+    row = limits_for(asked)
+    done = [n for n in outcome.chosen.notes if n.startswith("--min-ort")]
+    return {
+        "compat": {
+            "min_ort": asked,
+            "max_opset": row.max_opset,
+            "max_ir": row.max_ir,
+            "converted": done,
+        }
     }

@@ -109,6 +109,8 @@ class _Options:
     validation: str | Path | None
     max_drop: float | None
     measure_speed: bool
+    runtimes: Any = None  # edgeort.pack.inruntime.RuntimeVerifier
+    min_ort: str | None = None
 
 
 class _Run:
@@ -178,6 +180,7 @@ class _Run:
             profile, self.family, fp32, base, stats, verify, kind, calib, reference,
             own, target_dir,
             self.opts.max_drop, self.opts.measure_speed, tuple(notes),
+            runtimes=self.opts.runtimes, min_ort=self.opts.min_ort,
         )  # fmt: skip
 
 
@@ -214,6 +217,9 @@ def package(
     keep_going: bool = False,
     name: str | None = None,
     version: str | None = None,
+    runtimes: str | Sequence[str] | None = "auto",
+    allow_install: bool = False,
+    min_ort: str | None = None,
 ) -> PackageResult:
     """Package ``model`` for every target into the bundle ``output`` (see module doc).
 
@@ -233,6 +239,12 @@ def package(
     variant whose EP is present but refuses it is kept, verified on the CPU EP and
     recorded as refused (``ep_refused``). ``name``/``version``: the bundle's
     ``package_name``/``package_version`` (default: the model file's stem, "1").
+    ``runtimes``: where targets whose EP does not run in this process are verified
+    (:mod:`edgeort.pack.inruntime`): ``"auto"`` (a created target runtime that runs the
+    EP; a missing built-in one is created only with ``allow_install``), ``"none"``, or
+    runtime names (used for every target whose EP they run). ``min_ort``: the oldest
+    onnxruntime every variant must load in; opset and IR version are down-converted
+    where needed (:mod:`edgeort.pack.compat`) and the variants record it.
     """
     _check_package_id(name, version)
     if max_drop is not None and not 0.0 <= max_drop <= 1.0:
@@ -253,9 +265,16 @@ def package(
     if any(p.model.fixed_shapes for p in chosen):  # fail before any target's work
         prepare.fix_shapes(copy.deepcopy(source.proto), shapes)
     _check_recipes(chosen, family, calibration is not None)
+    from edgeort.pack.compat import parse_min_ort
+    from edgeort.pack.inruntime import RuntimeVerifier, parse_runtimes
+
+    min_ort = parse_min_ort(min_ort)
+    verifier = RuntimeVerifier(parse_runtimes(runtimes), allow_install)
     sink.emit("done", "", "load", f"{source.path.name}: {family} model, {len(chosen)} target(s)")
-    with _work_dir(Path(output)) as tmp:
-        opts = _Options(shapes, calibration, validation, max_drop, measure_speed)
+    with _work_dir(Path(output)) as tmp, contextlib.closing(verifier):
+        opts = _Options(
+            shapes, calibration, validation, max_drop, measure_speed, verifier, min_ort
+        )
         run = _Run(source, family, tmp, opts)
         outcomes, failed = [], []
         for index, profile in enumerate(chosen):

@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,6 +47,7 @@ class Candidate:
     notes: tuple[str, ...] = ()
     latency_ms: float | None = None
     ep_refused: str = ""  # ORT's reason when the target's EP, present here, refused it
+    runtime: dict[str, Any] | None = None  # the target runtime it was verified in
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,8 @@ class TargetWork:
     notes: tuple[str, ...] = ()
     pre_processed: dict[str, Path] = field(default_factory=dict)
     keep_going: bool = False  # an EP refusal is recorded (variant verified on CPU), not fatal
+    runtimes: Any = None  # edgeort.pack.inruntime.RuntimeVerifier, or None
+    min_ort: str | None = None  # --min-ort: the oldest ORT every variant must load in
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +95,20 @@ class _Builder:
         self.choice = evaluate.choose_ep(work.profile)
         self.gates: list[GateRecord] = []
         self._count = 0
-        if self.choice.reason:
+        self.remote = None
+        if work.runtimes is not None:
+            runs_here = self.choice.on_ep == self.choice.wanted
+            self.remote = work.runtimes.pick(
+                work.profile, runs_here, lambda message: emit("runtime", message)
+            )
+        if self.remote is not None:  # the EP runs in a target runtime
+            from edgeort.pack.inruntime import simulated_here
+
+            ep, simulated = work.profile.runtime.ep, simulated_here(work.profile)
+            why = f"verified in runtime {self.remote.name}"
+            self.choice = evaluate.EpChoice(ep, ep, why, simulated)
+            self.record(GateRecord("verify", "runtime", self.choice.reason))
+        elif self.choice.reason:
             self.record(GateRecord("verify", "cpu", self.choice.reason))
 
     def record(self, rec: GateRecord) -> None:
@@ -127,12 +144,17 @@ class _Builder:
     ) -> tuple[Path, tuple[Path, ...], tuple[str, ...]]:
         prep = self.w.profile.model
         notes = list(built.notes)
+        ort_format = prep.ort_format
+        if self.w.min_ort:  # --min-ort: loadable by that older ORT (edgeort.pack.compat)
+            from edgeort.pack import compat
+
+            built, ort_format = compat.fit(built, self.w.min_ort, self.w.profile.name, notes)
         level, why = optimize.portable_level(
             prep.offline_optimization, ep=self.w.profile.runtime.ep, precision=built.precision
         )
         if why:
             notes.append(why)
-        if prep.ort_format:
+        if ort_format:
             self.emit("convert", "converting to ORT format")
             out = ortformat.convert_to_ort(built.path, step_dir / "ort", level=level)
             final = out.model.rename(step_dir / "ort" / "model.ort")
@@ -151,6 +173,8 @@ class _Builder:
         self, recipe: Recipe, label: str, built: quantize.Built, source: Path,
         model: Path, extra: tuple[Path, ...], notes: tuple[str, ...],
     ) -> Candidate:  # fmt: skip
+        if self.remote is not None:
+            return self._verify_remote(recipe, label, built, source, model, extra, notes)
         self.emit("verify", f"verifying {label} on {self.choice.on_ep}")
         on_ep, reason = self.choice.on_ep, self.choice.reason
         refused = ""
@@ -198,6 +222,37 @@ class _Builder:
         return Candidate(
             recipe, label, built.precision, model, extra, source, built.path,
             metrics, gate, on_ep, reason, notes, latency, refused,
+        )  # fmt: skip
+
+    def _verify_remote(
+        self, recipe: Recipe, label: str, built: quantize.Built, source: Path,
+        model: Path, extra: tuple[Path, ...], notes: tuple[str, ...],
+    ) -> Candidate:  # fmt: skip
+        """:meth:`_verify` in a target runtime (:mod:`edgeort.pack.inruntime`)."""
+        assert self.remote is not None
+        where = f"{self.choice.on_ep} in runtime {self.remote.name}"
+        self.emit("verify", f"verifying {label} on {where}")
+        onnx_file = built.path if model.suffix == ".ort" else model
+        run = self.w.runtimes.verify(
+            self.remote, self.w.profile, model, extra, onnx_file, self.w.verify_data,
+            precision=built.precision,
+            measure=self.w.measure_speed and not self.choice.simulated,
+        )  # fmt: skip
+        metrics = compare(
+            self.w.reference,
+            run.outputs,
+            self.w.verify_data.labels,
+            padding_mask(self.w.verify_data.arrays, self.w.verify_data.samples),
+        )
+        gate = gates.accuracy_gate(
+            metrics, self.w.profile.verify, reference=self.w.reference_metrics,
+            max_drop=self.w.max_drop,
+        )  # fmt: skip
+        self.gates.append(gates.gate_record(gate, label))
+        latency = run.latency_ms if gate.passed else None
+        return Candidate(
+            recipe, label, built.precision, model, extra, source, built.path,
+            metrics, gate, run.on_ep, run.reason, notes, latency, run.record,
         )  # fmt: skip
 
     # -- choosing ------------------------------------------------------------------

@@ -141,6 +141,9 @@ SECTIONS: dict[str, dict[str, Checker]] = {
             r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", "a module name", empty=True
         ),
         "min_ort": string(r"\d+\.\d+(\.\d+)?", "use a version such as '1.24.2'"),
+        "alternative_packages": str_list(
+            string(r"[A-Za-z0-9][A-Za-z0-9._-]*", "a package name"), unique=True
+        ),
         "fallback": str_list(ep_name, unique=True),
         "simulated_on": str_list(_ARCH, unique=True),
         "provider_options": str_map(provider_option),

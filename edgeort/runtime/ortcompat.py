@@ -13,7 +13,9 @@ opset and IR numbers of each ONNX release are from ``onnx.helper.VERSION_TABLE``
   2025-04-16, first released in ORT 1.22)
 * ``verified``: measured with the installed wheel (opset 29 / IR 15 refused by ORT 1.32.0).
   ``tests/test_runtime_version_guard.py`` measures the installed ORT's limits on every run
-  and checks them against its row, or the rows around it when it has none
+  and checks them against its row, or the rows around it when it has none; 1.24:
+  measured in target runtimes with onnxruntime-openvino 1.24.1 and onnxruntime 1.24.4
+  (opset 25 and IR 13 load, opset 26 and IR 14 are refused; ``tests/test_runtimes_skew.py``)
 
 Between two rows the limits are only bounded: a variant is refused up front only when
 it needs more than the next known row allows; otherwise ORT is asked, and its own
@@ -59,6 +61,7 @@ ORT_ONNX_TABLE: tuple[OrtRow, ...] = (
     OrtRow("1.19", "1.16", 21, 10, "docs"),
     OrtRow("1.20", "1.17", 22, 10, "docs"),
     OrtRow("1.22", "1.18", 23, 11, "pr"),
+    OrtRow("1.24", "1.20", 25, 13, "verified"),
     OrtRow("1.32", "1.23", 28, 14, "verified"),
 )
 
