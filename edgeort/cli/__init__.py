@@ -111,8 +111,8 @@ def _register() -> None:
         commands_profiles,
         commands_report,
         commands_run,
-        commands_sign,
         commands_runtimes,
+        commands_sign,
     )
 
     modules = (
