@@ -221,7 +221,7 @@ class _Builder:
             latency = evaluate.latency_ms(session, self.w.verify_data.sample(0))
         return Candidate(
             recipe, label, built.precision, model, extra, source, built.path,
-            metrics, gate, on_ep, reason, notes, latency, refused,
+            metrics, gate, on_ep, reason, notes, latency, ep_refused=refused,
         )  # fmt: skip
 
     def _verify_remote(
@@ -248,11 +248,11 @@ class _Builder:
             metrics, self.w.profile.verify, reference=self.w.reference_metrics,
             max_drop=self.w.max_drop,
         )  # fmt: skip
-        self.gates.append(gates.gate_record(gate, label))
+        self.record(gates.gate_record(gate, label))
         latency = run.latency_ms if gate.passed else None
         return Candidate(
             recipe, label, built.precision, model, extra, source, built.path,
-            metrics, gate, run.on_ep, run.reason, notes, latency, run.record,
+            metrics, gate, run.on_ep, run.reason, notes, latency, runtime=run.record,
         )  # fmt: skip
 
     # -- choosing ------------------------------------------------------------------
