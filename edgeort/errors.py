@@ -16,7 +16,9 @@ The tree (exit code of the CLI in brackets)::
     │   └── NoVariantError [10] no variant of a bundle can run on this device
     ├── InputError [11]         run() feeds do not match the model's signature
     ├── PackageError [12]       the packaging pipeline cannot produce a variant
-    └── CacheError [13]         the cache or config directory is unusable
+    ├── CacheError [13]         the cache or config directory is unusable
+    └── FarmError [14]          the device farm cannot be reached, or a farm job failed
+                                on every worker that could run it (``edgeort.farm``)
 
 Errors carry the fields a caller needs (``path``, ``key``, ``input_name``,
 ``expected``, ``got``) and a message a user can act on. Library code never prints;
@@ -34,6 +36,7 @@ __all__ = [
     "CacheError",
     "DataError",
     "EdgeortError",
+    "FarmError",
     "InputError",
     "IntegrityError",
     "ModelError",
@@ -189,3 +192,14 @@ class CacheError(EdgeortError):
     """The cache or config directory cannot be used."""
 
     exit_code = 13
+
+
+class FarmError(EdgeortError):
+    """The device farm (``edgeort.farm``) cannot be reached, or a job failed everywhere."""
+
+    exit_code = 14
+
+    def __init__(self, message: str, *, address: str | None = None, job: str | None = None) -> None:
+        super().__init__(message)
+        self.address = address
+        self.job = job

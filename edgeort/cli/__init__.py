@@ -56,6 +56,7 @@ def _quiet_third_party(record: logging.LogRecord) -> bool:
 
 def _register() -> None:
     from edgeort.cli import (
+        commands_farm,
         commands_measure,
         commands_package,
         commands_probe,
@@ -63,7 +64,14 @@ def _register() -> None:
         commands_run,
     )
 
-    modules = (commands_probe, commands_profiles, commands_package, commands_run, commands_measure)
+    modules = (
+        commands_probe,
+        commands_profiles,
+        commands_package,
+        commands_run,
+        commands_measure,
+        commands_farm,
+    )
     for module in modules:
         for command in module.COMMANDS:
             cli.add_command(command)

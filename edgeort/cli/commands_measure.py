@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from edgeort.cli.commands_farm import farm_options, format_farm_bench, job_printer, security_from
 from edgeort.errors import UsageError
 
 __all__ = ["COMMANDS"]
@@ -121,6 +122,18 @@ def _progress(
     metavar="[FP32.onnx]",
     help="Also run the fp32 source model (given, or recorded by the bundle) as the baseline.",
 )
+@click.option(
+    "--per-profile",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --farm: at most N workers per variant's profile (default: every fitting one).",
+)
+@click.option(
+    "--merge",
+    is_flag=True,
+    help="With --farm: record the rows in the bundle's per-device measurements (re-sealed).",
+)
+@farm_options
 @_json_opt
 def bench_command(
     path: Path,
@@ -134,10 +147,27 @@ def bench_command(
     inputs: tuple[str, ...],
     dims: tuple[str, ...],
     compare: str | None,
+    per_profile: int | None,
+    merge: bool,
+    farm: str | None,
+    farm_timeout: float | None,
     as_json: bool,
+    **tls: Any,
 ) -> None:
     """Latency (median, mean, p90/p95/p99, min/max), throughput, session creation time
-    and peak memory of a model or of each runnable bundle variant."""
+    and peak memory of a model or of each runnable bundle variant; with --farm, of each
+    variant on every farm worker whose device fits it."""
+    if farm is not None:
+        given = {"--ep": ep, "--ep-option": ep_options, "--input": inputs, "--dim": dims}
+        given["--compare"] = compare is not None or None
+        bad = [k for k, v in given.items() if v]
+        if bad:
+            raise UsageError(f"{', '.join(bad)} cannot be used with --farm", option=bad[0])
+        _farm_bench(path, farm, variant, per_profile, merge, runs, duration, warmup, threads,
+                    farm_timeout, as_json, tls)  # fmt: skip
+        return
+    if per_profile is not None or merge:
+        raise UsageError("--per-profile and --merge need --farm ADDRESS", option="--farm")
     from edgeort.measure.bench import bench
     from edgeort.measure.session import Knobs
     from edgeort.measure.targets import source_model
@@ -165,6 +195,39 @@ def bench_command(
         _emit("bench", {"path": str(path), **report.to_json()})
     else:
         _lines(format_bench(report))
+
+
+def _farm_bench(
+    path: Path,
+    farm: str,
+    variant: str | None,
+    per_profile: int | None,
+    merge: bool,
+    runs: int | None,
+    duration: float | None,
+    warmup: int,
+    threads: int | None,
+    timeout: float | None,
+    as_json: bool,
+    tls: dict[str, Any],
+) -> None:
+    from edgeort.farm import require_dask
+
+    require_dask()
+    security = security_from(tls)
+    from edgeort.farm.client import connect, farm_bench
+
+    runs = runs if runs is not None or duration is not None else 50
+    with connect(farm, security=security) as client:
+        report = farm_bench(
+            client, path, variant=variant, per_profile=per_profile, runs=runs, warmup=warmup,
+            duration=duration, threads=threads, timeout=timeout, merge=merge,
+            on_job=None if as_json else job_printer(False),
+        )  # fmt: skip
+    if as_json:
+        _emit("bench", {"farm": farm, **report.to_json()})
+    else:
+        _lines(format_farm_bench(report))
 
 
 @click.command("profile")
