@@ -56,8 +56,12 @@ def connect(address: str, *, security: Any = None, timeout: float = 10.0) -> Ite
             f"cannot reach the farm scheduler at {full} within {timeout:g} s: {exc}",
             address=full,
         ) from None
+    import dask
+
     try:
-        yield client
+        # Bundles and models travel inside their tasks on purpose (see farm_package).
+        with dask.config.set({"distributed.admin.large-graph-warning-threshold": "4GiB"}):
+            yield client
     finally:
         with contextlib.suppress(Exception):
             client.close(timeout=5)
@@ -215,7 +219,7 @@ def farm_bench(
         plan += [(v.name, w["address"], w["name"]) for w in fit]
     rows: list[dict[str, Any]] = []
     if plan:
-        [payload] = client.scatter([tree], hash=False)
+        payload = tree  # inline in each task, as the model trees of package jobs
         futures = {}
         for vname, addr, wname in plan:
             fut = client.submit(
@@ -228,7 +232,6 @@ def farm_bench(
             if on_job is not None:
                 on_job(JobEvent("queued", futures[fut], "queued", 0, len(plan), wname))
         results = _wait(client, futures, timeout, on_job)
-        client.cancel([payload])
         for (vname, _addr, wname), name in zip(plan, futures.values(), strict=True):
             res = results[name]
             if isinstance(res, Exception):
@@ -388,7 +391,10 @@ def farm_package(
     plan: list[tuple[int, str, str]] = []  # (model index, profile, job name)
     total = len(payloads) * len(profiles)
     for i, payload in enumerate(payloads):
-        [model_ref] = client.scatter([payload["tree"]], hash=False)
+        # The tree travels inside each task, not scattered: the scheduler keeps a task's
+        # arguments, so a job whose worker dies can run again elsewhere (scattered data
+        # would die with the worker that held it).
+        model_ref = payload["tree"]
         for prof in profiles:
             name = f"{model_paths[i].name} -> {prof.name}"
             request = {
