@@ -31,7 +31,7 @@ def _lines(lines: list[str]) -> None:
 
 
 def _pairs(items: tuple[str, ...], option: str) -> dict[str, str]:
-    from edgeort.measure.feeds import parse_assignments
+    from edgeort.feeds import parse_assignments
 
     return parse_assignments(items, option=option)
 
@@ -169,8 +169,7 @@ def bench_command(
     if per_profile is not None or merge:
         raise UsageError("--per-profile and --merge need --farm ADDRESS", option="--farm")
     from edgeort.measure.bench import bench
-    from edgeort.measure.session import Knobs
-    from edgeort.measure.targets import source_model
+    from edgeort.measure.targets import Knobs, source_model
     from edgeort.measure.text import format_bench
 
     resolved = _resolve(path, ep, ep_options, variant)
@@ -266,8 +265,8 @@ def profile_command(
 ) -> None:
     """Run ORT's profiler: the Chrome trace, time per op type, the slowest nodes and the
     EP that ran each node."""
-    from edgeort.measure.profile import profile_target
     from edgeort.measure.text import format_profile
+    from edgeort.measure.trace import profile_target
 
     resolved = _resolve(path, ep, ep_options, variant)
     _need_targets(resolved)

@@ -22,9 +22,9 @@ import onnxruntime as ort
 import psutil
 
 from edgeort.errors import UsageError
-from edgeort.measure.feeds import generate_feeds, load_feeds
-from edgeort.measure.session import CPU, Knobs, Target, create_session
+from edgeort.feeds import generate_feeds, load_feeds
 from edgeort.measure.stats import Summary, ratio, summarize
+from edgeort.measure.targets import CPU, Knobs, Target, create_session
 
 __all__ = [
     "BenchReport",

@@ -30,15 +30,16 @@ from edgeort.measure.findings import Finding
 from edgeort.measure.graphinfo import GraphInfo, read_graph
 from edgeort.measure.optables import TABLES, load_table
 from edgeort.measure.partition import PartitionReport, UnsupportedNode, partition_report
-from edgeort.measure.session import (
+from edgeort.measure.targets import (
     CPU,
+    DEFAULT_EP_OPTIONS,
     Knobs,
+    Resolved,
     Target,
     create_session,
     ep_unavailable_reason,
     placement,
 )
-from edgeort.measure.targets import DEFAULT_EP_OPTIONS, Resolved
 from edgeort.measure.tune import physical_cores
 
 __all__ = ["DoctorReport", "PartitionTarget", "cpu_report", "doctor", "partition_targets"]

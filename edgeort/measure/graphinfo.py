@@ -21,8 +21,8 @@ from onnx import helper, numpy_helper, shape_inference
 
 from edgeort._fs import scratch_cwd
 from edgeort.errors import ModelError
+from edgeort.hardware.ep import LEVELS
 from edgeort.measure.partition import GraphNode, ShapeInfo
-from edgeort.session import LEVELS
 
 __all__ = ["GraphInfo", "optimized_model", "read_graph"]
 

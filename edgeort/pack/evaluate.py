@@ -21,9 +21,9 @@ import onnxruntime as ort
 
 from edgeort.errors import PackageError
 from edgeort.hardware._platform import normalise_arch
+from edgeort.hardware.ep import LEVELS, RECORD_PLACEMENT
 from edgeort.pack.data import Dataset
 from edgeort.profiles import Profile
-from edgeort.session import LEVELS, RECORD_PLACEMENT
 
 __all__ = ["CPU", "EpChoice", "choose_ep", "latency_ms", "make_session", "run_dataset"]
 
@@ -62,7 +62,7 @@ class EpChoice:
 
 
 def _providers_module() -> Any:
-    from edgeort import providers
+    from edgeort.hardware import plugins as providers
 
     return providers
 

@@ -17,7 +17,7 @@ from typing import Any
 import onnx
 import onnxruntime as ort
 
-from edgeort.ortcompat import version_tuple
+from edgeort._versions import version_tuple
 from edgeort.pack.evaluate import LATENCY_RUNS
 from edgeort.pack.load import IOInfo, io_info
 from edgeort.pack.target import TargetOutcome
@@ -74,10 +74,10 @@ def _ep_version(package: str) -> str | None:
 @functools.cache
 def _fingerprint() -> str | None:
     """This build machine's fingerprint: the runtime trusts a recorded latency only on
-    hardware with the same one (:func:`edgeort.choice.device_fingerprint`)."""
+    hardware with the same one (:func:`edgeort.runtime.tuning.device_fingerprint`)."""
     try:
-        from edgeort.choice import device_fingerprint
         from edgeort.hardware import probe
+        from edgeort.runtime.tuning import device_fingerprint
 
         return device_fingerprint(probe())
     except Exception as exc:  # the probe is best effort here: no fingerprint, no reuse

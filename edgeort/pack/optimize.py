@@ -22,7 +22,7 @@ import onnx
 import onnxruntime as ort
 
 from edgeort.errors import PackageError
-from edgeort.session import LEVELS
+from edgeort.hardware.ep import LEVELS
 
 __all__ = [
     "Fused",

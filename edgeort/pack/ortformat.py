@@ -20,7 +20,7 @@ from pathlib import Path
 import onnxruntime as ort
 
 from edgeort.errors import PackageError
-from edgeort.session import LEVELS
+from edgeort.hardware.ep import LEVELS
 
 __all__ = ["CONFIG_NAME", "OrtFormat", "convert_to_ort"]
 

@@ -66,7 +66,7 @@ def _resolve(
     targets: Iterable[str], profiles: Sequence[Profile] | None, here: bool
 ) -> list[Profile]:
     from edgeort.profiles import load_profiles
-    from edgeort.select import resolve_target
+    from edgeort.profiles.match import resolve_target
 
     names = list(targets)
     if not names:

@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from edgeort.device import DeviceInfo
+from edgeort._versions import version_tuple
 from edgeort.errors import Problem, ProfileError, UsageError
-from edgeort.ortcompat import version_tuple
+from edgeort.hardware.device import DeviceInfo
 from edgeort.profiles import Profile
 
 __all__ = ["Candidate", "evaluate", "intra_op_threads", "rank", "resolve_target"]
@@ -201,7 +201,7 @@ def _check_device_type(
 
 
 def _not_installed(profile: Profile) -> str:
-    from edgeort.providers import KNOWN_PLUGINS, plugin_install_hint
+    from edgeort.hardware.plugins import KNOWN_PLUGINS, plugin_install_hint
 
     rt = profile.runtime
     if rt.plugin_module or rt.ep in KNOWN_PLUGINS:

@@ -15,17 +15,20 @@ from typing import Any
 
 import onnxruntime as ort
 
-from edgeort.choice import CPU_EP
-from edgeort.device import DeviceInfo
 from edgeort.errors import CacheError, EdgeortError, ProviderError, UsageError
-from edgeort.ortcompat import is_version_error
+from edgeort.hardware.device import DeviceInfo
 
 __all__ = [
+    "CPU_EP",
     "create_session",
     "ep_cache_dir",
+    "ep_unavailable",
     "expand_options",
+    "is_version_error",
     "session_options_for",
 ]
+
+CPU_EP = "CPUExecutionProvider"
 
 LEVELS = {  # the one name -> ORT level table (profiles, tune, pack, doctor)
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -52,7 +55,7 @@ def _threads(profile: Any, device: DeviceInfo, threads: int | None) -> int:
         return threads
     if profile is None:
         return device.threads_default
-    from edgeort.select import intra_op_threads
+    from edgeort.profiles.match import intra_op_threads
 
     return int(intra_op_threads(profile, device))
 
@@ -86,7 +89,7 @@ def session_options_for(
 ) -> ort.SessionOptions:
     """``SessionOptions`` for ``variant`` from its profile and its recorded options.
 
-    Threads: ``threads=`` or :func:`edgeort.select.intra_op_threads`; spinning on unless
+    Threads: ``threads=`` or :func:`edgeort.profiles.match.intra_op_threads`; spinning on unless
     the device runs on battery; optimisation level and execution mode from the
     arguments (e.g. tuned) or else the profile; config entries from the profile, then
     the variant's ``executor_info`` session options, then ``overrides`` (e.g. tuned
@@ -148,7 +151,7 @@ def expand_options(options: Mapping[str, str], variant: Any) -> dict[str, str]:
 
 
 def _plugin_devices(variant: Any) -> list[Any]:
-    from edgeort.providers import ep_devices, registration_error
+    from edgeort.hardware.plugins import ep_devices, registration_error
 
     devices = ep_devices(variant.ep)
     if variant.device:
@@ -165,7 +168,7 @@ def _attach_ep(
     so: ort.SessionOptions, variant: Any, options: Mapping[str, str], strict: bool
 ) -> list[Any] | None:
     """Add the variant's EP; returns ``providers=`` for InferenceSession (None: on ``so``)."""
-    from edgeort.providers import KNOWN_PLUGINS, discover_plugins
+    from edgeort.hardware.plugins import KNOWN_PLUGINS, discover_plugins
 
     ep = variant.ep
     if ep == CPU_EP:
@@ -243,3 +246,53 @@ def create_session(
             provider=variant.ep,
         )
     return session
+
+
+def _is_plugin(ep: str, device: DeviceInfo) -> bool:
+    from edgeort.hardware.plugins import KNOWN_PLUGINS
+
+    return ep in KNOWN_PLUGINS or any(p.ep_name == ep for p in device.plugin_eps)
+
+
+def ep_unavailable(variant: Any, device: DeviceInfo) -> str | None:
+    """Why ``variant``'s EP cannot run on ``device``; None when it can."""
+    ep, want = variant.ep, variant.device
+    types = device.ep_device_types(ep)
+    if ep == CPU_EP:
+        return None
+    if _is_plugin(ep, device):
+        plugin = next((p for p in device.plugin_eps if p.ep_name == ep), None)
+        if plugin is None and not types:
+            from edgeort.hardware.plugins import plugin_install_hint
+
+            return f"{ep} is not installed: {plugin_install_hint(ep, variant.ep_package)}"
+        if plugin is not None and not plugin.registered and not types:
+            return f"{ep} ({plugin.package}) is installed but not registered: {plugin.error}"
+        if not types:
+            assert plugin is not None
+            return (
+                f"{ep} ({plugin.package} {plugin.version}) is installed and registered but "
+                f"reports no device here (onnxruntime lists no OrtEpDevice for it on "
+                f"{device.cpu_vendor or 'this'} {device.arch})"
+            )
+    elif ep not in device.available_eps:
+        have = ", ".join(sorted(device.available_eps))
+        return (
+            f"{ep} is not in this onnxruntime build (it has {have}); install {variant.ep_package}"
+        )
+    if want and types and want not in types:
+        return f"{ep} has only {'/'.join(sorted(types))} devices here; the variant needs {want}"
+    return None
+
+
+_VERSION_ERRORS = (
+    "Unsupported model IR version",
+    "official support for domain",
+    "is under development and support for this is limited",
+)
+
+
+def is_version_error(exc: BaseException) -> bool:
+    """Whether ORT refused a model because of its IR version or opset."""
+    text = str(exc)
+    return any(marker in text for marker in _VERSION_ERRORS)

@@ -1,6 +1,6 @@
 """Small checkers for TOML values: each appends a Problem and returns ``BAD`` on failure.
 
-Used by :mod:`edgeort._profile_schema`; a checker is ``(collector, key, value) -> value``.
+Used by :mod:`edgeort.profiles.schema`; a checker is ``(collector, key, value) -> value``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The loaded model: validated ``run()``, placement and IO binding over one ORT session.
 
 :class:`Model` is what :func:`edgeort.load` returns. Every per-input check is computed
-once, at construction (:class:`edgeort.signature.InputCheck`), so ``run()`` does a
+once, at construction (:class:`edgeort.runtime.inputs.InputCheck`), so ``run()`` does a
 handful of attribute compares per input before calling ``InferenceSession.run``. The
 hot path touches no shared mutable state, so one ``Model`` may be used from many
 threads at once; ORT sessions are thread-safe for ``run`` and edgeort creates its
@@ -27,7 +27,7 @@ import numpy as np
 import onnxruntime as ort
 
 from edgeort.errors import EdgeortError, InputError, ProviderError, UsageError
-from edgeort.signature import InputCheck, SpecLike
+from edgeort.runtime.inputs import InputCheck, SpecLike
 
 __all__ = ["Model", "PlacedNode", "Placement", "SpecLike", "translate_ort_error"]
 

@@ -13,7 +13,19 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from edgeort._profile_checks import (
+from edgeort.errors import Problem
+from edgeort.profiles import (
+    FAMILIES,
+    PRECISIONS,
+    SHORT_NAMES,
+    Match,
+    ModelPrep,
+    Recipe,
+    Runtime,
+    SessionSettings,
+    Verify,
+)
+from edgeort.profiles.checks import (
     BAD,
     Checker,
     Collector,
@@ -29,18 +41,6 @@ from edgeort._profile_checks import (
     string,
     suggest,
     threads,
-)
-from edgeort.errors import Problem
-from edgeort.profiles import (
-    FAMILIES,
-    PRECISIONS,
-    SHORT_NAMES,
-    Match,
-    ModelPrep,
-    Recipe,
-    Runtime,
-    SessionSettings,
-    Verify,
 )
 
 __all__ = ["RECIPE", "SECTIONS", "recipe_rules", "suggest", "validate"]

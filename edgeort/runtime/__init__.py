@@ -3,9 +3,9 @@
 Data flow: :func:`edgeort.bundle.open_bundle` (zip extraction, size-then-sha256 of every
 file, closed file list, no links or path escapes -- all before ORT sees a byte) ->
 the device (:func:`edgeort.hardware.probe`, plugin EPs registered only for the EPs the bundle
-uses) -> :func:`edgeort.choice.rank_variants` -> :func:`create_session` for each usable
+uses) -> :func:`edgeort.runtime.ranking.rank_variants` -> :func:`create_session` for each usable
 variant in ranked order until one works. Every skipped or failed variant is logged once,
-with its reason, and kept in :attr:`Model.reasons <edgeort.model.Model.reasons>`.
+with its reason, and kept in :attr:`Model.reasons <edgeort.runtime.model.Model.reasons>`.
 
 Sessions are created with ``enable_fallback=0``: ORT's Python wrapper would otherwise
 print to stdout and silently re-create the session on the CPU EP (also during ``run``).
@@ -18,11 +18,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edgeort.choice import Choice, Ranking, rank_variants, tuning_cache_path
-from edgeort.device import DeviceInfo
 from edgeort.errors import NoVariantError, ProviderError, UsageError
-from edgeort.model import Model
-from edgeort.session import create_session, session_options_for
+from edgeort.hardware.device import DeviceInfo
+from edgeort.hardware.ep import create_session, session_options_for
+from edgeort.runtime.model import Model
+from edgeort.runtime.ranking import Choice, Ranking, rank_variants
+from edgeort.runtime.tuning import tuning_cache_path
 
 __all__ = [
     "Model",
