@@ -136,8 +136,8 @@ def test_merging_measurements_reseals_and_replaces_same_device(bundle: Path) -> 
 
 
 def test_a_measurement_counts_for_ranking_only_on_the_same_device(bundle: Path) -> None:
-    from edgeort.choice import device_fingerprint
     from edgeort.runtime import rank_bundle
+    from edgeort.runtime.tuning import device_fingerprint
 
     here = device_fingerprint(edgeort.probe())
     name = open_bundle(bundle).variants[0].name
@@ -148,7 +148,7 @@ def test_a_measurement_counts_for_ranking_only_on_the_same_device(bundle: Path) 
 
 
 def test_merging_refuses_a_signed_bundle(bundle: Path) -> None:
-    from edgeort.signing import generate_keypair, sign_bundle
+    from edgeort.bundle.signing import generate_keypair, sign_bundle
 
     private, _public = generate_keypair()
     sign_bundle(bundle, private)

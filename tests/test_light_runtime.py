@@ -10,9 +10,10 @@ from pathlib import Path
 from tests.conftest import REPO
 from tests.fresh import last_json
 
-HEAVY = ("onnx", "click", "onnxruntime.quantization", "onnxruntime.transformers")
-# The build-side packages; every other module of edgeort is device side.
-BUILD_SIDE = ("edgeort.pack", "edgeort.measure", "edgeort.cli", "edgeort.__main__")
+HEAVY = ("onnx", "click", "onnxruntime.quantization", "onnxruntime.transformers", "dask")
+HEAVY += ("distributed", "edgeort.farm")  # the farm extra: never on a device that only runs
+# The build-side packages (and the farm); every other module of edgeort is device side.
+BUILD_SIDE = ("edgeort.pack", "edgeort.measure", "edgeort.cli", "edgeort.__main__", "edgeort.farm")
 
 
 def device_modules() -> tuple[str, ...]:

@@ -102,10 +102,9 @@ def bench_job(
     """Benchmark ``variant`` of the bundle ``tree`` on this device; one result row."""
     import onnxruntime as ort
 
-    from edgeort.choice import device_fingerprint
     from edgeort.measure.bench import bench_target
-    from edgeort.measure.session import Knobs
-    from edgeort.measure.targets import resolve
+    from edgeort.measure.targets import Knobs, resolve
+    from edgeort.runtime.tuning import device_fingerprint
 
     try:
         with tempfile.TemporaryDirectory(prefix="edgeort-farm-bench-") as tmp:

@@ -78,9 +78,9 @@ def _eps(device: Any) -> list[str]:
 
 def summary(device: Any = None) -> dict[str, Any]:
     """This device, as ``edgeort farm ls`` shows it (JSON-able)."""
-    from edgeort.choice import device_fingerprint
     from edgeort.profiles import load_profiles
-    from edgeort.select import rank
+    from edgeort.profiles.match import rank
+    from edgeort.runtime.tuning import device_fingerprint
 
     if device is None:
         from edgeort.hardware import probe
