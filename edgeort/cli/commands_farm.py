@@ -92,8 +92,13 @@ def farm_group() -> None:
 @click.option(
     "--dashboard", metavar="ADDRESS", default=None, help="Serve Dask's dashboard (needs bokeh)."
 )
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the address as one JSON line once listening."
+)
 @tls_options
-def scheduler_command(host: str, port: int, dashboard: str | None, **tls: Any) -> None:
+def scheduler_command(
+    host: str, port: int, dashboard: str | None, as_json: bool, **tls: Any
+) -> None:
     """Start a farm scheduler (a Dask scheduler) and run until stopped."""
     from edgeort.farm import require_dask
 
@@ -106,8 +111,15 @@ def scheduler_command(host: str, port: int, dashboard: str | None, **tls: Any) -
         port=port,
         dashboard=dashboard,
         security=security,
-        on_ready=lambda addr: _say(f"scheduler at {addr}"),
+        on_ready=lambda addr: _ready(addr, as_json),
     )
+
+
+def _ready(address: str, as_json: bool) -> None:
+    if as_json:
+        data = {"command": "farm scheduler", "schema": 1, "address": address}
+        click.echo(json.dumps(data, sort_keys=True))
+    _say(f"scheduler at {address}")
 
 
 @farm_group.command("join")

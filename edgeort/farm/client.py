@@ -276,6 +276,18 @@ def _data_payload(path: str | Path | None) -> dict[str, Any] | None:
     return {"name": p.name, "tree": tree}
 
 
+DataArg = str | Path | Mapping[Any, str | Path | None] | None
+
+
+def _data_for(arg: DataArg, model: Path) -> str | Path | None:
+    if not isinstance(arg, Mapping):
+        return arg
+    for key in (model, str(model)):
+        if key in arg:
+            return arg[key]
+    return None
+
+
 def _model_payload(path: Path) -> dict[str, Any]:
     """The model file and the external-data files it names (beside it)."""
     import onnx
@@ -330,8 +342,8 @@ def farm_package(
     targets: Sequence[str],
     *,
     output: str | Path,
-    calibration: str | Path | None = None,
-    validation: str | Path | None = None,
+    calibration: DataArg = None,
+    validation: DataArg = None,
     shapes: Mapping[str, Sequence[int]] | None = None,
     max_drop: float | None = None,
     zip: bool = False,
@@ -350,6 +362,8 @@ def farm_package(
     is verified on the CPU EP there, and the variant's ``farm`` metadata says why. Each
     model's bundle is written here, only when all its jobs succeeded; a failed job is
     reported by name (:class:`FarmError` after the complete bundles are written).
+    ``calibration``/``validation``: one data path for every model, or a mapping from
+    model path to its own data (models of a zoo have different inputs).
     """
     from edgeort.bundle import open_bundle
 
@@ -360,10 +374,15 @@ def farm_package(
     outs = bundle_paths(model_paths, output, zip)
     profiles = _resolve_targets(targets, [Path(p) for p in profile_files], here)
     payloads = [_model_payload(m) for m in model_paths]
+    data = [
+        {
+            "calibration": _data_payload(_data_for(calibration, m)),
+            "validation": _data_payload(_data_for(validation, m)),
+        }
+        for m in model_paths
+    ]
     common = {
         "profiles": {Path(p).name: Path(p).read_bytes() for p in profile_files},
-        "calibration": _data_payload(calibration),
-        "validation": _data_payload(validation),
         "shapes": {k: list(v) for k, v in (shapes or {}).items()},
         "max_drop": max_drop,
         "measure_speed": measure_speed,
@@ -399,6 +418,7 @@ def farm_package(
             name = f"{model_paths[i].name} -> {prof.name}"
             request = {
                 **common,
+                **data[i],
                 "model_name": payload["name"],
                 "model_sha256": payload["sha256"],
                 "target": prof.name,
