@@ -247,3 +247,77 @@ def test_sigkill_of_a_worker_mid_job_still_completes_without_partial_bundle(
         assert b.variants[0].metadata["farm"]["worker"] != killed or len(models) > 1
     assert _leftovers(out) == []
     assert b"wrote" in stdout
+
+
+def _tls_files(folder: Path) -> dict[str, str]:
+    """A CA and one member certificate (SAN 127.0.0.1) made with cryptography."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+        return key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder().subject_name(name("farm CA")).issuer_name(name("farm CA"))
+        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    key = ec.generate_private_key(ec.SECP256R1())
+    san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    cert = (
+        x509.CertificateBuilder().subject_name(name("member")).issuer_name(ca.subject)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(san, critical=False).sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    files = {
+        "ca.pem": ca.public_bytes(serialization.Encoding.PEM),
+        "member.pem": cert.public_bytes(serialization.Encoding.PEM),
+        "member.key": pem_key(key),
+    }
+    for fname, data in files.items():
+        (folder / fname).write_bytes(data)
+    return {k: str(folder / v) for k, v in
+            (("ca", "ca.pem"), ("cert", "member.pem"), ("key", "member.key"))}  # fmt: skip
+
+
+def test_tls_farm_takes_members_with_certificates_only(tmp_path: Path) -> None:
+    pytest.importorskip("cryptography", reason="cryptography (test extra) is not installed")
+    tls = _tls_files(tmp_path)
+    opts = ["--tls-ca-file", tls["ca"], "--tls-cert", tls["cert"], "--tls-key", tls["key"]]
+    (tmp_path / "logs").mkdir()
+    f = Farm(f"127.0.0.1:{free_port()}", farm_env(tmp_path), tmp_path / "logs")
+    port = f.address.rsplit(":", 1)[1]
+    try:
+        f.scheduler = f._spawn("scheduler", "farm", "scheduler", "--port", port, *opts)
+        f.workers["t1"] = f._spawn("t1", "farm", "join", f.address, "--name", "t1", *opts)
+        deadline = time.monotonic() + 90
+        names: list[str] = []
+        while time.monotonic() < deadline and names != ["t1"]:
+            proc = run_cli(["farm", "ls", f.address, "--json", *opts], f.env, check=False)
+            if proc.returncode == 0:
+                names = [w["name"] for w in json.loads(proc.stdout)["workers"]]
+            time.sleep(1)
+        assert names == ["t1"], f"TLS worker did not join; logs in {f.logs}"
+        plain = run_cli(["farm", "ls", f.address, "--timeout", "3"], f.env, check=False)
+        assert plain.returncode == 14, plain.stderr  # no certificate, no farm
+        assert "cannot reach the farm scheduler at tcp://" in plain.stderr
+    finally:
+        f.stop()

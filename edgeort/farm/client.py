@@ -50,7 +50,9 @@ def connect(address: str, *, security: Any = None, timeout: float = 10.0) -> Ite
 
     full = address_with_scheme(address, security)
     try:
-        client = Client(full, security=security, timeout=timeout, set_as_default=False)
+        client = Client(  # type: ignore[no-untyped-call]
+            full, security=security, timeout=timeout, set_as_default=False
+        )
     except (OSError, TimeoutError) as exc:
         raise FarmError(
             f"cannot reach the farm scheduler at {full} within {timeout:g} s: {exc}",
@@ -64,7 +66,7 @@ def connect(address: str, *, security: Any = None, timeout: float = 10.0) -> Ite
             yield client
     finally:
         with contextlib.suppress(Exception):
-            client.close(timeout=5)
+            client.close(timeout=5)  # type: ignore[no-untyped-call]
 
 
 def list_workers(client: Any) -> list[dict[str, Any]]:
@@ -121,7 +123,8 @@ def _wait(
     results: dict[str, Any] = {}
     pending = dict(futures)
     try:
-        for fut in as_completed(list(futures), loop=client.loop, timeout=timeout):
+        done = as_completed(list(futures), loop=client.loop, timeout=timeout)  # type: ignore[no-untyped-call]
+        for fut in done:
             name = pending.pop(fut)
             try:
                 res = fut.result()

@@ -34,7 +34,7 @@ def make_security(
             raise UsageError(f"{option} {value}: no such file", option=option)
     from distributed import Security
 
-    return Security(
+    return Security(  # type: ignore[no-untyped-call]
         tls_ca_file=str(ca_file),
         tls_scheduler_cert=str(cert),
         tls_scheduler_key=str(key),

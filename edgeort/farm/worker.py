@@ -65,14 +65,11 @@ class FarmWorker(Worker):
     async def execute(self, key: Any, *, stimulus_id: str) -> Any:
         ts = self.state.tasks.get(key)
         why = refusal(ts.run_spec) if ts is not None and ts.run_spec is not None else None
-        if why is None:
+        if ts is None or why is None:
             return await super().execute(key, stimulus_id=stimulus_id)
         log.warning("%s", why)
         return ExecuteFailureEvent.from_exception(
-            RefusedJob(why),
-            key=key,
-            run_id=ts.run_id,
-            stimulus_id=stimulus_id,  # type: ignore[union-attr]
+            RefusedJob(why), key=key, run_id=ts.run_id, stimulus_id=stimulus_id
         )
 
 
@@ -100,7 +97,7 @@ async def _serve(
         try:
             await worker
             say(f"joined {address} as {worker.address} ({worker.name})")
-            waiter = asyncio.ensure_future(worker.finished())
+            waiter = asyncio.ensure_future(worker.finished())  # type: ignore[no-untyped-call]
             stopper = asyncio.ensure_future(stop.wait())
             await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
             stopper.cancel()
