@@ -92,11 +92,16 @@ def _farm_run(
     from edgeort.farm.client import farm_package
 
     t0 = time.perf_counter()
-    farm_package(
+    report = farm_package(
         client, [m for m, _ in models], targets, output=out,
         calibration={m: c for m, c in models}, measure_speed=speed, timeout=1800,
     )  # fmt: skip
-    return time.perf_counter() - t0
+    took = time.perf_counter() - t0
+    JOB_SECONDS.append(sum(float(j.get("seconds") or 0) for j in report.jobs))
+    return took
+
+
+JOB_SECONDS: list[float] = []  # per farm run: the jobs' own time, summed over workers
 
 
 class LocalFarm:
@@ -197,6 +202,11 @@ def _markdown(doc: dict[str, Any]) -> str:
         + ", ".join(f"{x:.2f}" for x in r["warmup_farm_s"])
         + " s.",
         "",
+        "Time inside the jobs, summed over both workers, per timed farm run: "
+        + ", ".join(f"{x:.2f}" for x in r["farm_job_seconds_sum"])
+        + " s (each job loads, checks and runs the fp32 reference of its model, which one "
+        "process does once per model for all its targets).",
+        "",
         f"Variant model files identical to the one-process run: {r['identical']}.",
         "",
         doc["note"],
@@ -271,6 +281,7 @@ def main() -> None:
             "identical": identical,
             "warmup_local_s": [round(x, 3) for x in warm_local],
             "warmup_farm_s": [round(x, 3) for x in warm_farm],
+            "farm_job_seconds_sum": [round(x, 3) for x in JOB_SECONDS[args.warmup :]],
         },
         "note": (
             "Both workers and the client share this machine's cores (and, here, the machine "
