@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgeort.hardware.device import EpDevice, PluginEp
+from edgeort.hardware.device import CPU_EP, EpDevice, PluginEp
 
 if TYPE_CHECKING:  # pragma: no cover
     from importlib import metadata
@@ -46,7 +46,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PLUGIN_PREFIX = "onnxruntime-ep-"
-CPU_EP = "CPUExecutionProvider"
 
 
 @dataclass(frozen=True, slots=True)

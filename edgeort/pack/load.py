@@ -19,6 +19,7 @@ from google.protobuf.message import DecodeError
 
 from edgeort._fs import sha256_file
 from edgeort.errors import ModelError
+from edgeort.hardware.ep import cpu_session
 
 __all__ = ["IOInfo", "SourceModel", "io_info", "load_model", "save_model"]
 
@@ -143,7 +144,7 @@ def load_model(path: str | Path) -> SourceModel:
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         so.log_severity_level = 3
-        ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        cpu_session(path, so)
     except Exception as exc:  # ORT raises its own exception types
         raise ModelError(
             f"{path}: onnxruntime {ort.__version__} cannot load it: {_first_line(exc)}",

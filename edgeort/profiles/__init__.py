@@ -5,9 +5,9 @@ problem of every file at once in one :class:`~edgeort.errors.ProfileError`.
 
 The dataclasses (:mod:`edgeort.profiles.model`) are the contract the rest of edgeort
 codes against. The schema checks live in :mod:`edgeort.profiles.schema` (field checkers in
-:mod:`edgeort.profiles.checks`), reading and ``extends`` in :mod:`edgeort.profiles.loader`,
-matching profiles to a device in :mod:`edgeort.profiles.match`; all import only the
-stdlib (``tomllib``) below this package's loaders.
+:mod:`edgeort.profiles.checks`), reading and ``extends`` in :mod:`edgeort.profiles.loader`
+(these import only the stdlib, ``tomllib`` included), matching profiles to a device in
+:mod:`edgeort.profiles.match`.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The profile dataclasses (the contract the rest of edgeort codes against) and their
-rendering back to a dict / TOML. Imports only the stdlib."""
+rendering back to a dict / TOML. Imports only the stdlib (and the CPU EP's name)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from edgeort.hardware.device import CPU_EP
 
 __all__ = [
     "FAMILIES",
@@ -54,7 +56,7 @@ class Runtime:
     package: str = "onnxruntime"  # pip distribution that provides the EP
     plugin_module: str = ""  # module exposing get_library_path() for plugin EPs
     min_ort: str = "1.24.2"
-    fallback: tuple[str, ...] = ("CPUExecutionProvider",)
+    fallback: tuple[str, ...] = (CPU_EP,)
     simulated_on: tuple[str, ...] = ()  # arches where this EP only runs in simulation
     provider_options: Mapping[str, str] = field(default_factory=dict)
 

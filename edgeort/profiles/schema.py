@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from edgeort.errors import Problem
+from edgeort.hardware.device import CPU_EP
 from edgeort.profiles import (
     FAMILIES,
     PRECISIONS,
@@ -78,7 +79,7 @@ def config_entry(c: Collector, key: str, v: str) -> Any:
 # ---- the schema ------------------------------------------------------------------------
 
 KNOWN_EPS = (
-    "CPUExecutionProvider",
+    CPU_EP,
     "CUDAExecutionProvider",
     "CoreMLExecutionProvider",
     "DmlExecutionProvider",

@@ -35,16 +35,13 @@ from typing import Any
 import onnxruntime as ort
 
 from edgeort.hardware.device import DeviceInfo
-from edgeort.hardware.ep import ep_unavailable
+from edgeort.hardware.ep import ep_unavailable, simulated_on
 from edgeort.runtime.ortcompat import version_guard
 from edgeort.runtime.tuning import device_fingerprint, read_tuning
 
 __all__ = ["Choice", "Ranking", "rank_variants"]
 
 log = logging.getLogger(__name__)
-
-# Where an EP is known to run only in simulation when its profile is not at hand.
-SIMULATED_ON = {"QNNExecutionProvider": ("x86_64",)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +165,7 @@ def _choose(
         fits, score, simulated, words = _profile_fit(profile, device)
     else:
         fits, score, words = False, 0.0, f"profile {variant.profile!r} unknown here"
-        simulated = device.arch in SIMULATED_ON.get(variant.ep, ())
+        simulated = device.arch in simulated_on(variant.ep)  # the built-in profiles of its EP
     passed = _passed_gate(variant)
     ms, source, tuned = _measured(variant, device) if passed else (0.0, "", None)
     order = (
