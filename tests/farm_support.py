@@ -62,8 +62,9 @@ class Farm:
                 edgeort_cmd(*args), env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT
             )
 
-    def ls(self) -> list[dict[str, Any]]:
-        proc = run_cli(["farm", "ls", self.address, "--json"], self.env, timeout=60, check=False)
+    def ls(self, timeout: float = 10.0) -> list[dict[str, Any]]:
+        args = ["farm", "ls", self.address, "--json", "--timeout", str(timeout)]
+        proc = run_cli(args, self.env, timeout=60 + timeout, check=False)
         if proc.returncode != 0:
             return []
         return list(json.loads(proc.stdout)["workers"])

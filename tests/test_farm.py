@@ -148,6 +148,17 @@ def test_farm_package_equals_a_local_run(farm: Farm, tmp_path: Path) -> None:
         assert "ep:OpenVINOExecutionProvider" in ov.metadata["farm"]["reason"]
 
 
+def test_workers_rejoin_when_the_scheduler_restarts(farm: Farm) -> None:
+    assert farm.scheduler is not None
+    farm.scheduler.terminate()
+    farm.scheduler.wait(timeout=30)
+    assert farm.ls(timeout=2) == []  # nobody listens now
+    farm.start_scheduler()  # same address
+    workers = farm.wait_for(WORKERS)
+    assert {w["name"] for w in workers} == WORKERS
+    assert all(w["resources"].get("timing") == 1 for w in workers)
+
+
 def _broken_model(folder: Path) -> Path:
     """Valid ONNX protobuf, but an op no runtime has: packaging fails on every worker."""
     node = helper.make_node("NoSuchOp", ["x"], ["y"], domain="edgeort.test")
