@@ -175,3 +175,16 @@ def test_the_device_runtime_never_imports_dask(bundle: Path) -> None:
     assert last_json(["-c", LIGHT.format(bundle=str(bundle), extra="")], cwd=REPO) == []
     seen = last_json(["-c", LIGHT.format(bundle=str(bundle), extra="import distributed")])
     assert "distributed" in seen  # the check sees Dask when something imports it
+
+
+def test_farm_only_options_without_farm_are_an_error() -> None:
+    from click.testing import CliRunner
+
+    from edgeort.cli import cli
+
+    model = str(REPO / "examples" / "digits" / "model.onnx")
+    for args in (["bench", model, "--farm-timeout", "3"], ["bench", model, "--merge"],
+                 ["package", model, "-t", "cpu", "-o", "x", "--tls-key", model]):  # fmt: skip
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "--farm ADDRESS" in result.stderr

@@ -15,6 +15,7 @@ __all__ = [
     "farm_options",
     "format_farm_bench",
     "job_printer",
+    "need_farm",
     "security_from",
     "tls_options",
 ]
@@ -53,6 +54,17 @@ def farm_options(func: F) -> F:
         default=None,
         help="Run on the device farm whose scheduler is at ADDRESS (HOST:PORT); docs/farm.md.",
     )(func)
+
+
+def need_farm(farm_timeout: float | None, tls: dict[str, Any]) -> None:
+    """The farm-only options given without ``--farm`` are an error, not ignored."""
+    from edgeort.errors import UsageError
+
+    given = [f"--{k.replace('_', '-')}" for k, v in tls.items() if v is not None]
+    if farm_timeout is not None:
+        given.insert(0, "--farm-timeout")
+    if given:
+        raise UsageError(f"{', '.join(given)}: only with --farm ADDRESS", option=given[0])
 
 
 def quiet_dask() -> None:

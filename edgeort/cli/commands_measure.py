@@ -14,7 +14,13 @@ from typing import Any
 
 import click
 
-from edgeort.cli.commands_farm import farm_options, format_farm_bench, job_printer, security_from
+from edgeort.cli.commands_farm import (
+    farm_options,
+    format_farm_bench,
+    job_printer,
+    need_farm,
+    security_from,
+)
 from edgeort.errors import UsageError
 
 __all__ = ["COMMANDS"]
@@ -168,6 +174,7 @@ def bench_command(
         return
     if per_profile is not None or merge:
         raise UsageError("--per-profile and --merge need --farm ADDRESS", option="--farm")
+    need_farm(farm_timeout, tls)
     from edgeort.measure.bench import bench
     from edgeort.measure.targets import Knobs, source_model
     from edgeort.measure.text import format_bench

@@ -18,7 +18,7 @@ from typing import IO, Any
 import click
 
 from edgeort.cli._stdout import guarded_stdout
-from edgeort.cli.commands_farm import farm_options, job_printer, security_from
+from edgeort.cli.commands_farm import farm_options, job_printer, need_farm, security_from
 from edgeort.errors import EdgeortError, UsageError
 
 __all__ = ["COMMANDS", "format_result"]
@@ -145,6 +145,7 @@ def package_command(
             profile_files, as_json, no_speed, elsewhere, farm, farm_timeout, tls,
         )  # fmt: skip
         return
+    need_farm(farm_timeout, tls)
     from edgeort.farm.client import bundle_paths
 
     kwargs: dict[str, Any] = {
