@@ -185,7 +185,10 @@ def bench_command(
     runs = runs if runs is not None or duration is not None else 50
     long_run = not as_json and ((runs or 0) >= 200 or (duration or 0) >= 2)
     bar, update = _progress(long_run, runs, duration)
-    kwargs = dict(
+    report = bench(
+        resolved.targets,
+        compare=baseline,
+        skipped=resolved.skipped,
         knobs=Knobs(threads=threads),
         input_files=_pairs(inputs, "--input"),
         dims=_dims(dims),
@@ -194,7 +197,6 @@ def bench_command(
         duration=duration,
         on_progress=update,
     )
-    report = bench(resolved.targets, compare=baseline, skipped=resolved.skipped, **kwargs)
     if bar is not None:
         bar.render_finish()
     if as_json:

@@ -269,6 +269,7 @@ def doctor(
 
 
 def _variant_pt(resolved: Resolved, label: str, ep: str) -> PartitionTarget:
+    assert resolved.bundle is not None  # only bundles have variant labels
     variant = next(v for v in resolved.bundle.variants if v.name == label)
     short = next((s for s in TABLES if load_table(s).ep == ep), "cpu" if ep == CPU else ep)
     return PartitionTarget(short, ep, dict(variant.provider_options), variant.profile)

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import onnxruntime as ort
 
@@ -39,6 +39,11 @@ from edgeort.hardware.ep import (
     placement,
     simulated_here,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edgeort.bundle import Bundle, Variant
+    from edgeort.hardware.device import DeviceInfo
+    from edgeort.profiles import Profile
 
 __all__ = [
     "CPU",
@@ -84,9 +89,9 @@ class Target:
     knobs: Knobs = field(default_factory=Knobs)  # the target's own settings
     simulated: bool = False
     sha256: str | None = None
-    variant: Any = None  # edgeort.bundle.Variant for bundle targets
-    profile: Any = None  # its edgeort.profiles.Profile, when known
-    device: Any = None  # the DeviceInfo it was resolved on
+    variant: Variant | None = None  # for bundle targets
+    profile: Profile | None = None  # its profile, when known
+    device: DeviceInfo | None = None  # the device it was resolved on
 
     def with_knobs(self, knobs: Knobs) -> Target:
         return replace(self, knobs=knobs)
@@ -127,8 +132,8 @@ class Resolved:
     kind: str  # "model" | "bundle"
     targets: tuple[Target, ...]
     skipped: Mapping[str, str] = field(default_factory=dict)
-    bundle: Any = None
-    device: Any = None
+    bundle: Bundle | None = None
+    device: DeviceInfo | None = None
 
     @property
     def model_files(self) -> tuple[tuple[str, Path, str], ...]:
@@ -166,17 +171,19 @@ def _model_target(path: Path, ep: str | None, ep_options: Mapping[str, str]) -> 
     return Resolved(path, "model", () if skipped else (target,), skipped)
 
 
-def _probe() -> Any:
+def _probe() -> DeviceInfo:
     from edgeort.hardware import probe
 
     return probe()
 
 
-def _profile_of(variant: Any, profiles: Sequence[Any]) -> Any:
+def _profile_of(variant: Variant, profiles: Sequence[Profile]) -> Profile | None:
     return next((p for p in profiles if p.name == variant.profile), None)
 
 
-def _bundle_targets(path: Path, variant: str | None, ep: str | None, device: Any) -> Resolved:
+def _bundle_targets(
+    path: Path, variant: str | None, ep: str | None, device: DeviceInfo | None
+) -> Resolved:
     from edgeort.bundle import open_bundle
     from edgeort.profiles import load_profiles
 
@@ -217,7 +224,7 @@ def resolve(
     ep: str | None = None,
     ep_options: Mapping[str, str] | None = None,
     variant: str | None = None,
-    device: Any = None,
+    device: DeviceInfo | None = None,
 ) -> Resolved:
     """The targets ``path`` (model file or bundle) stands for."""
     path = Path(path)
@@ -242,7 +249,7 @@ def source_model(resolved: Resolved, given: str | Path | None) -> Path | None:
         if not p.is_file():
             raise DataError(f"--compare {p}: no such model file", path=p)
         return p
-    if resolved.kind == "model":
+    if resolved.kind == "model" or resolved.bundle is None:
         return resolved.path
     meta = (resolved.bundle.metadata or {}).get("edgeort", resolved.bundle.metadata) or {}
     src = meta.get("source_model") if isinstance(meta, Mapping) else None

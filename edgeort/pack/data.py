@@ -22,8 +22,9 @@ import numpy as np
 import onnx
 from onnxruntime.quantization import CalibrationDataReader
 
+from edgeort.bundle import TensorSpec
 from edgeort.errors import DataError
-from edgeort.pack.load import IOInfo
+from edgeort.feeds import random_array
 
 __all__ = ["LABELS", "Dataset", "DatasetReader", "load_data", "synthetic_data", "vocab_sizes"]
 
@@ -106,7 +107,7 @@ def _fmt(shape: Sequence[int | str | None]) -> str:
     return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
 
 
-def _check_input(path: Path, info: IOInfo, arr: np.ndarray) -> bool:
+def _check_input(path: Path, info: TensorSpec, arr: np.ndarray) -> bool:
     """Check one array against one input; returns whether it is stacked (rank + 1)."""
     if arr.dtype.name != info.dtype:
         raise DataError(
@@ -138,7 +139,7 @@ def _check_input(path: Path, info: IOInfo, arr: np.ndarray) -> bool:
     return stacked
 
 
-def load_data(path: str | Path, inputs: Sequence[IOInfo]) -> Dataset:
+def load_data(path: str | Path, inputs: Sequence[TensorSpec]) -> Dataset:
     """Read ``path`` and check it against the model ``inputs``."""
     path = Path(path)
     arrays = _read_arrays(path)
@@ -181,44 +182,28 @@ def _check_labels(path: Path, labels: np.ndarray, samples: int) -> np.ndarray:
 
 
 def synthetic_data(
-    inputs: Sequence[IOInfo],
+    inputs: Sequence[TensorSpec],
     *,
     samples: int = 8,
     seed: int = 0,
     vocab: Mapping[str, int] | None = None,
 ) -> Dataset:
-    """Random samples within each input's dtype and a sensible range.
-
-    Floats: standard normal. Integer inputs whose name looks like a mask: ones. Other
-    integers: ``0 .. vocab[name]-1`` when the embedding table size is known (``vocab``),
-    else ``0..99``. Booleans: True. Dynamic dims become 1 (batch) or 8 (others).
+    """Random samples by :func:`edgeort.feeds.random_array`'s rule: floats standard
+    normal, masks ones, other integers ``0 .. vocab[name]-1`` when the embedding table
+    size is known (``vocab``) else zeros, booleans True. Dynamic dims become 1 (batch)
+    or 8 (others).
     """
     rng = np.random.default_rng(seed)
     arrays: dict[str, np.ndarray] = {}
     for info in inputs:
         dims = [d if isinstance(d, int) else (1 if i == 0 else 8) for i, d in enumerate(info.shape)]
         shape = (samples, *dims)
-        arrays[info.name] = _random(rng, info, shape, (vocab or {}).get(info.name))
+        arrays[info.name] = random_array(
+            info.name, info.dtype, shape, rng, vocab=(vocab or {}).get(info.name)
+        )
     stacked = {info.name: True for info in inputs}
     note = f"synthetic inputs ({samples} samples, seed {seed}): no data file was given"
     return Dataset(arrays, stacked, samples, "synthetic", True, None, (note,))
-
-
-def _random(
-    rng: np.random.Generator, info: IOInfo, shape: tuple[int, ...], vocab: int | None
-) -> np.ndarray:
-    dtype = np.dtype(info.dtype)
-    lowered = info.name.lower()
-    if dtype.kind == "b":
-        return np.ones(shape, dtype=dtype)
-    if dtype.kind in "iu":
-        if "mask" in lowered:
-            return np.ones(shape, dtype=dtype)
-        if "type" in lowered or "segment" in lowered:
-            return np.zeros(shape, dtype=dtype)
-        high = max(2, min(vocab or 100, int(np.iinfo(dtype).max)))
-        return rng.integers(0, high, size=shape).astype(dtype)
-    return rng.standard_normal(shape).astype(dtype)
 
 
 def vocab_sizes(model: onnx.ModelProto) -> dict[str, int]:

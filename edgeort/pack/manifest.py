@@ -18,8 +18,9 @@ import onnx
 import onnxruntime as ort
 
 from edgeort._versions import version_tuple
+from edgeort.bundle import TensorSpec
 from edgeort.pack.evaluate import LATENCY_RUNS
-from edgeort.pack.load import IOInfo, io_info
+from edgeort.pack.load import io_info
 from edgeort.pack.target import TargetOutcome
 
 __all__ = ["accuracy_json", "latency_json", "signature", "variant_metadata"]
@@ -35,7 +36,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def signature(model: Path) -> tuple[tuple[IOInfo, ...], tuple[IOInfo, ...], int, dict[str, int]]:
+def signature(
+    model: Path,
+) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...], int, dict[str, int]]:
     """Inputs, outputs, IR version and opsets (``""`` = ai.onnx) of an ONNX file."""
     proto = onnx.load_model(str(model), load_external_data=False)
     inputs, outputs = io_info(proto)

@@ -18,15 +18,17 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edgeort._fs import TMP_PREFIX, os_error_text
+from edgeort.bundle import TensorSpec
 from edgeort.errors import DataError, PackageError, UsageError
 from edgeort.pack import data as data_mod
 from edgeort.pack import evaluate, optimize, prepare, quantize
 from edgeort.pack.events import Event, EventSink
-from edgeort.pack.load import IOInfo, SourceModel, io_info, load_model, save_model
+from edgeort.pack.load import SourceModel, io_info, load_model, save_model
 from edgeort.pack.metrics import compare, padding_mask
 from edgeort.pack.result import PackageResult, VariantResult
 from edgeort.pack.target import TargetOutcome, TargetWork, build_target
@@ -97,20 +99,31 @@ def _load_profiles(profiles: Sequence[Profile | str | Path] | None) -> Sequence[
     return objs
 
 
+@dataclass(frozen=True, slots=True)
+class _Options:
+    """What :func:`package` was asked for, as the steps read it."""
+
+    shapes: Mapping[str, Sequence[int]]
+    calibration: str | Path | None
+    validation: str | Path | None
+    max_drop: float | None
+    measure_speed: bool
+
+
 class _Run:
-    def __init__(self, source: SourceModel, family: str, work: Path, **opts: Any) -> None:
+    def __init__(self, source: SourceModel, family: str, work: Path, opts: _Options) -> None:
         self.source, self.family, self.work = source, family, work
         self.opts = opts
-        self._prepared: dict[bool, tuple[Path, tuple[str, ...], tuple[IOInfo, ...]]] = {}
+        self._prepared: dict[bool, tuple[Path, tuple[str, ...], tuple[TensorSpec, ...]]] = {}
         self._fused: dict[bool, tuple[Path, dict[str, int], tuple[str, ...]]] = {}
         self._reference: dict[bool, tuple[Any, ...]] = {}
 
-    def prepared(self, fixed: bool) -> tuple[Path, tuple[str, ...], tuple[IOInfo, ...]]:
+    def prepared(self, fixed: bool) -> tuple[Path, tuple[str, ...], tuple[TensorSpec, ...]]:
         """The prepared fp32 file, its notes and its inputs; once per shape."""
         if fixed not in self._prepared:
             model = self.source.proto.__class__()
             model.CopyFrom(self.source.proto)
-            notes = prepare.fix_shapes(model, self.opts["shapes"]) if fixed else ()
+            notes = prepare.fix_shapes(model, self.opts.shapes) if fixed else ()
             prepare.name_nodes(model)
             path = self.work / ("fixed" if fixed else "dynamic") / "model.onnx"
             save_model(model, path)
@@ -129,7 +142,7 @@ class _Run:
     def datasets(
         self, inputs: Sequence[Any]
     ) -> tuple[data_mod.Dataset, str, data_mod.Dataset | None]:
-        calib_path, valid_path = self.opts["calibration"], self.opts["validation"]
+        calib_path, valid_path = self.opts.calibration, self.opts.validation
         calib = data_mod.load_data(calib_path, inputs) if calib_path else None
         if valid_path:
             return data_mod.load_data(valid_path, inputs), "validation", calib
@@ -163,7 +176,7 @@ class _Run:
         return TargetWork(
             profile, self.family, fp32, base, stats, verify, kind, calib, reference,
             own, target_dir,
-            self.opts["max_drop"], self.opts["measure_speed"], tuple(notes),
+            self.opts.max_drop, self.opts.measure_speed, tuple(notes),
         )  # fmt: skip
 
 
@@ -231,10 +244,8 @@ def package(
     _check_recipes(chosen, family, calibration is not None)
     sink.emit("done", "", "load", f"{source.path.name}: {family} model, {len(chosen)} target(s)")
     with _work_dir(Path(output)) as tmp:
-        run = _Run(
-            source, family, tmp, shapes=shapes, calibration=calibration,
-            validation=validation, max_drop=max_drop, measure_speed=measure_speed,
-        )  # fmt: skip
+        opts = _Options(shapes, calibration, validation, max_drop, measure_speed)
+        run = _Run(source, family, tmp, opts)
         outcomes = []
         for index, profile in enumerate(chosen):
             sink.begin_target(index)

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import onnx
 from onnxruntime.tools.onnx_model_utils import (
@@ -22,8 +23,9 @@ from onnxruntime.tools.onnx_model_utils import (
 )
 
 from edgeort._fs import scratch_cwd
+from edgeort.bundle import TensorSpec
 from edgeort.errors import UsageError
-from edgeort.pack.load import IOInfo, io_info, save_model
+from edgeort.pack.load import io_info, save_model
 
 __all__ = ["Prepared", "check_shapes", "fix_shapes", "name_nodes", "parse_shape", "pre_process"]
 
@@ -52,7 +54,7 @@ def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
     return name, shape
 
 
-def check_shapes(shapes: Mapping[str, Sequence[int]], inputs: Sequence[IOInfo]) -> None:
+def check_shapes(shapes: Mapping[str, Sequence[int]], inputs: Sequence[TensorSpec]) -> None:
     """Every ``--shape`` names a model input, with its rank and its fixed dims."""
     by_name = {i.name: i for i in inputs}
     for name, shape in shapes.items():
@@ -104,12 +106,13 @@ def fix_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]) -> t
     return tuple(notes)
 
 
-def _fix_batch(graph: onnx.GraphProto, info: IOInfo) -> None:
+def _fix_batch(graph: onnx.GraphProto, info: TensorSpec) -> None:
     batch = info.shape[0]
     if isinstance(batch, str) and batch:
         make_dim_param_fixed(graph, batch, 1)
     else:
-        make_input_shape_fixed(graph, info.name, [1, *info.shape[1:]])  # type: ignore[list-item]
+        fixed: list[Any] = [1, *info.shape[1:]]  # a named batch dim was handled above
+        make_input_shape_fixed(graph, info.name, fixed)
 
 
 def name_nodes(model: onnx.ModelProto) -> None:
@@ -128,7 +131,7 @@ def pre_process(model: Path, out: Path) -> Prepared:
     and say why."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    attempts = ({}, {"skip_symbolic_shape": True})
+    attempts: tuple[dict[str, Any], ...] = ({}, {"skip_symbolic_shape": True})
     errors = []
     for options in attempts:
         try:

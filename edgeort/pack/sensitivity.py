@@ -65,7 +65,7 @@ def _errors(ref: dict[str, list[np.ndarray]], got: dict[str, list[np.ndarray]]) 
         g = np.concatenate(got[name])
         if r.shape != g.shape or not np.all(np.isfinite(g)):
             continue
-        errors[name] = float(np.linalg.norm(g - r) / max(np.linalg.norm(r), 1e-12))
+        errors[name] = float(np.linalg.norm(g - r)) / max(float(np.linalg.norm(r)), 1e-12)
     return errors
 
 

@@ -189,7 +189,9 @@ def str_map(value_check: Callable[[Collector, str, str], Any] | None = None) -> 
     return check
 
 
-def section(c: Collector, name: str, table: Mapping[str, Any], spec: Mapping[str, Checker]) -> dict:
+def section(
+    c: Collector, name: str, table: Mapping[str, Any], spec: Mapping[str, Checker]
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in table.items():
         key = f"{name}.{k}"

@@ -280,7 +280,10 @@ def validate(
     would have supplied them could not be resolved)."""
     c = Collector(path)
     _top_level(c, raw)
-    tables = {s: raw.get(s) if isinstance(raw.get(s), dict) else {} for s in SECTIONS}
+    tables: dict[str, Mapping[str, Any]] = {}
+    for s in SECTIONS:
+        table = raw.get(s)
+        tables[s] = table if isinstance(table, dict) else {}
     kw = {s: section(c, s, tables[s], spec) for s, spec in SECTIONS.items()}
     # A key is missing when its table is absent or a table without it (a table of the
     # wrong type has been reported already).

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeort.errors import NoVariantError, ProviderError, UsageError
 from edgeort.hardware.device import DeviceInfo
@@ -24,6 +24,11 @@ from edgeort.hardware.ep import create_session, session_options_for
 from edgeort.runtime.model import Model
 from edgeort.runtime.ranking import Choice, Ranking, rank_variants
 from edgeort.runtime.tuning import tuning_cache_path
+
+if TYPE_CHECKING:  # pragma: no cover
+    import onnxruntime as ort
+
+    from edgeort.bundle import Bundle, Variant
 
 __all__ = [
     "Model",
@@ -37,7 +42,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def _device_for(variants: Sequence[Any]) -> DeviceInfo:
+def _device_for(variants: Sequence[Variant]) -> DeviceInfo:
     """probe() registering only the plugin EPs the bundle's variants use (none, and no
     plugin looked up, for a CPU-only bundle); its notes describe that state."""
     from edgeort.hardware import probe
@@ -46,7 +51,7 @@ def _device_for(variants: Sequence[Any]) -> DeviceInfo:
 
 
 def rank_bundle(
-    bundle: Any,
+    bundle: Bundle,
     *,
     profile: str | None = None,
     providers: Sequence[str] | None = None,
@@ -86,7 +91,9 @@ def _tuned(choice: Choice) -> tuple[dict[str, Any], dict[str, str], int | None, 
     )
 
 
-def _try(bundle: Any, choice: Choice, device: DeviceInfo, strict: bool, threads: int | None) -> Any:
+def _try(
+    bundle: Bundle, choice: Choice, device: DeviceInfo, strict: bool, threads: int | None
+) -> ort.InferenceSession:
     overrides, options, tuned_threads, knobs = _tuned(choice)
     return create_session(
         bundle.model_path(choice.variant),
@@ -102,7 +109,7 @@ def _try(bundle: Any, choice: Choice, device: DeviceInfo, strict: bool, threads:
     )
 
 
-def _no_variant(bundle: Any, reasons: dict[str, str], strict: bool) -> NoVariantError:
+def _no_variant(bundle: Bundle, reasons: dict[str, str], strict: bool) -> NoVariantError:
     lines = "\n".join(f"  - {name}: {why}" for name, why in reasons.items())
     mode = " (strict: no fallback)" if strict else ""
     return NoVariantError(

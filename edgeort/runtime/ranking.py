@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import onnxruntime as ort
 
@@ -38,6 +38,10 @@ from edgeort.hardware.device import DeviceInfo
 from edgeort.hardware.ep import ep_unavailable, simulated_on
 from edgeort.runtime.ortcompat import version_guard
 from edgeort.runtime.tuning import device_fingerprint, read_tuning
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edgeort.bundle import Variant
+    from edgeort.profiles import Profile
 
 __all__ = ["Choice", "Ranking", "rank_variants"]
 
@@ -48,8 +52,8 @@ log = logging.getLogger(__name__)
 class Choice:
     """One variant as ranked for this device."""
 
-    variant: Any  # edgeort.bundle.Variant
-    profile: Any  # edgeort.profiles.Profile | None
+    variant: Variant
+    profile: Profile | None
     usable: bool
     reason: str
     simulated: bool = False
@@ -84,12 +88,12 @@ class Ranking:
         return {c.name: c.reason for c in self.choices}
 
 
-def _passed_gate(variant: Any) -> bool:
+def _passed_gate(variant: Variant) -> bool:
     accuracy = variant.metadata.get("accuracy")
     return not (isinstance(accuracy, Mapping) and accuracy.get("passed") is False)
 
 
-def _measured(variant: Any, device: DeviceInfo) -> tuple[float, str, Mapping[str, Any] | None]:
+def _measured(variant: Variant, device: DeviceInfo) -> tuple[float, str, Mapping[str, Any] | None]:
     tuned = read_tuning(variant, device)
     if tuned is not None:
         return float(tuned["latency_ms"]), "tune cache", tuned
@@ -112,12 +116,14 @@ def _measured(variant: Any, device: DeviceInfo) -> tuple[float, str, Mapping[str
     return 0.0, "", None
 
 
-def _find_profile(variant: Any, profiles: Sequence[Any]) -> Any:
+def _find_profile(variant: Variant, profiles: Sequence[Profile]) -> Profile | None:
     by_name = {p.name: p for p in profiles}
     return by_name.get(variant.profile)
 
 
-def _asked(variant: Any, profile: Any, ask: str | None, providers: Sequence[str] | None) -> str:
+def _asked(
+    variant: Variant, profile: Profile | None, ask: str | None, providers: Sequence[str] | None
+) -> str:
     """'' when the variant is asked for (or nothing was asked), else why not."""
     if providers is not None and variant.ep not in providers:
         return f"not asked for: providers={list(providers)}"
@@ -129,7 +135,7 @@ def _asked(variant: Any, profile: Any, ask: str | None, providers: Sequence[str]
     return "" if ask in names else f"not asked for: profile={ask!r}"
 
 
-def _profile_fit(profile: Any, device: DeviceInfo) -> tuple[bool, float, bool, str]:
+def _profile_fit(profile: Profile, device: DeviceInfo) -> tuple[bool, float, bool, str]:
     """(fits, score, simulated, words) of a known profile on ``device``."""
     from edgeort.profiles.match import evaluate
 
@@ -142,9 +148,9 @@ def _profile_fit(profile: Any, device: DeviceInfo) -> tuple[bool, float, bool, s
 
 def _choose(
     index: int,
-    variant: Any,
+    variant: Variant,
     device: DeviceInfo,
-    profiles: Sequence[Any],
+    profiles: Sequence[Profile],
     ask: str | None,
     providers: Sequence[str] | None,
     ort_version: str,
@@ -202,12 +208,12 @@ def _choose(
 
 
 def rank_variants(
-    variants: Iterable[Any],
+    variants: Iterable[Variant],
     device: DeviceInfo,
     *,
     profile: str | None = None,
     providers: Sequence[str] | None = None,
-    profiles: Sequence[Any] | None = None,
+    profiles: Sequence[Profile] | None = None,
     ort_version: str | None = None,
 ) -> Ranking:
     """Rank ``variants`` for ``device``; see the module docstring for the rules."""

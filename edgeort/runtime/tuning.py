@@ -11,12 +11,15 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import onnxruntime as ort
 
 from edgeort._dirs import cache_dir
 from edgeort.hardware.device import DeviceInfo
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edgeort.bundle import Variant
 
 __all__ = ["device_fingerprint", "read_tuning", "tuning_cache_path", "variant_sha256"]
 
@@ -33,7 +36,7 @@ def device_fingerprint(device: DeviceInfo) -> str:
     return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
 
 
-def variant_sha256(variant: Any) -> str:
+def variant_sha256(variant: Variant) -> str:
     """sha256 naming what runs: name, profile, EP, device, options and every file's digest
     (the same model file under another EP, profile or options is another variant)."""
     key = {
@@ -49,7 +52,7 @@ def variant_sha256(variant: Any) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
-def tuning_cache_path(variant: Any, device: DeviceInfo, ort_version: str | None = None) -> Path:
+def tuning_cache_path(variant: Variant, device: DeviceInfo, ort_version: str | None = None) -> Path:
     """``<cache>/tune/<variant sha256>-<device fingerprint>-<ort version>.json``
     (:func:`variant_sha256`, :func:`device_fingerprint`).
 
@@ -61,7 +64,7 @@ def tuning_cache_path(variant: Any, device: DeviceInfo, ort_version: str | None 
     return cache_dir() / "tune" / name
 
 
-def read_tuning(variant: Any, device: DeviceInfo) -> dict[str, Any] | None:
+def read_tuning(variant: Variant, device: DeviceInfo) -> dict[str, Any] | None:
     """The tune cache entry of ``variant`` on ``device``, or None (absent or unreadable)."""
     path = tuning_cache_path(variant, device)
     try:
