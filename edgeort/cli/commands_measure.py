@@ -164,8 +164,10 @@ def bench_command(
     and peak memory of a model or of each runnable bundle variant; with --farm, of each
     variant on every farm worker whose device fits it."""
     if farm is not None:
-        given = {"--ep": ep, "--ep-option": ep_options, "--input": inputs, "--dim": dims}
-        given["--compare"] = compare is not None or None
+        given: dict[str, object] = {
+            "--ep": ep, "--ep-option": ep_options, "--input": inputs, "--dim": dims,
+            "--compare": compare is not None,
+        }  # fmt: skip
         bad = [k for k, v in given.items() if v]
         if bad:
             raise UsageError(f"{', '.join(bad)} cannot be used with --farm", option=bad[0])
