@@ -17,8 +17,10 @@ The tree (exit code of the CLI in brackets)::
     ├── InputError [11]         run() feeds do not match the model's signature
     ├── PackageError [12]       the packaging pipeline cannot produce a variant
     ├── CacheError [13]         the cache or config directory is unusable
-    └── RuntimeEnvError [14]    a target runtime (an isolated ORT environment) cannot be
-                                created, or its worker crashed, hung or speaks another protocol
+    ├── RuntimeEnvError [14]    a target runtime (an isolated ORT environment) cannot be
+    │                           created, or its worker crashed, hung or speaks another protocol
+    └── FarmError [15]          the device farm cannot be reached, or a farm job failed
+                                on every worker that could run it (``edgeort.farm``)
 
 Errors carry the fields a caller needs (``path``, ``key``, ``input_name``,
 ``expected``, ``got``) and a message a user can act on. Library code never prints;
@@ -36,6 +38,7 @@ __all__ = [
     "CacheError",
     "DataError",
     "EdgeortError",
+    "FarmError",
     "InputError",
     "IntegrityError",
     "ModelError",
@@ -211,3 +214,14 @@ class RuntimeEnvError(EdgeortError):
         super().__init__(message, path=path)
         self.runtime = runtime
         self.network = network  # the package index could not be reached
+
+
+class FarmError(EdgeortError):
+    """The device farm (``edgeort.farm``) cannot be reached, or a job failed everywhere."""
+
+    exit_code = 15
+
+    def __init__(self, message: str, *, address: str | None = None, job: str | None = None) -> None:
+        super().__init__(message)
+        self.address = address
+        self.job = job

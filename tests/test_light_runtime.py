@@ -11,13 +11,15 @@ from tests.conftest import REPO
 from tests.fresh import last_json
 
 HEAVY = ("onnx", "click", "onnxruntime.quantization", "onnxruntime.transformers", "matplotlib")
-# The build-side packages; every other module of edgeort is device side.
+HEAVY += ("dask", "distributed", "edgeort.farm")  # the farm extra: never on a device that only runs
+# The build-side packages (and the farm); every other module of edgeort is device side.
 BUILD_SIDE = (
     "edgeort.pack",
     "edgeort.measure",
     "edgeort.report",
     "edgeort.cli",
     "edgeort.__main__",
+    "edgeort.farm",
 )
 
 

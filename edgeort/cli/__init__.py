@@ -105,6 +105,7 @@ def _quiet_third_party(record: logging.LogRecord) -> bool:
 def _register() -> None:
     from edgeort.cli import (
         commands_cache,
+        commands_farm,
         commands_measure,
         commands_package,
         commands_probe,
@@ -125,6 +126,7 @@ def _register() -> None:
         commands_sign,
         commands_cache,
         commands_runtimes,
+        commands_farm,
     )
     for module in modules:
         for command in module.COMMANDS:

@@ -16,6 +16,13 @@ from typing import IO, Any
 import click
 
 from edgeort.cli._stdout import guarded_stdout
+from edgeort.cli.commands_farm import (
+    farm_options,
+    format_farm_bench,
+    job_printer,
+    need_farm,
+    security_from,
+)
 from edgeort.errors import UsageError
 
 __all__ = ["COMMANDS"]
@@ -178,6 +185,18 @@ def _progress(
     help="Also run the fp32 source model (given, or recorded by the bundle) as the baseline.",
 )
 @_runtime_opt
+@click.option(
+    "--per-profile",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --farm: at most N workers per variant's profile (default: every fitting one).",
+)
+@click.option(
+    "--merge",
+    is_flag=True,
+    help="With --farm: record the rows in the bundle's per-device measurements (re-sealed).",
+)
+@farm_options
 @_json_opt
 @_guarded
 def bench_command(
@@ -193,10 +212,30 @@ def bench_command(
     dims: tuple[str, ...],
     compare: str | None,
     runtime_name: str | None,
+    per_profile: int | None,
+    merge: bool,
+    farm: str | None,
+    farm_timeout: float | None,
     as_json: bool,
+    **tls: Any,
 ) -> None:
     """Latency (median, mean, p90/p95/p99, min/max), throughput, session creation time
-    and peak memory of a model or of each runnable bundle variant."""
+    and peak memory of a model or of each runnable bundle variant; with --farm, of each
+    variant on every farm worker whose device fits it."""
+    if farm is not None:
+        given: dict[str, object] = {
+            "--ep": ep, "--ep-option": ep_options, "--input": inputs, "--dim": dims,
+            "--compare": compare is not None,
+        }  # fmt: skip
+        bad = [k for k, v in given.items() if v]
+        if bad:
+            raise UsageError(f"{', '.join(bad)} cannot be used with --farm", option=bad[0])
+        _farm_bench(path, farm, variant, per_profile, merge, runs, duration, warmup, threads,
+                    farm_timeout, as_json, tls)  # fmt: skip
+        return
+    if per_profile is not None or merge:
+        raise UsageError("--per-profile and --merge need --farm ADDRESS", option="--farm")
+    need_farm(farm_timeout, tls)
     if runtime_name is not None:
         from edgeort.cli.commands_runtimes import bench_in_runtime
 
@@ -240,6 +279,39 @@ def bench_command(
         _emit("bench", {"path": str(path), **report.to_json(), "machine": _machine(resolved)})
     else:
         _lines(format_bench(report))
+
+
+def _farm_bench(
+    path: Path,
+    farm: str,
+    variant: str | None,
+    per_profile: int | None,
+    merge: bool,
+    runs: int | None,
+    duration: float | None,
+    warmup: int,
+    threads: int | None,
+    timeout: float | None,
+    as_json: bool,
+    tls: dict[str, Any],
+) -> None:
+    from edgeort.farm import require_dask
+
+    require_dask()
+    security = security_from(tls)
+    from edgeort.farm.client import connect, farm_bench
+
+    runs = runs if runs is not None or duration is not None else 50
+    with connect(farm, security=security) as client:
+        report = farm_bench(
+            client, path, variant=variant, per_profile=per_profile, runs=runs, warmup=warmup,
+            duration=duration, threads=threads, timeout=timeout, merge=merge,
+            on_job=None if as_json else job_printer(False),
+        )  # fmt: skip
+    if as_json:
+        _emit("bench", {"farm": farm, **report.to_json()})
+    else:
+        _lines(format_farm_bench(report))
 
 
 @click.command("profile")

@@ -18,6 +18,7 @@ from typing import IO, Any
 import click
 
 from edgeort.cli._stdout import guarded_stdout
+from edgeort.cli.commands_farm import farm_options, job_printer, need_farm, security_from
 from edgeort.errors import EdgeortError, UsageError
 
 __all__ = ["COMMANDS", "format_result"]
@@ -100,13 +101,16 @@ def _shapes(values: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
 
 
 @click.command("package")
-@click.argument("model", type=click.Path(path_type=Path))
+@click.argument(
+    "models", metavar="MODEL...", nargs=-1, required=True, type=click.Path(path_type=Path)
+)
 @click.option(
     "-t", "--target", "targets", multiple=True, required=True,
     help="Profile name or short name (cpu, openvino, qnn, coreml, nnapi, directml...). Repeatable.",
 )  # fmt: skip
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
-              help="The bundle to write (a directory; a .zip file with --zip).")  # fmt: skip
+              help="The bundle to write (a directory; a .zip file with --zip). With several "
+                   "models: a folder getting one <model stem>.ortpackage (.zip) each.")  # fmt: skip
 @click.option("--calibration", type=click.Path(path_type=Path),
               help=".npz (one array per input name, first axis = samples) or a directory of "
               "<input>.npy files; needed by static quantization.")  # fmt: skip
@@ -142,8 +146,9 @@ def _shapes(values: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
 @click.option("--min-ort", metavar="X.Y",
               help="Oldest onnxruntime the bundle must load in: down-convert opset and IR "
                    "version where possible (recorded per variant).")  # fmt: skip
+@farm_options
 def package_command(
-    model: Path,
+    models: tuple[Path, ...],
     targets: tuple[str, ...],
     output: Path,
     calibration: Path | None,
@@ -161,12 +166,24 @@ def package_command(
     runtimes: tuple[str, ...],
     allow_install: bool,
     min_ort: str | None,
+    farm: str | None,
+    farm_timeout: float | None,
+    **tls: Any,
 ) -> None:
-    """Package MODEL for every target into one verified bundle."""
+    """Package each MODEL for every target into one verified bundle; with --farm, as one
+    job per (model, target) on the device farm (docs/farm.md)."""
     from edgeort.pack import package
 
+    if farm is not None:
+        _farm_package(
+            models, targets, output, calibration, validation, shape_values, max_drop, as_zip,
+            profile_files, as_json, no_speed, elsewhere, farm, farm_timeout, tls,
+        )  # fmt: skip
+        return
+    need_farm(farm_timeout, tls)
+    from edgeort.farm.client import bundle_paths
+
     kwargs: dict[str, Any] = {
-        "output": output,
         "calibration": calibration,
         "validation": validation,
         "max_drop": max_drop,
@@ -182,21 +199,76 @@ def package_command(
     }
     if min_ort is not None:
         kwargs["min_ort"] = min_ort
+    outs = bundle_paths(list(models), output, as_zip)
     if not as_json:
         kwargs["shapes"] = _shapes(shape_values)
         with guarded_stdout() as out:
-            result = package(model, targets, on_event=_status, **kwargs)
-            out.write("\n".join([*format_result(result), *result.notes]) + "\n")
+            for model, path in zip(models, outs, strict=True):
+                result = package(model, targets, output=path, on_event=_status, **kwargs)
+                out.write("\n".join([*format_result(result), *result.notes]) + "\n")
         return
     with guarded_stdout() as out:
         try:
             kwargs["shapes"] = _shapes(shape_values)
-            result = package(model, targets, on_event=lambda e: _line(out, e.to_json()), **kwargs)
+            for model, path in zip(models, outs, strict=True):
+                result = package(
+                    model, targets, output=path, on_event=lambda e: _line(out, e.to_json()),
+                    **kwargs,
+                )  # fmt: skip
+                _line(out, {"result": result.to_json()})
         except EdgeortError as exc:
             error = {"type": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code}
             _line(out, {"error": error})
             raise
-        _line(out, {"result": result.to_json()})
+
+
+def _farm_package(
+    models: tuple[Path, ...],
+    targets: tuple[str, ...],
+    output: Path,
+    calibration: Path | None,
+    validation: Path | None,
+    shape_values: tuple[str, ...],
+    max_drop: float | None,
+    as_zip: bool,
+    profile_files: tuple[Path, ...],
+    as_json: bool,
+    no_speed: bool,
+    elsewhere: bool,
+    farm: str,
+    timeout: float | None,
+    tls: dict[str, Any],
+) -> None:
+    from edgeort.farm import require_dask
+
+    require_dask()
+    security = security_from(tls)
+    from edgeort.farm.client import FarmReportError, connect, farm_package
+
+    def run(on_job: Any) -> Any:
+        with connect(farm, security=security) as client:
+            return farm_package(
+                client, models, targets, output=output, calibration=calibration,
+                validation=validation, shapes=_shapes(shape_values), max_drop=max_drop,
+                zip=as_zip, profile_files=profile_files, measure_speed=not no_speed,
+                here=not elsewhere, timeout=timeout, on_job=on_job,
+            )  # fmt: skip
+
+    with guarded_stdout() as out:
+        if not as_json:
+            report = run(job_printer(False))
+            lines = [f"wrote {p}" for p in report.bundles]
+            out.write("\n".join(lines) + "\n")
+            return
+        try:
+            report = run(job_printer(True, out))
+        except EdgeortError as exc:
+            error = {"type": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code}
+            if isinstance(exc, FarmReportError):
+                error["report"] = exc.report.to_json()
+            _line(out, {"error": error})
+            raise
+        _line(out, {"result": report.to_json()})
 
 
 COMMANDS: list[click.Command] = [package_command]

@@ -21,8 +21,9 @@ Order of the usable ones, best first:
 2. real before simulated (QNN on x86_64 runs the HTP simulator), unless asked for;
 3. variants whose profile fits this device (OS, arch, ISA: :func:`edgeort.profiles.match.evaluate`)
    before those whose profile does not fit or is unknown;
-4. measured before unmeasured: a latency from the tune cache, or recorded in the bundle on
-   a device with the same :func:`device_fingerprint`, counts only if the variant passed its
+4. measured before unmeasured: a latency from the tune cache, or recorded in the bundle
+   (its build-time ``latency`` or a farm ``measurements`` record) on a device with the
+   same :func:`device_fingerprint`, counts only if the variant passed its
    accuracy gate; faster first;
 5. the profile's score (priority), higher first; then bundle order.
 """
@@ -107,6 +108,13 @@ def _measured(variant: Variant, device: DeviceInfo) -> tuple[float, str, Mapping
             latency.get("device_fingerprint"),
             latency.get("device"),
         )
+        if same and isinstance(ms, (int, float)) and not isinstance(ms, bool) and ms > 0:
+            return float(ms), "bundle", None
+    for rec in variant.metadata.get("measurements") or ():  # edgeort bench --farm --merge
+        if not isinstance(rec, Mapping) or rec.get("ep") not in (None, variant.ep):
+            continue
+        ms = rec.get("ms_median")
+        same = rec.get("device_fingerprint") == device_fingerprint(device)
         if same and isinstance(ms, (int, float)) and not isinstance(ms, bool) and ms > 0:
             return float(ms), "bundle", None
     return 0.0, "", None
