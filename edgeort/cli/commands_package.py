@@ -72,7 +72,24 @@ def format_result(result: Any) -> list[str]:
             f"verified on {acc.get('on_ep')} with {acc.get('data_source', acc.get('data'))} "
             f"data{latency}"
         )
+    for f in getattr(result, "failed", ()):
+        lines.append(f"  {f.target}: LEFT OUT ({f.error}): {f.message}")
     return lines
+
+
+def _state(values: tuple[str, ...], none: bool) -> dict[str, str] | None:
+    from edgeort.pack.state import parse_state
+
+    if none and values:
+        raise UsageError("--no-state and --state exclude each other", option="--state")
+    if none:
+        return {}
+    if not values:
+        return None  # detect
+    pairs = dict(parse_state(v) for v in values)
+    if len(pairs) != len(values):
+        raise UsageError("--state: an input is named twice", option="--state")
+    return pairs
 
 
 def _shapes(values: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
@@ -110,6 +127,14 @@ def _shapes(values: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
               help="Also load this profile TOML file (repeatable).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per event, then the result.")
 @click.option("--no-speed", is_flag=True, help="Do not measure latency (no speed gate).")
+@click.option("--state", "state_values", multiple=True, metavar="IN=OUT",
+              help="A state pair: output OUT is fed back as input IN on the next call "
+                   "(calibration and verification run over sequences). Repeatable; "
+                   "replaces detection.")  # fmt: skip
+@click.option("--no-state", is_flag=True, help="The model has no state pairs (no detection).")
+@click.option("--keep-going", is_flag=True,
+              help="Write the bundle with the targets that passed and list those that "
+                   "failed (without it a failing target writes nothing).")  # fmt: skip
 @click.option("--elsewhere", is_flag=True,
               help="Packaging for other devices: short names take the default profile, "
                    "not the best fit for this machine.")  # fmt: skip
@@ -125,6 +150,9 @@ def package_command(
     profile_files: tuple[Path, ...],
     as_json: bool,
     no_speed: bool,
+    state_values: tuple[str, ...],
+    no_state: bool,
+    keep_going: bool,
     elsewhere: bool,
 ) -> None:
     """Package MODEL for every target into one verified bundle."""
@@ -139,9 +167,11 @@ def package_command(
         "profiles": list(profile_files) or None,
         "measure_speed": not no_speed,
         "here": not elsewhere,
+        "keep_going": keep_going,
     }
     if not as_json:
         kwargs["shapes"] = _shapes(shape_values)
+        kwargs["state"] = _state(state_values, no_state)
         with guarded_stdout() as out:
             result = package(model, targets, on_event=_status, **kwargs)
             out.write("\n".join(format_result(result)) + "\n")
@@ -149,6 +179,7 @@ def package_command(
     with guarded_stdout() as out:
         try:
             kwargs["shapes"] = _shapes(shape_values)
+            kwargs["state"] = _state(state_values, no_state)
             result = package(model, targets, on_event=lambda e: _line(out, e.to_json()), **kwargs)
         except EdgeortError as exc:
             error = {"type": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code}

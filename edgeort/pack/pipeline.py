@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from edgeort._fs import TMP_PREFIX, os_error_text
-from edgeort.errors import DataError, PackageError, UsageError
+from edgeort.errors import DataError, EdgeortError, PackageError, UsageError
 from edgeort.pack import data as data_mod
 from edgeort.pack import evaluate, optimize, prepare, quantize
 from edgeort.pack.events import Event, EventSink
 from edgeort.pack.load import IOInfo, SourceModel, io_info, load_model, save_model
 from edgeort.pack.metrics import compare, padding_mask
-from edgeort.pack.result import PackageResult, VariantResult
+from edgeort.pack.result import FailedTarget, PackageResult, VariantResult
 from edgeort.pack.target import TargetOutcome, TargetWork, build_target
 from edgeort.profiles import Profile
 
@@ -130,13 +130,16 @@ class _Run:
         self, inputs: Sequence[Any]
     ) -> tuple[data_mod.Dataset, str, data_mod.Dataset | None]:
         calib_path, valid_path = self.opts["calibration"], self.opts["validation"]
-        calib = data_mod.load_data(calib_path, inputs) if calib_path else None
+        extra = {"optional": self.source.optional, "state": self.opts["state"]}
+        calib = data_mod.load_data(calib_path, inputs, **extra) if calib_path else None
         if valid_path:
-            return data_mod.load_data(valid_path, inputs), "validation", calib
+            return data_mod.load_data(valid_path, inputs, **extra), "validation", calib
         if calib is not None:
             return calib, "calibration", calib
         vocab = data_mod.vocab_sizes(self.source.proto)
-        synth = data_mod.synthetic_data(inputs, samples=SYNTHETIC_SAMPLES, vocab=vocab)
+        synth = data_mod.synthetic_data(
+            inputs, samples=SYNTHETIC_SAMPLES, vocab=vocab, state=self.opts["state"]
+        )
         return synth, "synthetic", None
 
     def reference(self, fixed: bool) -> tuple[Any, ...]:
@@ -145,6 +148,11 @@ class _Run:
             fp32, _, inputs = self.prepared(fixed)
             verify, kind, calib = self.datasets(inputs)
             session = evaluate.make_session(fp32, evaluate.EpChoice(evaluate.CPU, evaluate.CPU))
+            if calib is not None and calib.state:
+                # Calibrate on the states the fp32 model really produces step by step.
+                fed: dict[str, Any] = {}
+                evaluate.run_dataset(session, calib, fed=fed)
+                calib = calib.with_arrays(fed, stateless=True)
             self._reference[fixed] = (verify, kind, calib, evaluate.run_dataset(session, verify))
         return self._reference[fixed]
 
@@ -197,6 +205,8 @@ def package(
     on_event: Callable[[Event], None] | None = None,
     measure_speed: bool = True,
     here: bool = True,
+    state: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+    keep_going: bool = False,
 ) -> PackageResult:
     """Package ``model`` for every target into the bundle ``output`` (see module doc).
 
@@ -211,6 +221,12 @@ def package(
     targets in) and/or extra profile files. ``on_event`` gets every :class:`Event`; an
     exception it raises aborts the run with nothing written. ``measure_speed=False``
     skips latency (and so the speed gate and the fastest-recipe choice).
+    ``state``: the model's state pairs ``{input: output}`` (an output fed back as that
+    input on the next call; :mod:`edgeort.pack.state`): ``None`` detects them, ``{}``
+    says there are none. Stateful models are calibrated and verified over sequences.
+    ``keep_going``: a target that fails (any :class:`EdgeortError`) is left out and
+    listed (``PackageResult.failed``, the bundle's ``failed_targets``) and the bundle is
+    written with the others; without it, or when every target fails, nothing is written.
     """
     if max_drop is not None and not 0.0 <= max_drop <= 1.0:
         raise UsageError(
@@ -222,32 +238,80 @@ def package(
     source = load_model(model)
     shapes = {k: tuple(v) for k, v in (shapes or {}).items()}
     prepare.check_shapes(shapes, source.inputs)
+    pairs = _state_pairs(source, state)
+    if pairs:
+        found = ", ".join(f"{i}={o}" for i, o in pairs)
+        how = "given" if state is not None else "detected; override with --state IN=OUT"
+        sink.emit("progress", "", "load", f"state pairs ({how}): {found}")
     for path in (calibration, validation):
-        if path is not None:
-            data_mod.load_data(path, source.inputs)  # fail fast, before any work
+        if path is not None:  # fail fast, before any work
+            data_mod.load_data(path, source.inputs, optional=source.optional, state=pairs)
     family = optimize.detect_family(source.proto)
-    if any(p.model.fixed_shapes for p in chosen):  # fail before any target's work
-        prepare.fix_shapes(copy.deepcopy(source.proto), shapes)
-    _check_recipes(chosen, family, calibration is not None)
+    failed: list[FailedTarget] = []
+    if not keep_going:  # fail before any target's work
+        if any(p.model.fixed_shapes for p in chosen):
+            prepare.fix_shapes(copy.deepcopy(source.proto), shapes)
+        _check_recipes(chosen, family, calibration is not None)
     sink.emit("done", "", "load", f"{source.path.name}: {family} model, {len(chosen)} target(s)")
     with _work_dir(Path(output)) as tmp:
         run = _Run(
             source, family, tmp, shapes=shapes, calibration=calibration,
             validation=validation, max_drop=max_drop, measure_speed=measure_speed,
+            state=pairs,
         )  # fmt: skip
         outcomes = []
         for index, profile in enumerate(chosen):
             sink.begin_target(index)
-            outcomes.append(_one_target(run, profile, index, sink))
+            try:
+                if keep_going:
+                    _check_recipes([profile], family, calibration is not None)
+                outcomes.append(_one_target(run, profile, index, sink))
+            except EdgeortError as exc:
+                if not keep_going:
+                    raise
+                failed.append(FailedTarget(profile.name, type(exc).__name__, str(exc)))
+                sink.emit("warning", profile.name, "verify", f"left out: {exc}")
+        if not outcomes:
+            raise PackageError(
+                "every target failed, nothing written: "
+                + "; ".join(f"{f.target}: {f.message}" for f in failed)
+            )
         sink.emit("start", "", "write", f"writing {output}")
         from edgeort.pack.write import write
 
-        result = write(Path(output), source, outcomes, as_zip=zip, family=family)
+        result = write(
+            Path(output), source, outcomes, as_zip=zip, family=family, failed=failed,
+            state=pairs,
+        )  # fmt: skip
     sink.emit("done", "", "write", f"wrote {result.path}", done=True)
     return result
 
 
+def _state_pairs(
+    source: SourceModel, state: Mapping[str, str] | Sequence[tuple[str, str]] | None
+) -> tuple[tuple[str, str], ...]:
+    from edgeort.pack import state as state_mod
+
+    if state is None:
+        return state_mod.detect_pairs(source.inputs, source.outputs)
+    return state_mod.check_pairs(state, source.inputs, source.outputs)
+
+
 def _one_target(run: _Run, profile: Profile, index: int, sink: EventSink) -> TargetOutcome:
+    try:
+        return _build_one(run, profile, index, sink)
+    except EdgeortError:
+        raise
+    except Exception as exc:  # a step's third-party code failed: name the target and step
+        log.debug("target %s failed", profile.name, exc_info=True)
+        raise PackageError(
+            f"target {profile.name}: {type(exc).__name__}: {str(exc).strip()[:400]}; try "
+            "another recipe (--profile FILE) or leave this target out (--keep-going)",
+            target=profile.name,
+        ) from exc
+
+
+def _build_one(run: _Run, profile: Profile, index: int, sink: EventSink) -> TargetOutcome:
     name = profile.name
     sink.emit("start", name, "prepare", f"preparing for {name} ({profile.runtime.ep})")
     work = run.work_for(profile, index)

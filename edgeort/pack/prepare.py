@@ -25,7 +25,19 @@ from edgeort._fs import scratch_cwd
 from edgeort.errors import UsageError
 from edgeort.pack.load import IOInfo, io_info, save_model
 
-__all__ = ["Prepared", "check_shapes", "fix_shapes", "name_nodes", "parse_shape", "pre_process"]
+__all__ = [
+    "PER_CHANNEL_QDQ_OPSET",
+    "Prepared",
+    "check_shapes",
+    "default_opset",
+    "fix_shapes",
+    "name_nodes",
+    "parse_shape",
+    "pre_process",
+    "upgrade_opset",
+]
+
+PER_CHANNEL_QDQ_OPSET = 13  # DequantizeLinear's axis (per-channel QDQ) needs opset 13
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +46,34 @@ log = logging.getLogger(__name__)
 class Prepared:
     path: Path
     notes: tuple[str, ...] = ()
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    """The model's ``ai.onnx`` opset (0 when it imports none)."""
+    return next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def upgrade_opset(model: Path, out: Path, version: int) -> Prepared | str:
+    """``model`` converted to ``ai.onnx`` opset ``version`` with
+    ``onnx.version_converter`` and checked (onnx checker, an onnxruntime CPU session);
+    or the reason it cannot be (a string)."""
+    import onnxruntime as ort
+    from onnx import version_converter
+
+    proto = onnx.load_model(str(model))
+    current = default_opset(proto)
+    try:
+        converted = version_converter.convert_version(proto, version)
+        onnx.checker.check_model(converted)
+        save_model(converted, out)
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        ort.InferenceSession(str(out), so, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # the converter and ORT raise many types
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        return f"onnx.version_converter {current} -> {version} failed: {type(exc).__name__} {first}"
+    note = f"opset {current} -> {version} (onnx.version_converter)"
+    return Prepared(out, (note,))
 
 
 def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
@@ -84,6 +124,7 @@ def fix_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]) -> t
     for name, shape in shapes.items():
         make_input_shape_fixed(graph, name, list(shape))
         notes.append(f"input {name!r} fixed to {list(shape)} (--shape)")
+    missing: list[str] = []
     for index in range(len(io_info(model)[0])):
         info = io_info(model)[0][index]  # re-read: fixing one input can fix a shared dim
         dynamic = info.dynamic_dims
@@ -92,14 +133,19 @@ def fix_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]) -> t
             notes.append(f"input {info.name!r}: dynamic batch dimension set to 1")
             continue
         if dynamic:
-            axis = next(a for a in dynamic if a != 0)
             example = ",".join(str(d) if isinstance(d, int) else "N" for d in info.shape)
-            raise UsageError(
-                f"input {info.name!r} has dynamic dimension {axis} ({info.shape[axis]!r}) and "
-                f"this target needs fixed shapes: give it with --shape {info.name}={example} "
-                "(N = the size to use)",
-                option="--shape",
+            dims = ", ".join(
+                str(a) if info.shape[a] is None else f"{a} ({info.shape[a]})" for a in dynamic
             )
+            missing.append(
+                f"input {info.name!r} (dynamic dims {dims}): --shape {info.name}={example}"
+            )
+    if missing:
+        raise UsageError(
+            "this target needs fixed shapes; give every dynamic input its shape (N = the size "
+            f"to use): {'; '.join(missing)}",
+            option="--shape",
+        )
     fix_output_shapes(model)
     return tuple(notes)
 

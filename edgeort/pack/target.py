@@ -87,6 +87,8 @@ class _Builder:
         self.choice = evaluate.choose_ep(work.profile)
         self.gates: list[GateRecord] = []
         self._count = 0
+        self._opset_note = ""
+        self._opset_failed = ""
         if self.choice.reason:
             self.gates.append(GateRecord("verify", "cpu", self.choice.reason))
 
@@ -108,9 +110,46 @@ class _Builder:
         step_dir.mkdir(parents=True, exist_ok=True)
         self.emit("quantize", f"building {label}")
         source = self._source_for(recipe)
+        source, recipe, opset_notes = self._opset_for(source, recipe)
         built = quantize.apply_recipe(source, recipe, step_dir / "built.onnx", self.w.calibration)
         model, extra, notes = self._finish(built, step_dir)
+        notes = (*opset_notes, *notes)
         return self._verify(recipe, label, built, source, model, extra, notes)
+
+    def _opset_for(self, source: Path, recipe: Recipe) -> tuple[Path, Recipe, tuple[str, ...]]:
+        """Per-channel QDQ needs opset 13: upgrade an older model (onnx.version_converter),
+        or, when that fails, fall back to per-tensor -- and say which."""
+        from edgeort.pack import prepare
+
+        if not (recipe.per_channel and recipe.mode in ("static", "qnn")):
+            return source, recipe, ()
+        if recipe.mode == "static" and recipe.format != "qdq":
+            return source, recipe, ()
+        need = prepare.PER_CHANNEL_QDQ_OPSET
+        key = f"opset{need}:{source}"
+        if key not in self.w.pre_processed:
+            import onnx
+
+            current = prepare.default_opset(onnx.load_model(str(source), load_external_data=False))
+            if current >= need:
+                self.w.pre_processed[key] = source
+            else:
+                out = self.w.work / f"opset{need}.onnx"
+                done = prepare.upgrade_opset(source, out, need)
+                if isinstance(done, str):
+                    self._opset_failed = done
+                    self.w.pre_processed[key] = Path()
+                else:
+                    self.w.pre_processed[key] = done.path
+                    self._opset_note = f"{done.notes[0]}: per-channel QDQ needs opset {need}"
+        upgraded = self.w.pre_processed[key]
+        if upgraded == source:
+            return source, recipe, ()
+        if upgraded != Path():
+            return upgraded, recipe, (self._opset_note,)
+        why = f"per-tensor instead of per-channel: {self._opset_failed}"
+        self.gates.append(GateRecord("prepare", "note", why))
+        return source, replace(recipe, per_channel=False), (why,)
 
     def _finish(
         self, built: quantize.Built, step_dir: Path

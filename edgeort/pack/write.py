@@ -6,12 +6,13 @@ from __future__ import annotations
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from edgeort._fs import os_error_text
 from edgeort.errors import PackageError
 from edgeort.pack.load import SourceModel
 from edgeort.pack.manifest import variant_metadata
-from edgeort.pack.result import PackageResult, VariantResult
+from edgeort.pack.result import FailedTarget, PackageResult, VariantResult
 from edgeort.pack.target import TargetOutcome
 
 __all__ = ["write"]
@@ -87,7 +88,14 @@ def _result(outcome: TargetOutcome, spec: object, path: Path) -> VariantResult:
 
 
 def write(
-    out: Path, source: SourceModel, outcomes: Sequence[TargetOutcome], *, as_zip: bool, family: str
+    out: Path,
+    source: SourceModel,
+    outcomes: Sequence[TargetOutcome],
+    *,
+    as_zip: bool,
+    family: str,
+    failed: Sequence[FailedTarget] = (),
+    state: Sequence[tuple[str, str]] = (),
 ) -> PackageResult:
     from edgeort.bundle import write_bundle
 
@@ -99,12 +107,16 @@ def write(
             f"cannot stage the variants for {out} in {staged}: {os_error_text(exc)}", path=staged
         ) from exc
     data = outcomes[0].work.data_kind
-    metadata = {
+    metadata: dict[str, Any] = {
         "source_model": {"name": source.path.name, "sha256": source.sha256, "size": source.size},
         "family": family,
         "data": data,
     }
+    if failed:  # --keep-going: the targets left out, and why
+        metadata["failed_targets"] = [f.to_json() for f in failed]
+    if state:
+        metadata["state"] = [{"input": i, "output": o} for i, o in state]
     name = source.path.stem or "model"
     path = write_bundle(out, specs, package_name=name, metadata=metadata, zip=as_zip)  # type: ignore[arg-type]
     variants = tuple(_result(o, s, path) for o, s in zip(outcomes, specs, strict=True))
-    return PackageResult(path, family, data, variants)
+    return PackageResult(path, family, data, variants, failed=tuple(failed), state=tuple(state))

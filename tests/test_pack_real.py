@@ -1,0 +1,276 @@
+"""Real-model failure classes, each on a small look-alike model: symbolic-expression
+output dims, an opset-11 CNN with per-channel static int8, a streaming model (0-d int64
+input, state fed back, ``If`` subgraphs), a detector-like head; dynamic dims staying
+dynamic on the CPU; ``keep_going``. Each packages, and ``edgeort.load`` runs the bundle
+with the fp32 model's answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+import edgeort
+from edgeort.bundle import open_bundle
+from edgeort.errors import UsageError
+from edgeort.pack import package
+from edgeort.pack.manifest import bundle_dim
+from tests.models_real import (
+    VAD_CHUNK,
+    VAD_STATE,
+    make_detector_head,
+    make_expr_dims,
+    make_opset11_cnn,
+    make_vad_like,
+    stride_expr,
+)
+
+
+def _fp32(model: Path, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    return session.run(None, feed)
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def _images(path: Path, n: int, h: int, w: int, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    np.savez(path, image=rng.random((n, 1, 3, h, w), dtype=np.float32))
+    return path
+
+
+def _meta(out: Path) -> dict:
+    return dict(open_bundle(out).variants[0].metadata)
+
+
+# -- symbolic-expression output dims ------------------------------------------------
+
+
+def test_expression_dims_are_recorded_as_unnamed_and_names_kept() -> None:
+    assert bundle_dim("(floor(height/2 - 1/2) + 1)") is None
+    assert bundle_dim("x" * 300) is None
+    assert bundle_dim("batch") == "batch" and bundle_dim("unk__12") == "unk__12"
+    assert bundle_dim(7) == 7 and bundle_dim(None) is None
+
+
+def test_expression_output_dims_package_and_stay_dynamic(tmp_path: Path) -> None:
+    model = make_expr_dims(tmp_path)
+    declared = onnx.load(str(model)).graph.output[0].type.tensor_type.shape.dim[2].dim_param
+    assert len(declared) > 256 and stride_expr("height", 1) in declared
+    out = tmp_path / "expr.ortpackage"
+    package(
+        model, ["cpu"], output=out, calibration=_images(tmp_path / "c.npz", 16, 32, 32, 0),
+        validation=_images(tmp_path / "v.npz", 8, 32, 32, 1), measure_speed=False,
+    )  # fmt: skip
+    meta = _meta(out)
+    assert meta["outputs"][0]["shape"] == [1, 8, None]
+    assert meta["inputs"][0]["shape"] == [1, 3, "height", "width"]
+    loaded = edgeort.load(out)
+    for h, w in ((32, 32), (48, 40)):  # another image size still runs on the CPU variant
+        x = np.random.default_rng(h).random((1, 3, h, w), dtype=np.float32)
+        got = loaded.run({"image": x})["feat"]
+        want = _fp32(model, {"image": x})[0]
+        assert got.shape == want.shape
+        assert _cosine(got, want) > 0.99
+
+
+# -- old opsets ------------------------------------------------------------------------
+
+
+def test_opset11_cnn_per_channel_static_upgrades_the_opset(tmp_path: Path) -> None:
+    model = make_opset11_cnn(tmp_path)
+    out = tmp_path / "cnn11.ortpackage"
+    result = package(
+        model, ["cpu"], output=out, calibration=_images(tmp_path / "c.npz", 32, 16, 16, 0),
+        validation=_images(tmp_path / "v.npz", 16, 16, 16, 1), measure_speed=False,
+    )  # fmt: skip
+    meta = _meta(out)
+    assert result.variants[0].precision == "int8"
+    assert meta["opsets"][""] >= 13
+    assert any("opset 11 -> 13" in note for note in meta["prepare"]), meta["prepare"]
+    assert meta["recipe"]["per_channel"] is True
+    variant = open_bundle(out).variants[0]
+    graph = onnx.load(str(out / "model" / variant.name / variant.model_file)).graph
+    axes = [a for n in graph.node if n.op_type == "DequantizeLinear" for a in n.attribute]
+    assert any(a.name == "axis" for a in axes)  # really per-channel
+    x = np.random.default_rng(5).random((1, 3, 16, 16), dtype=np.float32)
+    assert (
+        _cosine(edgeort.load(out).run({"image": x})["logits"], _fp32(model, {"image": x})[0]) > 0.99
+    )
+
+
+def test_opset_upgrade_failure_falls_back_to_per_tensor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edgeort.pack import prepare
+
+    # Fault injection: the converter's failure (seen on some exporters' graphs) is
+    # simulated; everything else runs for real.
+    monkeypatch.setattr(
+        prepare, "upgrade_opset", lambda *a, **k: "onnx.version_converter 11 -> 13 failed: X"
+    )
+    model = make_opset11_cnn(tmp_path)
+    out = tmp_path / "cnn11.ortpackage"
+    package(
+        model, ["cpu"], output=out, calibration=_images(tmp_path / "c.npz", 32, 16, 16, 0),
+        measure_speed=False,
+    )  # fmt: skip
+    meta = _meta(out)
+    assert meta["opsets"][""] == 11
+    assert any("per-tensor instead of per-channel" in n for n in meta["prepare"])
+    assert meta["recipe"]["per_channel"] is False
+
+
+# -- a streaming model: 0-d int64 input, state, If subgraphs ------------------------
+
+
+def _vad_data(path: Path, n: int, seed: int, sequences: bool = False) -> Path:
+    rng = np.random.default_rng(seed)
+    arrays = {
+        "input": rng.standard_normal((n, 1, VAD_CHUNK)).astype(np.float32),
+        "sr": np.where(np.arange(n) % 5 == 4, 8000, 16000).astype(np.int64),
+    }
+    if sequences:
+        arrays["__sequence__"] = (np.arange(n) // 8).astype(np.int64)
+    np.savez(path, **arrays)
+    return path
+
+
+def _stream(run, chunks: np.ndarray, rates: np.ndarray) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
+    state = np.zeros(VAD_STATE, dtype=np.float32)
+    probs = []
+    for chunk, rate in zip(chunks, rates, strict=True):
+        prob, state = run({"input": chunk, "state": state, "sr": np.array(rate, dtype=np.int64)})
+        probs.append(prob)
+    return probs
+
+
+def test_vad_like_model_packages_with_state_and_runs_a_stream(tmp_path: Path) -> None:
+    model = make_vad_like(tmp_path)
+    out = tmp_path / "vad.ortpackage"
+    result = package(
+        model, ["cpu"], output=out, calibration=_vad_data(tmp_path / "c.npz", 32, 0),
+        validation=_vad_data(tmp_path / "v.npz", 24, 1, sequences=True), measure_speed=False,
+    )  # fmt: skip
+    assert result.state == (("state", "stateN"),)
+    bundle = open_bundle(out)
+    assert bundle.metadata["state"] == [{"input": "state", "output": "stateN"}]
+    meta = dict(bundle.variants[0].metadata)
+    assert meta["inputs"][2] == {"name": "sr", "dtype": "int64", "shape": []}
+    assert meta["accuracy"]["passed"] is True
+    loaded = edgeort.load(out)
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(9)
+    chunks = rng.standard_normal((20, 1, VAD_CHUNK)).astype(np.float32)
+    rates = np.array([16000] * 10 + [8000] * 10)
+
+    def packaged(feed: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        got = loaded.run(feed)
+        return got["output"], got["stateN"]
+
+    def reference(feed: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        prob, state = session.run(None, feed)
+        return prob, state
+
+    got, want = _stream(packaged, chunks, rates), _stream(reference, chunks, rates)
+    assert np.abs(np.concatenate(got) - np.concatenate(want)).max() < 0.05
+
+
+def test_state_feedback_runs_the_samples_as_a_sequence(tmp_path: Path) -> None:
+    from edgeort.pack import evaluate
+    from edgeort.pack.data import load_data
+    from edgeort.pack.load import load_model
+
+    model = make_vad_like(tmp_path)
+    source = load_model(model)
+    pairs = (("state", "stateN"),)
+    data = load_data(_vad_data(tmp_path / "v.npz", 16, 2, sequences=True), source.inputs,
+                     state=pairs)  # fmt: skip
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    fed: dict[str, np.ndarray] = {}
+    outputs = evaluate.run_dataset(session, data, fed=fed)
+    rates = data.arrays["sr"]
+    want = _stream(lambda f: session.run(None, f), data.arrays["input"][:8], rates[:8])
+    want += _stream(lambda f: session.run(None, f), data.arrays["input"][8:], rates[8:])
+    assert np.allclose(outputs[0], np.concatenate(want), atol=1e-6)
+    assert fed["state"].shape == (16, *VAD_STATE)
+    assert not fed["state"][8].any() and fed["state"][9].any()  # sequence 2 starts at zeros
+
+
+def test_user_state_pairs_replace_detection(tmp_path: Path) -> None:
+    model = make_vad_like(tmp_path)
+    with pytest.raises(UsageError, match="no output 'nope'"):
+        package(model, ["cpu"], output=tmp_path / "x", state={"state": "nope"})
+    with pytest.raises(UsageError, match="float32"):
+        package(model, ["cpu"], output=tmp_path / "x", state={"sr": "stateN"})
+    result = package(model, ["cpu"], output=tmp_path / "none", state={}, measure_speed=False)
+    assert result.state == ()
+    assert not (tmp_path / "x").exists()
+
+
+# -- a detector-like head ---------------------------------------------------------------
+
+
+def test_detector_head_packages_and_keeps_its_boxes(tmp_path: Path) -> None:
+    model = make_detector_head(tmp_path)
+    out = tmp_path / "det.ortpackage"
+    package(
+        model, ["cpu"], output=out, calibration=_images(tmp_path / "c.npz", 32, 32, 32, 0),
+        validation=_images(tmp_path / "v.npz", 8, 32, 32, 1), measure_speed=False,
+    )  # fmt: skip
+    loaded = edgeort.load(out)
+    x = np.random.default_rng(3).random((1, 3, 32, 32), dtype=np.float32)
+    got = loaded.run({"image": x})["detections"]
+    want = _fp32(model, {"image": x})[0]
+    assert got.shape == want.shape == (1, 7, 64)
+    boxes_err = np.abs(got[:, :4] - want[:, :4]).max()
+    assert boxes_err < 0.5  # pixels on a 32-pixel image
+    assert np.abs(got[:, 4:] - want[:, 4:]).max() < 0.1  # scores in [0, 1]
+
+
+# -- fixed shapes per target, keep_going ------------------------------------------------
+
+
+def test_fixed_shape_targets_name_every_dynamic_input() -> None:
+    from edgeort.pack.prepare import fix_shapes
+
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Add", ["a", "b"], ["y"], "add")], "two",
+        [onnx.helper.make_tensor_value_info("a", onnx.TensorProto.FLOAT, ["n", "h"]),
+         onnx.helper.make_tensor_value_info("b", onnx.TensorProto.FLOAT, ["n", "w"])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n", "h"])],
+    )  # fmt: skip
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    with pytest.raises(UsageError) as err:
+        fix_shapes(model, {})
+    assert "--shape a=N,N" in str(err.value) and "--shape b=N,N" in str(err.value)
+    notes = fix_shapes(model, {"a": (1, 4), "b": (1, 4)})
+    assert any("'a' fixed to [1, 4]" in n for n in notes)
+    assert any("'b' fixed to [1, 4]" in n for n in notes)
+
+
+def test_keep_going_writes_the_targets_that_passed(tmp_path: Path) -> None:
+    model = make_expr_dims(tmp_path)
+    calib = _images(tmp_path / "c.npz", 8, 32, 32, 0)
+    out = tmp_path / "kg.ortpackage"
+    with pytest.raises(UsageError, match="--shape image="):
+        package(model, ["cpu", "nnapi"], output=out, calibration=calib, measure_speed=False,
+                here=False)  # fmt: skip
+    assert not out.exists()
+    result = package(
+        model, ["cpu", "nnapi"], output=out, calibration=calib, measure_speed=False,
+        here=False, keep_going=True,
+    )  # fmt: skip
+    assert [v.profile for v in result.variants] == ["cpu-x86-64"]
+    assert [(f.target, f.error) for f in result.failed] == [("nnapi", "UsageError")]
+    assert "--shape image=" in result.failed[0].message
+    listed = open_bundle(out).metadata["failed_targets"]
+    assert listed[0]["target"] == "nnapi" and "--shape" in listed[0]["message"]
+    x = np.zeros((1, 3, 32, 32), dtype=np.float32)
+    assert edgeort.load(out).run({"image": x})["feat"].shape[2] > 0
