@@ -274,3 +274,145 @@ def test_keep_going_writes_the_targets_that_passed(tmp_path: Path) -> None:
     assert listed[0]["target"] == "nnapi" and "--shape" in listed[0]["message"]
     x = np.zeros((1, 3, 32, 32), dtype=np.float32)
     assert edgeort.load(out).run({"image": x})["feat"].shape[2] > 0
+
+
+# -- inputs: 0-d, bool, optional, -1 dims; state detection -------------------------------
+
+
+def _io_model(tmp_path: Path) -> Path:
+    """x float [1, 4], flag bool 0-d, k int64 0-d, scale float [1] with a default."""
+    h = onnx.helper
+    graph = h.make_graph(
+        [h.make_node("Cast", ["flag"], ["f"], "cast", to=onnx.TensorProto.FLOAT),
+         h.make_node("Cast", ["k"], ["kf"], "cast_k", to=onnx.TensorProto.FLOAT),
+         h.make_node("Mul", ["x", "f"], ["xf"], "mul"),
+         h.make_node("Add", ["xf", "kf"], ["xk"], "add"),
+         h.make_node("Mul", ["xk", "scale"], ["y"], "scale_mul")],
+        "io",
+        [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [-1, 4]),
+         h.make_tensor_value_info("flag", onnx.TensorProto.BOOL, []),
+         h.make_tensor_value_info("k", onnx.TensorProto.INT64, []),
+         h.make_tensor_value_info("scale", onnx.TensorProto.FLOAT, [1])],
+        [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [-1, 4])],
+        [onnx.numpy_helper.from_array(np.array([2.0], dtype=np.float32), "scale")],
+    )  # fmt: skip
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)], ir_version=8)
+    path = tmp_path / "io.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def test_scalar_bool_optional_and_minus_one_inputs(tmp_path: Path) -> None:
+    from edgeort.pack import evaluate
+    from edgeort.pack.data import load_data
+    from edgeort.pack.load import load_model
+
+    source = load_model(_io_model(tmp_path))
+    assert [i.name for i in source.inputs] == ["x", "flag", "k"]
+    assert source.inputs[0].shape == (None, 4)  # -1 written by the exporter: dynamic
+    assert [o.name for o in source.optional] == ["scale"]
+    n = 6
+    arrays = {
+        "x": np.ones((n, 1, 4), np.float32),
+        "flag": np.arange(n) % 2 == 0,
+        "k": np.arange(n, dtype=np.int64),
+    }
+    np.savez(tmp_path / "d.npz", **arrays)
+    np.savez(tmp_path / "o.npz", **arrays, scale=np.full((n, 1), 3.0, np.float32))
+    session = ort.InferenceSession(str(source.path), providers=["CPUExecutionProvider"])
+    for name, scale in (("d.npz", 2.0), ("o.npz", 3.0)):
+        data = load_data(tmp_path / name, source.inputs, optional=source.optional)
+        feed = data.sample(3)
+        assert feed["k"].shape == () and feed["flag"].dtype == np.bool_
+        y = evaluate.run_dataset(session, data)[0]
+        want = (np.where(arrays["flag"], 1.0, 0.0) + arrays["k"])[:, None] * scale
+        assert np.allclose(y, np.broadcast_to(want, (n, 4)))
+    out = tmp_path / "io.ortpackage"
+    package(source.path, ["cpu"], output=out, validation=tmp_path / "d.npz", measure_speed=False)
+    got = edgeort.load(out).run(
+        {"x": np.ones((2, 4), np.float32), "flag": np.array(True), "k": np.array(5)}
+    )["y"]
+    assert np.allclose(got, 12.0)
+
+
+def test_state_pairs_are_detected_by_name_and_signature() -> None:
+    from edgeort.pack.load import IOInfo
+    from edgeort.pack.state import detect_pairs, parse_state
+
+    def io(name: str, shape: tuple, dtype: str = "float32") -> IOInfo:
+        return IOInfo(name, dtype, shape)
+
+    inputs = [
+        io("input", (None, None)), io("state", (2, None, 128)), io("sr", (), "int64"),
+        io("h", (1, 8)), io("past_key_values.0.key", (1, 2, "past", 4)), io("x_in", (3,)),
+        io("c", (1, 8)),
+    ]  # fmt: skip
+    outputs = [
+        io("output", (None, 1)), io("stateN", (None, None, None)), io("hn", (1, 8)),
+        io("present.0.key", (1, 2, "total", 4)), io("x_out", (3,)), io("cn", (1, 9)),
+    ]  # fmt: skip
+    assert detect_pairs(inputs, outputs) == (
+        ("state", "stateN"),
+        ("h", "hn"),
+        ("past_key_values.0.key", "present.0.key"),
+        ("x_in", "x_out"),
+    )  # fmt: skip  (input/output: no stem; c/cn: dim 1 differs)
+    assert parse_state("state=stateN") == ("state", "stateN")
+    with pytest.raises(UsageError, match="IN=OUT"):
+        parse_state("state")
+
+
+def test_if_subgraphs_under_static_per_channel_never_crash(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from edgeort.profiles import Recipe, get_profile
+
+    cpu = get_profile("cpu")
+    static = Recipe(
+        precision="int8", mode="static", activation_type="int8", weight_type="int8",
+        per_channel=True,
+    )  # fmt: skip
+    profile = replace(
+        cpu, name="cpu-static-all", short="cpu", default=False, builtin=False,
+        model=replace(cpu.model, recipes={"default": (static,), "cnn": (static,)}),
+    )  # fmt: skip
+    model = make_vad_like(tmp_path)
+    out = tmp_path / "vad-static.ortpackage"
+    package(
+        model, [profile.name], profiles=[profile], output=out, max_drop=1.0,
+        calibration=_vad_data(tmp_path / "c.npz", 32, 0), measure_speed=False,
+    )  # fmt: skip
+    variant = open_bundle(out).variants[0]
+    assert variant.precision == "int8"
+    graph = onnx.load(str(out / "model" / variant.name / variant.model_file)).graph
+    assert any(n.op_type == "QuantizeLinear" for n in graph.node)
+    branches = [a.g for n in graph.node if n.op_type == "If" for a in n.attribute]
+    assert len(branches) == 2  # the If survives; its branches are float or quantized
+    loaded = edgeort.load(out)
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    chunks = np.random.default_rng(4).standard_normal((12, 1, VAD_CHUNK)).astype(np.float32)
+    rates = np.array([16000, 8000] * 6)
+    got = _stream(lambda f: tuple(loaded.run(f).values()), chunks, rates)
+    want = _stream(lambda f: session.run(None, f), chunks, rates)
+    error = np.abs(np.concatenate(got) - np.concatenate(want))  # int8 state drifts a little
+    assert error.mean() < 0.06 and error.max() < 0.3
+
+
+def test_cli_state_and_keep_going(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from edgeort.cli import cli
+
+    model = make_expr_dims(tmp_path)
+    calib = _images(tmp_path / "c.npz", 8, 32, 32, 0)
+    out = tmp_path / "cli.ortpackage"
+    args = ["package", str(model), "-t", "cpu", "-t", "nnapi", "--elsewhere", "--no-speed",
+            "--calibration", str(calib), "-o", str(out)]  # fmt: skip
+    bad = CliRunner().invoke(cli, [*args, "--state", "image"])
+    assert bad.exit_code == UsageError.exit_code and "IN=OUT" in bad.output
+    failed = CliRunner().invoke(cli, args)
+    assert failed.exit_code == UsageError.exit_code and not out.exists()
+    assert "Traceback" not in failed.output
+    kept = CliRunner().invoke(cli, [*args, "--keep-going", "--no-state"])
+    assert kept.exit_code == 0, kept.output
+    assert "nnapi: LEFT OUT (UsageError)" in kept.stdout and "--shape image=" in kept.stdout

@@ -114,6 +114,8 @@ class _Run:
             prepare.name_nodes(model)
             path = self.work / ("fixed" if fixed else "dynamic") / "model.onnx"
             save_model(model, path)
+            if fixed:
+                prepare.check_fixed(path, notes)
             self._prepared[fixed] = (path, notes, io_info(model)[0])
         return self._prepared[fixed]
 

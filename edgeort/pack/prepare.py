@@ -22,12 +22,13 @@ from onnxruntime.tools.onnx_model_utils import (
 )
 
 from edgeort._fs import scratch_cwd
-from edgeort.errors import UsageError
+from edgeort.errors import PackageError, UsageError
 from edgeort.pack.load import IOInfo, io_info, save_model
 
 __all__ = [
     "PER_CHANNEL_QDQ_OPSET",
     "Prepared",
+    "check_fixed",
     "check_shapes",
     "default_opset",
     "fix_shapes",
@@ -121,6 +122,10 @@ def fix_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]) -> t
     """Make every input shape fixed in place; returns notes for the manifest."""
     notes: list[str] = []
     graph = model.graph
+    # Inferred shapes of intermediate values were computed for the dynamic dims; once
+    # inputs are fixed they can contradict (ORT then refuses the model, e.g. an LSTM in
+    # an If branch): drop them, every consumer infers again.
+    _drop_value_info(graph)
     for name, shape in shapes.items():
         make_input_shape_fixed(graph, name, list(shape))
         notes.append(f"input {name!r} fixed to {list(shape)} (--shape)")
@@ -148,6 +153,42 @@ def fix_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]) -> t
         )
     fix_output_shapes(model)
     return tuple(notes)
+
+
+def check_fixed(path: Path, notes: Sequence[str]) -> None:
+    """The fixed-shape model at ``path`` loads in onnxruntime (CPU EP), or a
+    :class:`PackageError` naming the node and the shapes. (Shape inference with fixed
+    dims runs through every ``If`` branch, and a branch the model never takes at these
+    sizes can fail it.)"""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 4  # (graph optimizations on: some failures show only then)
+    try:
+        ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own types
+        text = str(exc).strip()
+        for marker in ("[ONNXRuntimeError] : ", " : FAIL : "):
+            text = text.split(marker)[-1]
+        fixed = "; ".join(notes) or "fixed shapes"
+        raise PackageError(
+            f"with fixed shapes ({fixed}) onnxruntime cannot load the model: "
+            f"{text.splitlines()[0][:300] if text else type(exc).__name__}; try other "
+            "--shape values (the sizes the model is used at), a model exported for fixed "
+            "shapes, or leave this target out (--keep-going)",
+            path=path,
+        ) from None
+
+
+def _drop_value_info(graph: onnx.GraphProto) -> None:
+    del graph.value_info[:]
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                _drop_value_info(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for sub in attr.graphs:
+                    _drop_value_info(sub)
 
 
 def _fix_batch(graph: onnx.GraphProto, info: IOInfo) -> None:
