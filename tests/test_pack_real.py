@@ -255,6 +255,26 @@ def test_fixed_shape_targets_name_every_dynamic_input() -> None:
     assert any("'b' fixed to [1, 4]" in n for n in notes)
 
 
+def test_one_dim_name_on_dims_of_different_sizes_is_fixed_per_dim() -> None:
+    """Paddle exports name every unknown dim "?": --shape x=1,3,48,192 must not read
+    as "? is 48 and 192"."""
+    from edgeort.pack.load import io_info
+    from edgeort.pack.prepare import fix_shapes
+
+    h = onnx.helper
+    graph = h.make_graph(
+        [h.make_node("Relu", ["x"], ["y"], "relu")], "paddle",
+        [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [-1, 3, "?", "?"])],
+        [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [-1, 3, "?", "?"])],
+    )  # fmt: skip
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    fix_shapes(model, {"x": (1, 3, 48, 192)})
+    assert io_info(model)[0][0].shape == (1, 3, 48, 192)  # not 48 x 48
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.ones((1, 3, 48, 192), np.float32)
+    assert session.run(None, {"x": x})[0].shape == (1, 3, 48, 192)
+
+
 def test_keep_going_writes_the_targets_that_passed(tmp_path: Path) -> None:
     model = make_expr_dims(tmp_path)
     calib = _images(tmp_path / "c.npz", 8, 32, 32, 0)

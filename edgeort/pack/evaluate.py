@@ -138,8 +138,15 @@ def make_session(
         providers = [(choice.on_ep, dict(choice.provider_options)), CPU]
         return ort.InferenceSession(str(model), so, providers=providers)
     except Exception as exc:  # ORT raises its own types; name the EP and the file
+        text = str(exc).strip()
+        for marker in ("[ONNXRuntimeError] : ", " : FAIL : "):
+            text = text.split(marker)[-1]
         raise PackageError(
-            f"{model.name}: cannot create a session on {choice.on_ep}: {exc}", path=model
+            f"{model.name}: cannot create a session on {choice.on_ep}: "
+            f"{text.splitlines()[0][:400] if text else type(exc).__name__} (the way out: "
+            "another recipe or fixed --shape values for this target, or leave it out with "
+            "--keep-going)",
+            path=model,
         ) from None
 
 

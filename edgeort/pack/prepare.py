@@ -127,7 +127,7 @@ def fix_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]) -> t
     # an If branch): drop them, every consumer infers again.
     _drop_value_info(graph)
     for name, shape in shapes.items():
-        make_input_shape_fixed(graph, name, list(shape))
+        _fix_input(graph, name, shape)
         notes.append(f"input {name!r} fixed to {list(shape)} (--shape)")
     missing: list[str] = []
     for index in range(len(io_info(model)[0])):
@@ -178,6 +178,25 @@ def check_fixed(path: Path, notes: Sequence[str]) -> None:
             "shapes, or leave this target out (--keep-going)",
             path=path,
         ) from None
+
+
+def _fix_input(graph: onnx.GraphProto, name: str, shape: Sequence[int]) -> None:
+    """``make_input_shape_fixed``; when the input's dim names clash (Paddle exports
+    name every unknown dim ``?``, so fixing H to 48 would fix W to 48 too), set this
+    input's dims directly instead."""
+    value = next(v for v in graph.input if v.name == name)
+    dims = value.type.tensor_type.shape.dim
+    sizes: dict[str, set[int]] = {}
+    for dim, size in zip(dims, shape, strict=True):
+        if dim.HasField("dim_param"):
+            sizes.setdefault(dim.dim_param, set()).add(int(size))
+    if all(len(v) == 1 for v in sizes.values()):
+        make_input_shape_fixed(graph, name, list(shape))
+        return
+    log.info("input %s: one dim name for dims of different sizes; fixing them directly", name)
+    for dim, size in zip(dims, shape, strict=True):
+        dim.Clear()
+        dim.dim_value = int(size)
 
 
 def _drop_value_info(graph: onnx.GraphProto) -> None:
