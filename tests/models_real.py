@@ -226,3 +226,39 @@ def make_detector_head(
         inits,
     )  # fmt: skip
     return _save(dir, filename, graph, opset=17, ir=8)
+
+
+def make_scan_rnn(dir: Path | str, *, seed: int = 0, filename: str = "scan_rnn.onnx") -> Path:
+    """An RNN written with ``Scan``: ``x`` float32 [1, time, 8] and the state ``h``
+    [1, 16] -> ``y`` [1, time, 16] (every step's state) and ``hn`` [1, 16] (the last),
+    fed back as ``h`` on the next call. The step is tanh(x_t U + h W + b), with U, W
+    and b inside the Scan body."""
+    rng = np.random.default_rng(seed)
+    body = helper.make_graph(
+        [helper.make_node("MatMul", ["x_t", "U"], ["xu"], "step_xu"),
+         helper.make_node("MatMul", ["h_prev", "W"], ["hw"], "step_hw"),
+         helper.make_node("Add", ["xu", "hw"], ["s"], "step_add"),
+         helper.make_node("Add", ["s", "bias"], ["sb"], "step_bias"),
+         helper.make_node("Tanh", ["sb"], ["h_next"], "step_tanh"),
+         helper.make_node("Identity", ["h_next"], ["y_t"], "step_out")],
+        "step",
+        [helper.make_tensor_value_info("h_prev", TensorProto.FLOAT, [1, 16]),
+         helper.make_tensor_value_info("x_t", TensorProto.FLOAT, [1, 8])],
+        [helper.make_tensor_value_info("h_next", TensorProto.FLOAT, [1, 16]),
+         helper.make_tensor_value_info("y_t", TensorProto.FLOAT, [1, 16])],
+        [_init("U", rng.standard_normal((8, 16)) * 0.4),
+         _init("W", rng.standard_normal((16, 16)) * 0.3),
+         _init("bias", rng.standard_normal(16) * 0.1)],
+    )  # fmt: skip
+    node = helper.make_node(
+        "Scan", ["h", "x"], ["hn", "y"], "rnn", body=body, num_scan_inputs=1,
+        scan_input_axes=[1], scan_output_axes=[1],
+    )  # fmt: skip
+    graph = helper.make_graph(
+        [node], "scan_rnn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "time", 8]),
+         helper.make_tensor_value_info("h", TensorProto.FLOAT, [1, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, "time", 16]),
+         helper.make_tensor_value_info("hn", TensorProto.FLOAT, [1, 16])],
+    )  # fmt: skip
+    return _save(dir, filename, graph, opset=17, ir=8)

@@ -436,3 +436,27 @@ def test_cli_state_and_keep_going(tmp_path: Path) -> None:
     kept = CliRunner().invoke(cli, [*args, "--keep-going", "--no-state"])
     assert kept.exit_code == 0, kept.output
     assert "nnapi: LEFT OUT (UsageError)" in kept.stdout and "--shape image=" in kept.stdout
+
+
+def test_scan_rnn_packages_keeps_time_dynamic_and_streams(tmp_path: Path) -> None:
+    from tests.models_real import make_scan_rnn
+
+    model = make_scan_rnn(tmp_path)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "c.npz", x=rng.standard_normal((24, 1, 6, 8)).astype(np.float32))
+    out = tmp_path / "rnn.ortpackage"
+    result = package(model, ["cpu"], output=out, calibration=tmp_path / "c.npz",
+                     measure_speed=False)  # fmt: skip
+    assert result.state == (("h", "hn"),)
+    meta = _meta(out)
+    assert meta["inputs"][0]["shape"] == [1, "time", 8]
+    loaded = edgeort.load(out)
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    h_got = h_want = np.zeros((1, 16), np.float32)
+    for steps in (5, 9, 3):  # another sequence length each call
+        x = rng.standard_normal((1, steps, 8)).astype(np.float32)
+        got = loaded.run({"x": x, "h": h_got})
+        y_want, h_want = session.run(["y", "hn"], {"x": x, "h": h_want})
+        h_got = got["hn"]
+        assert got["y"].shape == (1, steps, 16)
+        assert np.abs(got["y"] - y_want).max() < 0.1
