@@ -300,7 +300,8 @@ def synthetic_data(
             if isinstance(d, int):
                 dims.append(d)
                 continue
-            size = 1 if i == 0 or "batch" in (d or "").lower() else 8
+            batch_like = i == 0 or "batch" in (d or "").lower() or info.name in state_inputs
+            size = 1 if batch_like else 8
             dims.append(sizes.setdefault(d, size) if d else size)
         shape = (samples, *dims)
         if info.name in state_inputs:

@@ -181,8 +181,14 @@ def run_dataset(
             shapes = ", ".join(f"{k} {v.dtype.name}{list(v.shape)}" for k, v in feed.items())
             text = str(exc).strip()
             why = text.splitlines()[0][:300] if text else type(exc).__name__
+            hint = (
+                "; synthetic inputs can be outside what the model accepts: pass real "
+                "inputs with --validation/--calibration"
+                if data.synthetic
+                else ""
+            )
             raise PackageError(
-                f"running sample {step} of {data.source} failed ({shapes}): {why}"
+                f"running sample {step} of {data.source} failed ({shapes}): {why}{hint}"
             ) from None
         for slot, value in zip(per_output, previous, strict=True):
             slot.append(value)
