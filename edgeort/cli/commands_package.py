@@ -135,6 +135,13 @@ def _shapes(values: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
 @click.option("--keep-going", is_flag=True,
               help="Write the bundle with the targets that passed and list those that "
                    "failed (without it a failing target writes nothing).")  # fmt: skip
+@click.option("--family", "family", default=None, metavar="FAMILY",
+              help="What the model does: classifier, detector[:yolov8|yolov5|yolox], segmenter, "
+                   "recognizer, scores, encoder or generic (picks the recipes and the accuracy "
+                   "metric); read off the graph when not given.")  # fmt: skip
+@click.option("--metric", default=None,
+              type=click.Choice(["top1", "boxes", "map_iou", "ctc", "decision", "cosine"]),
+              help="The accuracy gate's metric instead of the family's.")  # fmt: skip
 @click.option("--elsewhere", is_flag=True,
               help="Packaging for other devices: short names take the default profile, "
                    "not the best fit for this machine.")  # fmt: skip
@@ -153,6 +160,8 @@ def package_command(
     state_values: tuple[str, ...],
     no_state: bool,
     keep_going: bool,
+    family: str | None,
+    metric: str | None,
     elsewhere: bool,
 ) -> None:
     """Package MODEL for every target into one verified bundle."""
@@ -167,6 +176,8 @@ def package_command(
         "profiles": list(profile_files) or None,
         "measure_speed": not no_speed,
         "here": not elsewhere,
+        "family": family,
+        "metric": metric,
         "keep_going": keep_going,
     }
     if not as_json:

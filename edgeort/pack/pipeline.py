@@ -25,11 +25,12 @@ from edgeort._fs import TMP_PREFIX, os_error_text
 from edgeort.errors import DataError, EdgeortError, PackageError, UsageError
 from edgeort.pack import data as data_mod
 from edgeort.pack import evaluate, optimize, prepare, quantize
+from edgeort.pack import family as family_mod
 from edgeort.pack.events import Event, EventSink
 from edgeort.pack.load import IOInfo, SourceModel, io_info, load_model, save_model
-from edgeort.pack.metrics import compare, padding_mask
+from edgeort.pack.metrics import TASK_METRICS, MetricFn
 from edgeort.pack.result import FailedTarget, PackageResult, VariantResult
-from edgeort.pack.target import TargetOutcome, TargetWork, build_target
+from edgeort.pack.target import TargetOutcome, TargetWork, build_target, task_compare
 from edgeort.profiles import Profile
 
 __all__ = ["PackageResult", "VariantResult", "package"]
@@ -168,13 +169,25 @@ class _Run:
             notes.append("no validation data: verified on the calibration data")
         target_dir = self.work / f"t{index}"
         target_dir.mkdir(parents=True, exist_ok=True)
-        mask = padding_mask(verify.arrays, verify.samples)
-        own = compare(reference, reference, verify.labels, mask)
+        task, metric = self.opts["task"], self.opts["metric"]
+        own = task_compare(reference, reference, verify, task, metric)
         return TargetWork(
             profile, self.family, fp32, base, stats, verify, kind, calib, reference,
             own, target_dir,
             self.opts["max_drop"], self.opts["measure_speed"], tuple(notes),
+            task=task, metric=metric,
         )  # fmt: skip
+
+
+def _check_metric(metric: str | MetricFn | None) -> None:
+    if metric is None or callable(metric):
+        return
+    if metric not in TASK_METRICS:
+        raise UsageError(
+            f"--metric {metric!r}: expected one of {', '.join(TASK_METRICS)} "
+            "(or, from Python, a callable (reference, outputs) -> score)",
+            option="--metric",
+        )
 
 
 def _check_recipes(targets: Sequence[Profile], family: str, has_calibration: bool) -> None:
@@ -209,6 +222,8 @@ def package(
     here: bool = True,
     state: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
     keep_going: bool = False,
+    family: str | None = None,
+    metric: str | MetricFn | None = None,
 ) -> PackageResult:
     """Package ``model`` for every target into the bundle ``output`` (see module doc).
 
@@ -229,6 +244,12 @@ def package(
     ``keep_going``: a target that fails (any :class:`EdgeortError`) is left out and
     listed (``PackageResult.failed``, the bundle's ``failed_targets``) and the bundle is
     written with the others; without it, or when every target fails, nothing is written.
+    ``family``: what the model does (:mod:`edgeort.pack.family`: ``classifier``,
+    ``detector[:yolov8|yolov5|yolox]``, ``segmenter``, ``recognizer``, ``scores``, ``encoder``,
+    ``generic``); ``None`` reads it off the graph. It picks the recipes and the gate's
+    metric. ``metric``: the gate's metric instead of the family's, a name
+    (``top1``, ``boxes``, ``map_iou``, ``ctc``, ``decision``, ``cosine``) or a callable
+    ``(fp32 outputs, variant outputs) -> score`` where 1.0 means identical.
     """
     if max_drop is not None and not 0.0 <= max_drop <= 1.0:
         raise UsageError(
@@ -248,17 +269,21 @@ def package(
     for path in (calibration, validation):
         if path is not None:  # fail fast, before any work
             data_mod.load_data(path, source.inputs, optional=source.optional, state=pairs)
-    family = optimize.detect_family(source.proto)
+    _check_metric(metric)
+    task = family_mod.detect(source.proto, optimize.detect_family(source.proto), family)
+    family = task.recipes
     failed: list[FailedTarget] = []
     if not keep_going:  # fail before any target's work
         if any(p.model.fixed_shapes for p in chosen):
             prepare.fix_shapes(copy.deepcopy(source.proto), shapes)
         _check_recipes(chosen, family, calibration is not None)
-    sink.emit("done", "", "load", f"{source.path.name}: {family} model, {len(chosen)} target(s)")
+    what = f"{family} model, {task.label} ({task.reason})"
+    sink.emit("done", "", "load", f"{source.path.name}: {what}, {len(chosen)} target(s)")
     with _work_dir(Path(output)) as tmp:
         run = _Run(
             source, family, tmp, shapes=shapes, calibration=calibration,
             validation=validation, max_drop=max_drop, measure_speed=measure_speed,
+            task=task, metric=metric,
             state=pairs,
         )  # fmt: skip
         outcomes = []

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import onnx
@@ -83,17 +83,32 @@ def describe(recipe: Recipe) -> str:
     if recipe.mode == "none":
         return recipe.precision
     extra = ", per-channel" if recipe.per_channel else ""
+    if recipe.op_types:
+        extra += f", {'/'.join(recipe.op_types)} only"
     if recipe.mode in ("static", "qnn"):
         extra += f", {recipe.format}, {recipe.calibrate_method}"
     return f"{recipe.precision} {recipe.mode}{extra}"
 
 
 def apply_recipe(
-    model: Path, recipe: Recipe, out: Path, calibration: Dataset | None = None
+    model: Path,
+    recipe: Recipe,
+    out: Path,
+    calibration: Dataset | None = None,
+    *,
+    keep_head_float: bool = False,
 ) -> Built:
-    """Build ``out`` from the fp32 ``model`` following ``recipe``."""
+    """Build ``out`` from the fp32 ``model`` following ``recipe``. ``keep_head_float``
+    (detectors): the decode tail and the last Conv of each branch
+    (:func:`edgeort.pack.family.head_nodes`) join ``nodes_to_exclude``."""
     if needs_calibration(recipe) and calibration is None:
         raise PackageError(f"recipe {describe(recipe)} needs calibration data (--calibration)")
+    head: list[str] = []
+    if keep_head_float and recipe.mode in ("static", "qnn", "dynamic"):
+        from edgeort.pack.family import head_nodes
+
+        head = head_nodes(onnx.load_model(str(model), load_external_data=False))
+        recipe = replace(recipe, nodes_to_exclude=(*recipe.nodes_to_exclude, *head))
     try:
         if recipe.mode == "none" and recipe.precision == "fp32":
             shutil.copyfile(model, out)
@@ -116,7 +131,8 @@ def apply_recipe(
         raise PackageError(
             f"recipe {describe(recipe)} failed: {type(exc).__name__}: {exc}"
         ) from exc
-    return Built(out, recipe.precision)
+    notes = (f"{len(head)} detection-head node(s) kept float",) if head else ()
+    return Built(out, recipe.precision, notes)
 
 
 def _fp16(model: Path, recipe: Recipe, out: Path) -> Built:

@@ -19,11 +19,12 @@ import numpy as np
 from edgeort.errors import PackageError
 from edgeort.pack import evaluate, gates, optimize, ortformat, quantize, sensitivity
 from edgeort.pack.data import Dataset
+from edgeort.pack.family import Family
 from edgeort.pack.gates import Gate, GateRecord
-from edgeort.pack.metrics import Metrics, compare, padding_mask
+from edgeort.pack.metrics import MetricFn, Metrics, compare, padding_mask
 from edgeort.profiles import Profile, Recipe
 
-__all__ = ["Candidate", "TargetOutcome", "TargetWork", "build_target"]
+__all__ = ["Candidate", "TargetOutcome", "TargetWork", "build_target", "task_compare"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,19 @@ class TargetWork:
     measure_speed: bool
     notes: tuple[str, ...] = ()
     pre_processed: dict[str, Path] = field(default_factory=dict)
+    task: Family | None = None  # what the model does: recipe and gate metric
+    metric: str | MetricFn | None = None  # the user's metric, replacing the family's
+
+    def compare(self, outputs: list[np.ndarray]) -> Metrics:
+        """``outputs`` against the fp32 reference, with the task metric."""
+        return task_compare(self.reference, outputs, self.verify_data, self.task, self.metric)
+
+    def recipes(self) -> tuple[Recipe, ...]:
+        """The profile's recipes for the model's family (``detector``...), else for its
+        recipe family (``cnn``, ``transformer``, ``default``)."""
+        model = self.profile.model
+        own = model.recipes.get(self.task.name) if self.task is not None else None
+        return tuple(own) if own else model.recipes_for(self.family)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +125,10 @@ class _Builder:
         self.emit("quantize", f"building {label}")
         source = self._source_for(recipe)
         source, recipe, opset_notes = self._opset_for(source, recipe)
-        built = quantize.apply_recipe(source, recipe, step_dir / "built.onnx", self.w.calibration)
+        built = quantize.apply_recipe(
+            source, recipe, step_dir / "built.onnx", self.w.calibration,
+            keep_head_float=self.w.task is not None and self.w.task.name == "detector",
+        )  # fmt: skip
         model, extra, notes = self._finish(built, step_dir)
         notes = (*opset_notes, *notes)
         return self._verify(recipe, label, built, source, model, extra, notes)
@@ -197,12 +214,7 @@ class _Builder:
         if on_ep != evaluate.CPU and counts and not counts.get(on_ep):
             on_ep, reason = evaluate.CPU, f"{self.choice.on_ep} took no node of this variant"
         outputs = evaluate.run_dataset(session, self.w.verify_data)
-        metrics = compare(
-            self.w.reference,
-            outputs,
-            self.w.verify_data.labels,
-            padding_mask(self.w.verify_data.arrays, self.w.verify_data.samples),
-        )
+        metrics = self.w.compare(outputs)
         gate = gates.accuracy_gate(
             metrics,
             self.w.profile.verify,
@@ -221,7 +233,7 @@ class _Builder:
 
     # -- choosing ------------------------------------------------------------------
     def candidates(self) -> Candidate | None:
-        recipes = self.w.profile.model.recipes_for(self.w.family)
+        recipes = self.w.recipes()
         passing: list[Candidate] = []
         first: Candidate | None = None
         for recipe in recipes:
@@ -311,6 +323,26 @@ class _Builder:
         return (
             (fp32, fp32.latency_ms) if record.decision == "replace" else (chosen, fp32.latency_ms)
         )
+
+
+def task_compare(
+    reference: list[np.ndarray],
+    outputs: list[np.ndarray],
+    data: Dataset,
+    task: Family | None,
+    metric: str | MetricFn | None,
+) -> Metrics:
+    """:func:`compare` with the family's metric, or the user's (a name or a callable)."""
+    name = metric if isinstance(metric, str) else (task.metric if task else None)
+    return compare(
+        reference,
+        outputs,
+        data.labels,
+        padding_mask(data.arrays, data.samples),
+        task=name,
+        layout=task.layout if task else None,
+        custom=metric if callable(metric) else None,
+    )
 
 
 def build_target(work: TargetWork, emit: Emit) -> TargetOutcome:
