@@ -460,3 +460,22 @@ def test_scan_rnn_packages_keeps_time_dynamic_and_streams(tmp_path: Path) -> Non
         h_got = got["hn"]
         assert got["y"].shape == (1, steps, 16)
         assert np.abs(got["y"] - y_want).max() < 0.1
+
+
+def test_qnn_recipe_on_a_model_with_metadata_props(tmp_path: Path) -> None:
+    """qnn_preprocess_model fails on metadata_props (YOLO exports carry class names
+    there): the qnn recipe still builds, and the props survive in the variant."""
+    model = make_detector_head(tmp_path)
+    proto = onnx.load(str(model))
+    onnx.helper.set_model_props(proto, {"names": "{0: 'cat', 1: 'dog', 2: 'bird'}"})
+    onnx.save(proto, str(model))
+    out = tmp_path / "det-qnn.ortpackage"
+    result = package(
+        model, ["qnn"], output=out, calibration=_images(tmp_path / "c.npz", 8, 32, 32, 0),
+        measure_speed=False, here=False, max_drop=1.0,
+    )  # fmt: skip
+    variant = open_bundle(out).variants[0]
+    assert result.variants[0].precision == "w8a16", result.variants[0].gates
+    built = onnx.load(str(out / "model" / variant.name / variant.model_file))
+    assert {p.key: p.value for p in built.metadata_props}["names"].startswith("{0: 'cat'")
+    assert any(n.op_type == "QuantizeLinear" for n in built.graph.node)

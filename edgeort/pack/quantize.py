@@ -32,6 +32,7 @@ from onnxruntime.quantization import (
 from edgeort._fs import scratch_cwd
 from edgeort.errors import PackageError
 from edgeort.pack.data import Dataset, DatasetReader
+from edgeort.pack.load import save_model
 from edgeort.profiles import Recipe
 
 __all__ = [
@@ -195,6 +196,7 @@ def _qnn(model: Path, recipe: Recipe, out: Path, data: Dataset | None) -> None:
 
     assert data is not None
     pre = out.with_name(out.stem + ".qnnpre.onnx")
+    model, meta = _without_metadata(model, out.with_name(out.stem + ".nometa.onnx"))
     with scratch_cwd(pre.parent):
         preprocessed = qnn_preprocess_model(str(Path(model).resolve()), str(Path(pre).resolve()))
     source = pre if preprocessed else model
@@ -211,6 +213,28 @@ def _qnn(model: Path, recipe: Recipe, out: Path, data: Dataset | None) -> None:
     )
     quantize(str(source), str(out), config)
     pre.unlink(missing_ok=True)
+    if meta:
+        built = onnx.load_model(str(out))
+        onnx.helper.set_model_props(built, {**dict(meta), **_props(built)})
+        onnx.save_model(built, str(out))
+
+
+def _props(model: onnx.ModelProto) -> dict[str, str]:
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def _without_metadata(model: Path, scratch: Path) -> tuple[Path, dict[str, str]]:
+    """``qnn_preprocess_model`` fails on a model with ``metadata_props`` (onnxruntime
+    1.2x calls ``dict.update`` on the protobuf list; YOLO exports carry class names
+    there): a copy at ``scratch`` without them, and the props, to be put back on the
+    quantized model."""
+    proto = onnx.load_model(str(model))
+    meta = _props(proto)
+    if not meta:
+        return model, meta
+    del proto.metadata_props[:]
+    save_model(proto, scratch)
+    return scratch, meta
 
 
 def large_matmuls(model: onnx.ModelProto, block_size: int) -> list[str]:
