@@ -82,7 +82,7 @@ def _plain(key: str, group: str, label: str, path: Path, ep: str, precision: str
     if ep == CPU:
         sess = ort.InferenceSession(str(path))
     else:
-        from edgeort.providers import ep_devices
+        from edgeort.hardware.plugins import ep_devices
 
         so = ort.SessionOptions()
         devices = [d for d in ep_devices(ep) if d.device.type.name == "CPU"]

@@ -177,10 +177,10 @@ def tamper_campaign(work: Path, n: int) -> dict[str, Any]:
     import onnxruntime as ort
 
     import edgeort
+    from edgeort.bundle.signing import generate_keypair, sign_bundle
     from edgeort.errors import EdgeortError
     from edgeort.hardware import probe
     from edgeort.pack import package
-    from edgeort.signing import generate_keypair, sign_bundle
     from tests.models import make_mlp
 
     a = package(make_mlp(work / "ta", seed=0), ["cpu"], output=work / "A", measure_speed=False).path

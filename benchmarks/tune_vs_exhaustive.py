@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from edgeort.measure.bench import feeds_for, time_runs  # noqa: E402
 from edgeort.measure.search import exhaustive, key, successive_halving  # noqa: E402
-from edgeort.measure.session import Target, create_session  # noqa: E402
+from edgeort.measure.targets import Target, create_session  # noqa: E402
 from edgeort.measure.tune import (  # noqa: E402
     SessionMeasure,
     knobs_from_point,

@@ -54,11 +54,11 @@ __all__ = [
 
 # name -> module that defines it; imported on first attribute access.
 _LAZY = {
-    "DeviceInfo": "edgeort.device",
+    "DeviceInfo": "edgeort.hardware.device",
     "Profile": "edgeort.profiles",
     "load_profiles": "edgeort.profiles",
     "probe": "edgeort.hardware",
-    "rank": "edgeort.select",
+    "rank": "edgeort.profiles.match",
     "open_bundle": "edgeort.bundle",
     "load": "edgeort.runtime",
     "Model": "edgeort.runtime",
@@ -67,12 +67,12 @@ _LAZY = {
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgeort.bundle import open_bundle
-    from edgeort.device import DeviceInfo
     from edgeort.hardware import probe
+    from edgeort.hardware.device import DeviceInfo
     from edgeort.pack import package
     from edgeort.profiles import Profile, load_profiles
+    from edgeort.profiles.match import rank
     from edgeort.runtime import Model, load
-    from edgeort.select import rank
 
 
 def __getattr__(name: str) -> Any:

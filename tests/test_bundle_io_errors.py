@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from edgeort.bundle import open_bundle, read_bundle, verify_bundle
+from edgeort.bundle.signing import generate_keypair, sign_bundle
 from edgeort.errors import BundleError, CacheError, IntegrityError, PackageError, SignatureError
-from edgeort.signing import generate_keypair, sign_bundle
 from tests.test_bundle_support import sample_bundle
 from tests.test_trust_support import FaultFS, count_calls
 

@@ -204,7 +204,7 @@ def test_user_profile_file_adds_a_target(tmp_path: Path) -> None:
 def test_short_names_resolve_to_the_best_fit_here_unless_elsewhere(tmp_path: Path) -> None:
     from edgeort.hardware import probe
     from edgeort.profiles import builtin_profiles
-    from edgeort.select import resolve_target
+    from edgeort.profiles.match import resolve_target
 
     here = resolve_target("cpu", builtin_profiles(), probe()).name
     default = resolve_target("cpu", builtin_profiles()).name

@@ -11,22 +11,22 @@ from tests.conftest import REPO
 from tests.fresh import last_json
 
 HEAVY = ("onnx", "click", "onnxruntime.quantization", "onnxruntime.transformers")
-DEVICE_MODULES = (
-    "edgeort.runtime",
-    "edgeort.model",
-    "edgeort.choice",
-    "edgeort.ortcompat",
-    "edgeort.session",
-    "edgeort.signature",
-    "edgeort.bundle",
-    "edgeort.select",
-    "edgeort.profiles",
-    "edgeort.hardware",
-    "edgeort.providers",
-    "edgeort.device",
-    "edgeort.errors",
-    "edgeort._fs",
-)
+# The build-side packages; every other module of edgeort is device side.
+BUILD_SIDE = ("edgeort.pack", "edgeort.measure", "edgeort.cli", "edgeort.__main__")
+
+
+def device_modules() -> tuple[str, ...]:
+    """Every module of edgeort outside the build-side packages, read off the tree."""
+    found = []
+    for path in sorted((REPO / "edgeort").rglob("*.py")):
+        parts = path.relative_to(REPO).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        if not any(name == b or name.startswith(b + ".") for b in BUILD_SIDE):
+            found.append(name)
+    return tuple(found)
+
+
+DEVICE_MODULES = device_modules()
 
 SCRIPT = """
 import json, sys

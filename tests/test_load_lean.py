@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 
 from edgeort.hardware import CapturedSources, probe
-from edgeort.providers import plugin_ep_names
+from edgeort.hardware.plugins import plugin_ep_names
 from tests.fresh import last_json
 from tests.test_runtime_support import EXAMPLE, QNN_OPTIONS, fixed_batch, variant_spec
 

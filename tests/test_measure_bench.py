@@ -10,11 +10,10 @@ import onnxruntime as ort
 import pytest
 
 from edgeort.errors import DataError, ProviderError, UsageError
+from edgeort.feeds import generate_feeds, parse_assignments, resolve_shape
 from edgeort.measure.bench import bench, bench_target, feeds_for, time_runs
-from edgeort.measure.feeds import generate_feeds, parse_assignments, resolve_shape
-from edgeort.measure.profile import profile_target, summarize_trace
-from edgeort.measure.session import Knobs, Target, create_session
-from edgeort.measure.targets import resolve, source_model
+from edgeort.measure.targets import Knobs, Target, create_session, resolve, source_model
+from edgeort.measure.trace import profile_target, summarize_trace
 from tests.models import make_mlp
 from tests.test_measure_helpers import small_bundle
 
@@ -137,7 +136,7 @@ def test_unavailable_ep_is_skipped_with_its_reason(mlp: Path) -> None:
 
 
 def test_openvino_without_device_is_a_recorded_reason(mlp: Path) -> None:
-    from edgeort.measure.session import ep_unavailable_reason
+    from edgeort.measure.targets import ep_unavailable_reason
 
     why = ep_unavailable_reason("OpenVINOExecutionProvider")
     if why is None:

@@ -11,7 +11,7 @@ import onnx
 import pytest
 
 from edgeort.bundle import TensorSpec, VariantSpec, open_bundle, write_bundle
-from edgeort.measure.session import ep_unavailable_reason
+from edgeort.measure.targets import ep_unavailable_reason
 
 QNN = "QNNExecutionProvider"
 _DTYPES = {1: "float32", 7: "int64", 10: "float16", 6: "int32"}

@@ -9,9 +9,7 @@ from typing import Any
 
 import pytest
 
-from edgeort.choice import tuning_cache_path
-from edgeort.measure.session import Target
-from edgeort.measure.targets import resolve
+from edgeort.measure.targets import Target, resolve
 from edgeort.measure.tune import (
     TUNE_SCHEMA,
     ModelFileVariant,
@@ -20,6 +18,7 @@ from edgeort.measure.tune import (
     tune_target,
     tuning_space,
 )
+from edgeort.runtime.tuning import tuning_cache_path
 from tests.models import make_mlp
 from tests.test_measure_helpers import small_bundle
 

@@ -10,7 +10,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from edgeort.errors import EdgeortError, InputError, ProviderError, UsageError
-from edgeort.model import Model
+from edgeort.runtime.model import Model
 from tests.test_runtime_support import (
     OPSET,
     TWO_INPUT_SPECS,

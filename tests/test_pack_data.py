@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 import pytest
 
+from edgeort.bundle import TensorSpec as IOInfo
 from edgeort.errors import DataError
 from edgeort.pack.data import (
     LABELS,
@@ -16,7 +17,6 @@ from edgeort.pack.data import (
     synthetic_data,
     vocab_sizes,
 )
-from edgeort.pack.load import IOInfo
 from tests.models import make_bert_like
 
 IMAGE = IOInfo("image", "float32", ("batch", 1, 8, 8))

@@ -8,8 +8,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from edgeort import providers
 from edgeort.bundle import open_bundle
+from edgeort.hardware import plugins as providers
 from edgeort.pack import PackageResult, package
 from tests.conftest import REPO
 

@@ -356,11 +356,11 @@ def test_scalar_bool_optional_and_minus_one_inputs(tmp_path: Path) -> None:
 
 
 def test_state_pairs_are_detected_by_name_and_signature() -> None:
-    from edgeort.pack.load import IOInfo
+    from edgeort.bundle import TensorSpec
     from edgeort.pack.state import detect_pairs, parse_state
 
-    def io(name: str, shape: tuple, dtype: str = "float32") -> IOInfo:
-        return IOInfo(name, dtype, shape)
+    def io(name: str, shape: tuple, dtype: str = "float32") -> TensorSpec:
+        return TensorSpec(name, dtype, shape)
 
     inputs = [
         io("input", (None, None)), io("state", (2, None, 128)), io("sr", (), "int64"),

@@ -12,8 +12,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from edgeort.device import DeviceInfo
 from edgeort.hardware import ARM_FLAGS, X86_FLAGS, probe
+from edgeort.hardware.device import DeviceInfo
 
 HAVE_QNN = importlib.util.find_spec("onnxruntime_qnn") is not None
 HAVE_OV = importlib.util.find_spec("onnxruntime_ep_openvino") is not None
@@ -116,7 +116,7 @@ def _run(code: str) -> str:
 
 def test_probe_imports_neither_onnx_nor_click() -> None:
     out = _run(
-        "import sys, edgeort.hardware, edgeort.select, edgeort.providers\n"
+        "import sys, edgeort.hardware, edgeort.profiles.match, edgeort.hardware.plugins\n"
         "edgeort.hardware.probe()\n"
         "print(sorted(m for m in ('onnx', 'click') if m in sys.modules))\n"
     )

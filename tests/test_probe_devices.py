@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from edgeort.device import DeviceInfo
 from edgeort.hardware import CapturedSources, probe
+from edgeort.hardware.device import DeviceInfo
 
 DEVICES = Path(__file__).parent / "data" / "devices"
 

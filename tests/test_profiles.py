@@ -16,7 +16,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgeort._profile_schema import RECIPE, SECTIONS
 from edgeort.errors import ProfileError
 from edgeort.profiles import (
     SHORT_NAMES,
@@ -37,6 +36,7 @@ from edgeort.profiles import (
     profile_to_toml,
     user_profile_dir,
 )
+from edgeort.profiles.schema import RECIPE, SECTIONS
 
 BAD_DIR = Path(__file__).parent / "data" / "profiles_bad"
 BAD_FIXTURES = sorted(BAD_DIR.glob("*.toml"))

@@ -15,7 +15,6 @@ import pytest
 from click.testing import CliRunner
 
 import edgeort
-from edgeort import _profile_load
 from edgeort.errors import ProfileError
 from edgeort.profiles import (
     builtin_dir,
@@ -24,6 +23,7 @@ from edgeort.profiles import (
     profiles_for,
     user_profile_dir,
 )
+from edgeort.profiles import loader as _profile_load
 from tests.fresh import NOBODY, last_json, shared_tmp_dir
 from tests.test_trust_support import write_version
 

@@ -11,11 +11,10 @@ from pathlib import Path
 import onnxruntime as ort
 import pytest
 
-from edgeort import providers
-from edgeort.device import DeviceInfo
-from edgeort.providers import (
+from edgeort.hardware import plugins as providers
+from edgeort.hardware.device import DeviceInfo
+from edgeort.hardware.plugins import (
     KNOWN_PLUGINS,
-    FakeProviders,
     discover_plugins,
     ensure_registered,
     ep_devices,
@@ -24,6 +23,7 @@ from edgeort.providers import (
     register_all,
     registration_error,
 )
+from edgeort.testing import FakeProviders
 
 HAVE_QNN = importlib.util.find_spec("onnxruntime_qnn") is not None
 HAVE_OV = importlib.util.find_spec("onnxruntime_ep_openvino") is not None

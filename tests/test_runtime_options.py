@@ -9,13 +9,13 @@ import onnxruntime as ort
 import pytest
 
 from edgeort.bundle import open_bundle, write_bundle
-from edgeort.device import Battery
 from edgeort.errors import UsageError
 from edgeort.hardware import probe
+from edgeort.hardware.device import Battery
+from edgeort.hardware.ep import ep_cache_dir, expand_options
 from edgeort.profiles import get_profile
+from edgeort.profiles.match import intra_op_threads
 from edgeort.runtime import session_options_for
-from edgeort.select import intra_op_threads
-from edgeort.session import ep_cache_dir, expand_options
 from tests.test_runtime_support import chain_model, variant_spec
 
 

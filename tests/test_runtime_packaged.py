@@ -11,7 +11,7 @@ import pytest
 import edgeort
 from edgeort.hardware import probe
 from edgeort.profiles import builtin_profiles
-from edgeort.select import resolve_target
+from edgeort.profiles.match import resolve_target
 from tests.conftest import REPO
 from tests.test_runtime_support import openvino_has_device
 

@@ -12,9 +12,10 @@ import pytest
 
 import edgeort
 from edgeort.bundle import open_bundle, write_bundle
-from edgeort.choice import device_fingerprint, rank_variants, read_tuning
 from edgeort.hardware import probe
 from edgeort.runtime import tuning_cache_path
+from edgeort.runtime.ranking import rank_variants
+from edgeort.runtime.tuning import device_fingerprint, read_tuning
 from tests.test_runtime_support import chain_model, variant_spec
 
 

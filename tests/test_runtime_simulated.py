@@ -16,10 +16,10 @@ import pytest
 
 import edgeort
 from edgeort.bundle import write_bundle
-from edgeort.device import Accelerator, DeviceInfo
 from edgeort.hardware import probe
-from edgeort.providers import FakeProviders
+from edgeort.hardware.device import Accelerator, DeviceInfo
 from edgeort.runtime import rank_bundle
+from edgeort.testing import FakeProviders
 from tests.test_runtime_support import EXAMPLE, digits_input, digits_reference, variant_spec
 
 REAL_SESSION = ort.InferenceSession

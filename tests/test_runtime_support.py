@@ -249,6 +249,6 @@ def digits_reference(x: np.ndarray) -> np.ndarray:
 
 
 def openvino_has_device() -> bool:
-    from edgeort.providers import ep_devices
+    from edgeort.hardware.plugins import ep_devices
 
     return bool(ep_devices("OpenVINOExecutionProvider"))

@@ -7,7 +7,7 @@ import itertools
 import onnxruntime as ort
 import pytest
 
-from edgeort.ortcompat import (
+from edgeort.runtime.ortcompat import (
     ORT_ONNX_TABLE,
     first_ort_for,
     is_version_error,

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from edgeort.device import Accelerator, DeviceInfo, EpDevice, PluginEp
 from edgeort.errors import ProfileError, UsageError
+from edgeort.hardware.device import Accelerator, DeviceInfo, EpDevice, PluginEp
 from edgeort.profiles import Match, Profile, Runtime, SessionSettings
-from edgeort.select import Candidate, intra_op_threads, rank, resolve_target
+from edgeort.profiles.match import Candidate, intra_op_threads, rank, resolve_target
 
 CPU_DEV = EpDevice("CPUExecutionProvider", "Microsoft", "cpu", "AMD", 0x1022)
 

@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from edgeort.bundle import open_bundle
+from edgeort.bundle.signing import generate_keypair, sign_bundle, verify_signature
 from edgeort.errors import IntegrityError, SignatureError, UsageError
-from edgeort.signing import generate_keypair, sign_bundle, verify_signature
 from tests.test_bundle_support import forge, sample_bundle
 
 KEYS = generate_keypair()

@@ -314,10 +314,10 @@ def test_cache_install_survives_every_fault(tmp_path: Path, before: str) -> None
 
 def test_tune_cache_write_survives_every_fault(tmp_path: Path) -> None:
     """save_tuning: CacheError naming the errno; the entry is old, new or absent."""
-    from edgeort.choice import read_tuning
     from edgeort.hardware import probe
-    from edgeort.measure.session import Target
+    from edgeort.measure.targets import Target
     from edgeort.measure.tune import ModelFileVariant, TuneResult, save_tuning
+    from edgeort.runtime.tuning import read_tuning
     from tests.test_trust_support import add_model
 
     device = probe(register_plugins=False)

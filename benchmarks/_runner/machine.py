@@ -76,7 +76,12 @@ def machine_id(machine: dict[str, Any]) -> str:
 
 def ep_status(ep: str) -> tuple[bool, str, bool]:
     """(usable here, why not, simulated) for a plugin EP, decided at run time."""
-    from edgeort.providers import KNOWN_PLUGINS, ensure_registered, ep_devices, registration_error
+    from edgeort.hardware.plugins import (
+        KNOWN_PLUGINS,
+        ensure_registered,
+        ep_devices,
+        registration_error,
+    )
 
     if ep == "CPUExecutionProvider":
         return True, "", False

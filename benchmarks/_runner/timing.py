@@ -128,7 +128,7 @@ else:
     if ep == "CPUExecutionProvider":
         sess = ort.InferenceSession(spec["path"])
     else:
-        from edgeort.providers import ensure_registered, ep_devices
+        from edgeort.hardware.plugins import ensure_registered, ep_devices
         ensure_registered(ep)
         devs = [d for d in ep_devices(ep) if d.device.type.name.lower() == spec["device"]]
         so = ort.SessionOptions()

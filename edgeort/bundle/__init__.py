@@ -99,7 +99,7 @@ def open_bundle(
     With ``verify`` every file is checked (closed list, links, sizes, sha256, external
     data) before this returns. When trusted keys are configured (``trusted_keys``, or the
     ``EDGEORT_TRUSTED_KEYS`` file/directory of PEM public keys), the bundle must carry a
-    valid, fresh signature (``edgeort.signing``), whatever ``verify`` says.
+    valid, fresh signature (``edgeort.bundle.signing``), whatever ``verify`` says.
 
     A file-system failure raises ``CacheError`` (writing the zip's extraction into the
     cache, or reading it back) or ``BundleError`` (reading the bundle), naming the errno
@@ -124,7 +124,7 @@ def open_bundle(
     if trusted_keys is None:
         trusted_keys = os.environ.get("EDGEORT_TRUSTED_KEYS") or None
     if trusted_keys:
-        from edgeort.signing import verify_signature
+        from edgeort.bundle.signing import verify_signature
 
         verify_signature(bundle, trusted_keys)
     return bundle

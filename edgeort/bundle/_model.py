@@ -1,5 +1,8 @@
 """The bundle's data model: FileEntry, TensorSpec, Variant (one per target device).
 
+:class:`TensorSpec` is edgeort's one tensor signature: the packager reads it off the
+source model, the bundle records it, ``Model.inputs`` returns it.
+
 Constructors are dumb; ``parse`` classmethods validate (docs/bundle-format.md,
 sections 4-6) and record the JSON path of every problem in a shared ``Problems``.
 ``Bundle`` lives in ``_manifest.py`` with the manifest rules.
@@ -68,6 +71,11 @@ class TensorSpec:
     name: str
     dtype: str
     shape: tuple[int | str | None, ...]
+
+    @property
+    def dynamic_dims(self) -> tuple[int, ...]:
+        """The axes whose size is not fixed (named or unnamed)."""
+        return tuple(i for i, d in enumerate(self.shape) if not isinstance(d, int))
 
     @classmethod
     def parse(cls, data: Any, where: str, problems: Problems) -> TensorSpec | None:

@@ -5,7 +5,7 @@
 manifest (it is the root of the digest chain), so without it a byte flip inside
 ``manifest.json`` that leaves valid JSON went unnoticed. It detects corruption and naive
 edits only: anyone who can write the file can recompute it. Authenticity needs a
-signature (``edgeort.signing``).
+signature (``edgeort.bundle.signing``).
 
 The field is found in the raw bytes, not re-serialised: exactly one
 ``"self_sha256": "<64 lowercase hex>"`` (JSON whitespace allowed around the colon) must

@@ -30,7 +30,7 @@ def _lines(lines: list[str]) -> None:
 
 
 def _pairs(items: tuple[str, ...], option: str) -> dict[str, str]:
-    from edgeort.measure.feeds import parse_assignments
+    from edgeort.feeds import parse_assignments
 
     return parse_assignments(items, option=option)
 
@@ -139,8 +139,7 @@ def bench_command(
     """Latency (median, mean, p90/p95/p99, min/max), throughput, session creation time
     and peak memory of a model or of each runnable bundle variant."""
     from edgeort.measure.bench import bench
-    from edgeort.measure.session import Knobs
-    from edgeort.measure.targets import source_model
+    from edgeort.measure.targets import Knobs, source_model
     from edgeort.measure.text import format_bench
 
     resolved = _resolve(path, ep, ep_options, variant)
@@ -149,7 +148,10 @@ def bench_command(
     runs = runs if runs is not None or duration is not None else 50
     long_run = not as_json and ((runs or 0) >= 200 or (duration or 0) >= 2)
     bar, update = _progress(long_run, runs, duration)
-    kwargs = dict(
+    report = bench(
+        resolved.targets,
+        compare=baseline,
+        skipped=resolved.skipped,
         knobs=Knobs(threads=threads),
         input_files=_pairs(inputs, "--input"),
         dims=_dims(dims),
@@ -158,7 +160,6 @@ def bench_command(
         duration=duration,
         on_progress=update,
     )
-    report = bench(resolved.targets, compare=baseline, skipped=resolved.skipped, **kwargs)
     if bar is not None:
         bar.render_finish()
     if as_json:
@@ -203,8 +204,8 @@ def profile_command(
 ) -> None:
     """Run ORT's profiler: the Chrome trace, time per op type, the slowest nodes and the
     EP that ran each node."""
-    from edgeort.measure.profile import profile_target
     from edgeort.measure.text import format_profile
+    from edgeort.measure.trace import profile_target
 
     resolved = _resolve(path, ep, ep_options, variant)
     _need_targets(resolved)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import click
 
-from edgeort.device import DeviceInfo
-from edgeort.select import Candidate
+from edgeort.hardware.device import DeviceInfo
+from edgeort.profiles.match import Candidate
 
 __all__ = ["COMMANDS", "format_device", "format_ranking"]
 
@@ -33,7 +33,7 @@ def probe_command(as_json: bool, profile_files: tuple[Path, ...]) -> None:
     """Describe this device and rank the device profiles that fit it."""
     from edgeort.hardware import probe
     from edgeort.profiles import load_profiles
-    from edgeort.select import rank
+    from edgeort.profiles.match import rank
 
     device = probe()
     ranking = rank(load_profiles(extra_paths=profile_files), device)

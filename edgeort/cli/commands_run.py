@@ -43,24 +43,17 @@ def parse_inputs(pairs: Sequence[str]) -> dict[str, np.ndarray]:
 
 
 def generate_inputs(specs: Sequence[Any], seed: int = 0) -> dict[str, np.ndarray]:
-    """Random feeds that fit the signature: dynamic dims 1, floats N(0,1), ints 0/1."""
-    rng = np.random.default_rng(seed)
-    feeds = {}
+    """Random feeds that fit the signature (:func:`edgeort.feeds.random_feeds`: dynamic
+    dims 1, the one rule for values)."""
+    from edgeort.feeds import can_generate, random_feeds
+
     for spec in specs:
-        shape = tuple(d if isinstance(d, int) and d >= 0 else 1 for d in spec.shape)
-        dtype = np.dtype(spec.dtype)
-        if dtype.kind == "f":
-            feeds[spec.name] = rng.standard_normal(shape).astype(dtype)
-        elif dtype.kind in "iu":
-            feeds[spec.name] = rng.integers(0, 2, shape).astype(dtype)
-        elif dtype.kind == "b":
-            feeds[spec.name] = np.zeros(shape, dtype)
-        else:
+        if not can_generate(spec.dtype):
             raise UsageError(
                 f"cannot generate input {spec.name!r} of dtype {spec.dtype}; give --input",
                 option="--input",
             )
-    return feeds
+    return random_feeds(specs, seed=seed)
 
 
 def _write_npz(path: Path, outputs: Mapping[str, np.ndarray]) -> None:
@@ -138,10 +131,12 @@ def _load_and_run(
         if generated:
             feeds = generate_inputs(model.inputs, seed)
         outputs = model.run(feeds)
+        variant = model.variant
+        assert variant is not None  # load() always sets it
         report = {
             "bundle": str(bundle),
-            "variant": model.variant.name,
-            "ep": model.variant.ep,
+            "variant": variant.name,
+            "ep": variant.ep,
             "providers": model.providers,
             "placement": model.placement().counts,
             "reasons": model.reasons,

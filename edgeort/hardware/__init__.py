@@ -1,4 +1,4 @@
-"""The probe: what is this device? -> :class:`~edgeort.device.DeviceInfo`.
+"""The probe: what is this device? -> :class:`~edgeort.hardware.device.DeviceInfo`.
 
 ``probe()`` reads the OS, CPU (vendor, model, normalised ISA flags, performance and
 efficiency cores), memory, battery, SoC, accelerators and ONNX Runtime (version, built-in
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from edgeort.device import DeviceInfo
 from edgeort.hardware._cpu import ARM_FLAGS, X86_FLAGS, read_cpu
 from edgeort.hardware._ort import OrtState, ort_notes
 from edgeort.hardware._platform import (
@@ -24,6 +23,7 @@ from edgeort.hardware._platform import (
     read_soc,
 )
 from edgeort.hardware._sources import CapturedSources, HostSources, PlatformValues, Sources
+from edgeort.hardware.device import DeviceInfo
 
 __all__ = [
     "ARM_FLAGS",

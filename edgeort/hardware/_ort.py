@@ -11,8 +11,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from edgeort.device import Accelerator, EpDevice, PluginEp
 from edgeort.hardware._platform import PCI_VENDORS
+from edgeort.hardware.device import Accelerator, EpDevice, PluginEp
 
 __all__ = ["OrtState", "no_device_why", "ort_notes", "read_host_ort"]
 
@@ -69,7 +69,7 @@ def read_host_ort(*, register_plugins: bool | Collection[str]) -> OrtState:
         import onnxruntime as ort
     except ImportError as exc:
         return OrtState.missing(f"onnxruntime cannot be imported: {exc}")
-    from edgeort import providers
+    from edgeort.hardware import plugins as providers
 
     devices = providers.list_ep_devices
     if register_plugins is True or register_plugins is False:

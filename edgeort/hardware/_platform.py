@@ -7,8 +7,8 @@ hardware discovery (the only GPU/NPU signal on Windows here).
 
 from __future__ import annotations
 
-from edgeort.device import Accelerator
 from edgeort.hardware._sources import Sources
+from edgeort.hardware.device import Accelerator
 
 __all__ = ["PCI_VENDORS", "normalise_arch", "read_accelerators", "read_os", "read_soc"]
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from edgeort.device import Battery
+from edgeort.hardware.device import Battery
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgeort.hardware._ort import OrtState

@@ -20,7 +20,7 @@ import onnxruntime as ort
 import psutil
 
 from edgeort.measure.bench import feeds_for
-from edgeort.measure.session import Knobs, Target, create_session
+from edgeort.measure.targets import Knobs, Target, create_session
 
 _MB = 1024.0 * 1024.0
 

@@ -22,9 +22,9 @@ import onnxruntime as ort
 import psutil
 
 from edgeort.errors import UsageError
-from edgeort.measure.feeds import generate_feeds, load_feeds
-from edgeort.measure.session import CPU, Knobs, Target, create_session
+from edgeort.feeds import generate_feeds, load_feeds
 from edgeort.measure.stats import Summary, ratio, summarize
+from edgeort.measure.targets import CPU, Knobs, Target, create_session
 
 __all__ = [
     "BenchReport",
@@ -200,9 +200,29 @@ def bench(
     *,
     compare: str | Path | None = None,
     skipped: Mapping[str, str] | None = None,
-    **kwargs: Any,
+    knobs: Knobs | None = None,
+    input_files: Mapping[str, str | Path] | None = None,
+    dims: Mapping[str, int] | None = None,
+    warmup: int = 5,
+    runs: int | None = 50,
+    duration: float | None = None,
+    on_progress: Progress | None = None,
 ) -> BenchReport:
-    """Benchmark every target (and the fp32 baseline when ``compare`` names it)."""
-    results = tuple(bench_target(t, **kwargs) for t in targets)
-    baseline = bench_target(baseline_target(compare), **kwargs) if compare else None
+    """Benchmark every target (and the fp32 baseline when ``compare`` names it); the
+    other arguments are :func:`bench_target`'s."""
+
+    def one(target: Target) -> BenchResult:
+        return bench_target(
+            target,
+            knobs=knobs,
+            input_files=input_files,
+            dims=dims,
+            warmup=warmup,
+            runs=runs,
+            duration=duration,
+            on_progress=on_progress,
+        )
+
+    results = tuple(one(t) for t in targets)
+    baseline = one(baseline_target(compare)) if compare else None
     return BenchReport(results=results, baseline=baseline, skipped=dict(skipped or {}))

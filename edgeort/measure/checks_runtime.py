@@ -20,7 +20,7 @@ from edgeort.errors import ProviderError
 from edgeort.measure.bench import feeds_for, time_runs
 from edgeort.measure.findings import Finding
 from edgeort.measure.graphinfo import GraphInfo
-from edgeort.measure.session import CPU, DEVICE_EPS, Knobs, Target, create_session
+from edgeort.measure.targets import CPU, DEVICE_EPS, Knobs, Target, create_session
 
 __all__ = ["CONTENTION_RATIO", "check_arena", "check_copies", "check_threads"]
 

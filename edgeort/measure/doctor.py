@@ -30,15 +30,16 @@ from edgeort.measure.findings import Finding
 from edgeort.measure.graphinfo import GraphInfo, read_graph
 from edgeort.measure.optables import TABLES, load_table
 from edgeort.measure.partition import PartitionReport, UnsupportedNode, partition_report
-from edgeort.measure.session import (
+from edgeort.measure.targets import (
     CPU,
+    DEFAULT_EP_OPTIONS,
     Knobs,
+    Resolved,
     Target,
     create_session,
     ep_unavailable_reason,
     placement,
 )
-from edgeort.measure.targets import DEFAULT_EP_OPTIONS, Resolved
 from edgeort.measure.tune import physical_cores
 
 __all__ = ["DoctorReport", "PartitionTarget", "cpu_report", "doctor", "partition_targets"]
@@ -268,6 +269,7 @@ def doctor(
 
 
 def _variant_pt(resolved: Resolved, label: str, ep: str) -> PartitionTarget:
+    assert resolved.bundle is not None  # only bundles have variant labels
     variant = next(v for v in resolved.bundle.variants if v.name == label)
     short = next((s for s in TABLES if load_table(s).ep == ep), "cpu" if ep == CPU else ep)
     return PartitionTarget(short, ep, dict(variant.provider_options), variant.profile)

@@ -21,8 +21,8 @@ from onnx import helper, numpy_helper, shape_inference
 
 from edgeort._fs import scratch_cwd
 from edgeort.errors import ModelError
+from edgeort.hardware.ep import LEVELS, cpu_session
 from edgeort.measure.partition import GraphNode, ShapeInfo
-from edgeort.session import LEVELS
 
 __all__ = ["GraphInfo", "optimized_model", "read_graph"]
 
@@ -61,7 +61,7 @@ def optimized_model(path: Path, level: str) -> onnx.ModelProto | None:
         so.optimized_model_filepath = str(out)
         so.log_severity_level = 3
         try:
-            ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+            cpu_session(path, so)
             return onnx.load(str(out))
         except Exception as exc:  # a model ORT cannot load is read as written
             log.info("cannot optimise %s at %s level: %s", path, level, exc)

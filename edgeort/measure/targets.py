@@ -1,31 +1,127 @@
-"""Turn the ``MODEL|BUNDLE`` argument of the measure commands into :class:`Target` s.
+"""What the measure commands run: :class:`Target` s (a model file on one EP with its
+settings) and :class:`Knobs` (the settings a measurement overrides), made into an ORT
+session by :func:`create_session`; and :func:`resolve`, which turns the ``MODEL|BUNDLE``
+argument into targets.
 
 A ``.onnx`` file is one target on the EP asked for (CPU by default). A bundle (directory
 or ``.zip``, opened and verified by :func:`edgeort.bundle.open_bundle`) gives one target
 per variant, each with the session settings :func:`edgeort.load` would use
-(:func:`edgeort.runtime.session_options_for`); variants whose EP cannot run here are
+(:func:`edgeort.hardware.ep.session_options_for`); variants whose EP cannot run here are
 returned as *skipped*, with the reason.
+
+Whether an EP can run here, and the session itself, come from the EP module
+(:mod:`edgeort.hardware.ep`): plugin EPs (QNN, OpenVINO) attached with
+``add_provider_for_devices``, built-in EPs by name; an EP that is installed but has no
+device here (OpenVINO on a non-Intel CPU) raises :class:`ProviderError` saying so.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+import onnxruntime as ort
 
 from edgeort._fs import sha256_file
 from edgeort.errors import DataError, ModelError, UsageError
-from edgeort.measure.session import CPU, Target, ep_unavailable_reason
+from edgeort.hardware.ep import CPU_EP as CPU
+from edgeort.hardware.ep import (
+    LEVELS,
+    SPINNING,
+    Knobs,
+    ep_unavailable,
+    ep_unavailable_reason,
+    merge_knobs,
+    open_measure_session,
+    placement,
+    simulated_here,
+)
 
-__all__ = ["Resolved", "is_model_file", "resolve", "source_model"]
+if TYPE_CHECKING:  # pragma: no cover
+    from edgeort.bundle import Bundle, Variant
+    from edgeort.hardware.device import DeviceInfo
+    from edgeort.profiles import Profile
+
+__all__ = [
+    "CPU",
+    "LEVELS",
+    "SPINNING",
+    "Knobs",
+    "Resolved",
+    "Target",
+    "create_session",
+    "ep_unavailable_reason",
+    "is_model_file",
+    "placement",
+    "resolve",
+    "source_model",
+]
 
 log = logging.getLogger(__name__)
 
+# Built-in EPs that place tensors in device memory (host<->device copies at the edges).
+DEVICE_EPS = frozenset(
+    {
+        "CUDAExecutionProvider",
+        "TensorrtExecutionProvider",
+        "DmlExecutionProvider",
+        "ROCMExecutionProvider",
+        "MIGraphXExecutionProvider",
+        "CoreMLExecutionProvider",
+        "NnapiExecutionProvider",
+        "QNNExecutionProvider",
+        "OpenVINOExecutionProvider",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One model file on one EP, with the session settings it is meant to run with."""
+
+    label: str
+    model_path: Path
+    ep: str = CPU
+    provider_options: Mapping[str, str] = field(default_factory=dict)
+    knobs: Knobs = field(default_factory=Knobs)  # the target's own settings
+    simulated: bool = False
+    sha256: str | None = None
+    variant: Variant | None = None  # for bundle targets
+    profile: Profile | None = None  # its profile, when known
+    device: DeviceInfo | None = None  # the device it was resolved on
+
+    def with_knobs(self, knobs: Knobs) -> Target:
+        return replace(self, knobs=knobs)
+
+
+def create_session(
+    target: Target,
+    knobs: Knobs | None = None,
+    *,
+    profile_prefix: str | None = None,
+    record_placement: bool = False,
+) -> ort.InferenceSession:
+    """An ORT session for ``target`` with ``knobs`` over the target's own settings
+    (opened by :func:`edgeort.hardware.ep.open_measure_session`)."""
+    return open_measure_session(
+        target.model_path,
+        target.ep,
+        merge_knobs(target.knobs, knobs or Knobs()),
+        label=target.label,
+        provider_options=target.provider_options,
+        variant=target.variant,
+        profile=target.profile,
+        device=target.device,
+        profile_prefix=profile_prefix,
+        record_placement=record_placement,
+    )
+
+
 # Provider options a plain model needs on EPs that cannot start without them.
 DEFAULT_EP_OPTIONS: dict[str, dict[str, str]] = {"QNNExecutionProvider": {"backend_type": "htp"}}
-SIMULATED_ON = {"QNNExecutionProvider": ("x86_64", "amd64")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +132,8 @@ class Resolved:
     kind: str  # "model" | "bundle"
     targets: tuple[Target, ...]
     skipped: Mapping[str, str] = field(default_factory=dict)
-    bundle: Any = None
-    device: Any = None
+    bundle: Bundle | None = None
+    device: DeviceInfo | None = None
 
     @property
     def model_files(self) -> tuple[tuple[str, Path, str], ...]:
@@ -57,17 +153,15 @@ def is_model_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in {".onnx", ".ort"}
 
 
-def _simulated(ep: str) -> bool:
-    import platform
-
-    return platform.machine().lower() in SIMULATED_ON.get(ep, ())
-
-
 def _model_target(path: Path, ep: str | None, ep_options: Mapping[str, str]) -> Resolved:
     ep = ep or CPU
     options = {**DEFAULT_EP_OPTIONS.get(ep, {}), **ep_options}
     target = Target(
-        label=path.name, model_path=path, ep=ep, provider_options=options, simulated=_simulated(ep)
+        label=path.name,
+        model_path=path,
+        ep=ep,
+        provider_options=options,
+        simulated=simulated_here(ep),
     )
     skipped = {}
     if ep != CPU:
@@ -77,19 +171,20 @@ def _model_target(path: Path, ep: str | None, ep_options: Mapping[str, str]) -> 
     return Resolved(path, "model", () if skipped else (target,), skipped)
 
 
-def _probe() -> Any:
+def _probe() -> DeviceInfo:
     from edgeort.hardware import probe
 
     return probe()
 
 
-def _profile_of(variant: Any, profiles: Sequence[Any]) -> Any:
+def _profile_of(variant: Variant, profiles: Sequence[Profile]) -> Profile | None:
     return next((p for p in profiles if p.name == variant.profile), None)
 
 
-def _bundle_targets(path: Path, variant: str | None, ep: str | None, device: Any) -> Resolved:
+def _bundle_targets(
+    path: Path, variant: str | None, ep: str | None, device: DeviceInfo | None
+) -> Resolved:
     from edgeort.bundle import open_bundle
-    from edgeort.choice import ep_unavailable
     from edgeort.profiles import load_profiles
 
     bundle = open_bundle(path)
@@ -113,7 +208,7 @@ def _bundle_targets(path: Path, variant: str | None, ep: str | None, device: Any
                 model_path=bundle.model_path(v),
                 ep=v.ep,
                 provider_options=dict(v.provider_options),
-                simulated=_simulated(v.ep),
+                simulated=simulated_here(v.ep, _profile_of(v, profiles)),
                 sha256=entry.sha256 if entry is not None else None,
                 variant=v,
                 profile=_profile_of(v, profiles),
@@ -129,7 +224,7 @@ def resolve(
     ep: str | None = None,
     ep_options: Mapping[str, str] | None = None,
     variant: str | None = None,
-    device: Any = None,
+    device: DeviceInfo | None = None,
 ) -> Resolved:
     """The targets ``path`` (model file or bundle) stands for."""
     path = Path(path)
@@ -154,7 +249,7 @@ def source_model(resolved: Resolved, given: str | Path | None) -> Path | None:
         if not p.is_file():
             raise DataError(f"--compare {p}: no such model file", path=p)
         return p
-    if resolved.kind == "model":
+    if resolved.kind == "model" or resolved.bundle is None:
         return resolved.path
     meta = (resolved.bundle.metadata or {}).get("edgeort", resolved.bundle.metadata) or {}
     src = meta.get("source_model") if isinstance(meta, Mapping) else None

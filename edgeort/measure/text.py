@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from edgeort.measure.bench import BenchReport, BenchResult
 from edgeort.measure.doctor import DoctorReport
-from edgeort.measure.profile import ProfileResult
+from edgeort.measure.trace import ProfileResult
 from edgeort.measure.tune import TuneResult
 
 __all__ = ["format_bench", "format_doctor", "format_profile", "format_tune", "table"]

@@ -6,7 +6,7 @@ on/off, graph optimisation level (basic/extended/all), execution mode
 ``htp_performance_mode``. The search (:mod:`edgeort.measure.search`) is coordinate
 descent on median latencies of interleaved runs, then successive halving among the best
 three, inside a time budget. The winner is written atomically to the tune cache
-(:func:`save_tuning`) at :func:`edgeort.choice.tuning_cache_path` -- keyed by the
+(:func:`save_tuning`) at :func:`edgeort.runtime.tuning.tuning_cache_path` -- keyed by the
 variant's sha256, the device fingerprint and the ORT version -- which
 :func:`edgeort.load` reads. The JSON schema is in ``docs/doctor.md`` ("Tune cache").
 """
@@ -31,7 +31,7 @@ from edgeort._fs import atomic_write_text, os_error_text, sha256_file
 from edgeort.errors import CacheError, ModelError, UsageError
 from edgeort.measure.bench import feeds_for, time_runs
 from edgeort.measure.search import Dimension, SearchResult, Space, coordinate_descent, key
-from edgeort.measure.session import SPINNING, Knobs, Target, create_session
+from edgeort.measure.targets import SPINNING, Knobs, Target, create_session
 
 __all__ = [
     "TUNE_SCHEMA",
@@ -229,7 +229,7 @@ class _FileEntry:
 
 class ModelFileVariant:
     """Variant-like view of a plain model file on one EP, so its tune entry is keyed like
-    a bundle variant's (:func:`edgeort.choice.variant_sha256`): name, EP, options, file
+    a bundle variant's (:func:`edgeort.runtime.tuning.variant_sha256`): name, EP, options, file
     digest. ``edgeort.load`` reads entries of bundle variants only."""
 
     def __init__(self, target: Target) -> None:
@@ -252,7 +252,7 @@ def _variant(target: Target) -> Any:
 
 def tuning_record(result: TuneResult, target: Target, device: Any) -> dict[str, Any]:
     """The JSON written to the tune cache (schema in ``docs/doctor.md``)."""
-    from edgeort.choice import device_fingerprint
+    from edgeort.runtime.tuning import device_fingerprint
 
     knobs = knobs_from_point(result.best)
     variant = _variant(target)
@@ -284,7 +284,7 @@ def tuning_record(result: TuneResult, target: Target, device: Any) -> dict[str, 
 
 def save_tuning(result: TuneResult, target: Target, device: Any) -> Path:
     """Write the tune cache entry of ``target`` on ``device`` (atomically); its path."""
-    from edgeort.choice import tuning_cache_path
+    from edgeort.runtime.tuning import tuning_cache_path
 
     try:  # a plain model file is read here for its digest (the cache key)
         path = tuning_cache_path(_variant(target), device)

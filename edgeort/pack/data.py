@@ -30,8 +30,9 @@ import numpy as np
 import onnx
 from onnxruntime.quantization import CalibrationDataReader
 
+from edgeort.bundle import TensorSpec
 from edgeort.errors import DataError
-from edgeort.pack.load import IOInfo
+from edgeort.feeds import random_array
 
 __all__ = [
     "LABELS",
@@ -146,7 +147,7 @@ def _fmt(shape: Sequence[int | str | None]) -> str:
     return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
 
 
-def _check_input(path: Path, info: IOInfo, arr: np.ndarray) -> bool:
+def _check_input(path: Path, info: TensorSpec, arr: np.ndarray) -> bool:
     """Check one array against one input; returns whether it is stacked (rank + 1)."""
     if arr.dtype.name != info.dtype:
         raise DataError(
@@ -180,9 +181,9 @@ def _check_input(path: Path, info: IOInfo, arr: np.ndarray) -> bool:
 
 def load_data(
     path: str | Path,
-    inputs: Sequence[IOInfo],
+    inputs: Sequence[TensorSpec],
     *,
-    optional: Sequence[IOInfo] = (),
+    optional: Sequence[TensorSpec] = (),
     state: Sequence[tuple[str, str]] = (),
 ) -> Dataset:
     """Read ``path`` and check it against the model ``inputs``. ``optional``: inputs
@@ -237,8 +238,8 @@ def load_data(
 
 
 def _resolve_dims(
-    info: IOInfo,
-    given: Sequence[IOInfo],
+    info: TensorSpec,
+    given: Sequence[TensorSpec],
     arrays: Mapping[str, np.ndarray],
     stacked: Mapping[str, bool],
 ) -> list[int]:
@@ -275,20 +276,18 @@ def _check_labels(path: Path, labels: np.ndarray, samples: int) -> np.ndarray:
 
 
 def synthetic_data(
-    inputs: Sequence[IOInfo],
+    inputs: Sequence[TensorSpec],
     *,
     samples: int = 8,
     seed: int = 0,
     vocab: Mapping[str, int] | None = None,
     state: Sequence[tuple[str, str]] = (),
 ) -> Dataset:
-    """Random samples within each input's dtype and a sensible range.
-
-    Floats: standard normal. Integer inputs whose name looks like a mask: ones. Other
-    integers: ``0 .. vocab[name]-1`` when the embedding table size is known (``vocab``),
-    else ``0..99``. Booleans: True. State inputs (``state`` pairs): zeros. Dynamic dims
-    become 1 (the first axis, or a name containing "batch") or 8 (others); a named dim
-    has one size across all inputs.
+    """Random samples by :func:`edgeort.feeds.random_array`'s rule: floats standard
+    normal, masks ones, other integers ``0 .. vocab[name]-1`` when the embedding table
+    size is known (``vocab``) else zeros, booleans True. State inputs (``state`` pairs):
+    zeros. Dynamic dims become 1 (the first axis, a name containing "batch", or any of a
+    state input's) or 8 (others); a named dim has one size across all inputs.
     """
     rng = np.random.default_rng(seed)
     arrays: dict[str, np.ndarray] = {}
@@ -307,27 +306,12 @@ def synthetic_data(
         if info.name in state_inputs:
             arrays[info.name] = np.zeros(shape, dtype=np.dtype(info.dtype))
         else:
-            arrays[info.name] = _random(rng, info, shape, (vocab or {}).get(info.name))
+            arrays[info.name] = random_array(
+                info.name, info.dtype, shape, rng, vocab=(vocab or {}).get(info.name)
+            )
     stacked = {info.name: True for info in inputs}
     note = f"synthetic inputs ({samples} samples, seed {seed}): no data file was given"
     return Dataset(arrays, stacked, samples, "synthetic", True, None, (note,), tuple(state))
-
-
-def _random(
-    rng: np.random.Generator, info: IOInfo, shape: tuple[int, ...], vocab: int | None
-) -> np.ndarray:
-    dtype = np.dtype(info.dtype)
-    lowered = info.name.lower()
-    if dtype.kind == "b":
-        return np.ones(shape, dtype=dtype)
-    if dtype.kind in "iu":
-        if "mask" in lowered:
-            return np.ones(shape, dtype=dtype)
-        if "type" in lowered or "segment" in lowered:
-            return np.zeros(shape, dtype=dtype)
-        high = max(2, min(vocab or 100, int(np.iinfo(dtype).max)))
-        return rng.integers(0, high, size=shape).astype(dtype)
-    return rng.standard_normal(shape).astype(dtype)
 
 
 def vocab_sizes(model: onnx.ModelProto) -> dict[str, int]:

@@ -18,9 +18,11 @@ import onnxruntime as ort
 from google.protobuf.message import DecodeError
 
 from edgeort._fs import sha256_file
+from edgeort.bundle import TensorSpec
 from edgeort.errors import ModelError
+from edgeort.hardware.ep import cpu_session
 
-__all__ = ["IOInfo", "SourceModel", "io_info", "load_model", "optional_inputs", "save_model"]
+__all__ = ["SourceModel", "io_info", "load_model", "optional_inputs", "save_model"]
 
 log = logging.getLogger(__name__)
 
@@ -29,39 +31,26 @@ _PROTO_LIMIT = 1_800_000_000  # save with external data at or above this size
 
 
 @dataclass(frozen=True, slots=True)
-class IOInfo:
-    """One graph input or output: numpy dtype name and shape (int, symbol or None)."""
-
-    name: str
-    dtype: str
-    shape: tuple[int | str | None, ...]
-
-    @property
-    def dynamic_dims(self) -> tuple[int, ...]:
-        return tuple(i for i, d in enumerate(self.shape) if not isinstance(d, int))
-
-
-@dataclass(frozen=True, slots=True)
 class SourceModel:
     path: Path
     proto: onnx.ModelProto
     sha256: str
     size: int
-    inputs: tuple[IOInfo, ...]
-    outputs: tuple[IOInfo, ...]
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
     ir_version: int
     opsets: dict[str, int]
-    optional: tuple[IOInfo, ...] = ()  # graph inputs with an initializer as default
+    optional: tuple[TensorSpec, ...] = ()  # graph inputs with an initializer as default
 
 
 def _dtype_name(elem_type: int) -> str:
     try:
-        return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type)).name
+        return str(np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type)).name)
     except (KeyError, TypeError, ValueError):
-        return onnx.TensorProto.DataType.Name(elem_type).lower()
+        return str(onnx.TensorProto.DataType.Name(elem_type)).lower()
 
 
-def _info(vi: onnx.ValueInfoProto) -> IOInfo:
+def _info(vi: onnx.ValueInfoProto) -> TensorSpec:
     tensor = vi.type.tensor_type
     dims: list[int | str | None] = []
     for d in tensor.shape.dim:
@@ -71,17 +60,17 @@ def _info(vi: onnx.ValueInfoProto) -> IOInfo:
             dims.append(d.dim_param)
         else:
             dims.append(None)
-    return IOInfo(vi.name, _dtype_name(tensor.elem_type), tuple(dims))
+    return TensorSpec(vi.name, _dtype_name(tensor.elem_type), tuple(dims))
 
 
-def io_info(model: onnx.ModelProto) -> tuple[tuple[IOInfo, ...], tuple[IOInfo, ...]]:
+def io_info(model: onnx.ModelProto) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
     """Real inputs (initializers excluded) and outputs of ``model``."""
     inits = {i.name for i in model.graph.initializer}
     inputs = tuple(_info(v) for v in model.graph.input if v.name not in inits)
     return inputs, tuple(_info(v) for v in model.graph.output)
 
 
-def optional_inputs(model: onnx.ModelProto) -> tuple[IOInfo, ...]:
+def optional_inputs(model: onnx.ModelProto) -> tuple[TensorSpec, ...]:
     """Graph inputs that have an initializer (a default the caller may override)."""
     inits = {i.name for i in model.graph.initializer}
     return tuple(_info(v) for v in model.graph.input if v.name in inits)
@@ -150,7 +139,7 @@ def load_model(path: str | Path) -> SourceModel:
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         so.log_severity_level = 3
-        ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        cpu_session(path, so)
     except Exception as exc:  # ORT raises its own exception types
         raise ModelError(
             f"{path}: onnxruntime {ort.__version__} cannot load it: {_first_line(exc)}",

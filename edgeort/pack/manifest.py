@@ -18,9 +18,10 @@ from typing import Any
 import onnx
 import onnxruntime as ort
 
-from edgeort.ortcompat import version_tuple
+from edgeort._versions import version_tuple
+from edgeort.bundle import TensorSpec
 from edgeort.pack.evaluate import LATENCY_RUNS
-from edgeort.pack.load import IOInfo, io_info
+from edgeort.pack.load import io_info
 from edgeort.pack.target import TargetOutcome
 
 __all__ = ["accuracy_json", "bundle_dim", "latency_json", "signature", "variant_metadata"]
@@ -40,7 +41,7 @@ def bundle_dim(dim: int | str | None) -> int | str | None:
     return dim
 
 
-def _tensors(infos: tuple[IOInfo, ...]) -> list[dict[str, Any]]:
+def _tensors(infos: tuple[TensorSpec, ...]) -> list[dict[str, Any]]:
     return [
         {"name": i.name, "dtype": i.dtype, "shape": [bundle_dim(d) for d in i.shape]} for i in infos
     ]
@@ -54,7 +55,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def signature(model: Path) -> tuple[tuple[IOInfo, ...], tuple[IOInfo, ...], int, dict[str, int]]:
+def signature(
+    model: Path,
+) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...], int, dict[str, int]]:
     """Inputs, outputs, IR version and opsets (``""`` = ai.onnx) of an ONNX file."""
     proto = onnx.load_model(str(model), load_external_data=False)
     inputs, outputs = io_info(proto)
@@ -93,10 +96,10 @@ def _ep_version(package: str) -> str | None:
 @functools.cache
 def _fingerprint() -> str | None:
     """This build machine's fingerprint: the runtime trusts a recorded latency only on
-    hardware with the same one (:func:`edgeort.choice.device_fingerprint`)."""
+    hardware with the same one (:func:`edgeort.runtime.tuning.device_fingerprint`)."""
     try:
-        from edgeort.choice import device_fingerprint
         from edgeort.hardware import probe
+        from edgeort.runtime.tuning import device_fingerprint
 
         return device_fingerprint(probe())
     except Exception as exc:  # the probe is best effort here: no fingerprint, no reuse

@@ -106,7 +106,7 @@ def padding_mask(arrays: Mapping[str, np.ndarray], samples: int) -> tuple[str, n
 def _unpadded(arr: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     if mask is None or arr.shape[:2] != mask.shape:
         return arr
-    return arr * mask.reshape(mask.shape + (1,) * (arr.ndim - 2))
+    return np.asarray(arr * mask.reshape(mask.shape + (1,) * (arr.ndim - 2)))
 
 
 def compare(

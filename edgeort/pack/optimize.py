@@ -23,7 +23,7 @@ import onnxruntime as ort
 
 from edgeort._fs import scratch_cwd
 from edgeort.errors import PackageError
-from edgeort.session import LEVELS
+from edgeort.hardware.ep import CPU_EP, LEVELS, cpu_session
 
 __all__ = [
     "Fused",
@@ -180,7 +180,7 @@ def portable_level(level: str, *, ep: str, precision: str) -> tuple[str, str]:
         return "none", "no offline optimization for fp16: the CPU EP would bake in fp32 casts"
     if level not in PORTABLE_LEVELS:
         return "basic", f"offline level {level!r} is not portable; baked 'basic' instead"
-    if level == "extended" and ep != "CPUExecutionProvider":
+    if level == "extended" and ep != CPU_EP:
         return "basic", f"offline level 'basic' instead of 'extended': {ep} compiles itself"
     if level == "extended" and precision != "fp32":
         return "basic", "offline level 'basic' instead of 'extended' for a quantized model"
@@ -196,7 +196,7 @@ def offline_optimize(model: Path, out: Path, level: str) -> Path:
     so.optimized_model_filepath = str(out)
     so.log_severity_level = 3
     try:
-        ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+        cpu_session(model, so)
     except Exception as exc:  # ORT's own types
         raise PackageError(f"offline optimization ({level}) failed: {exc}", path=model) from None
     prune_opsets(out)

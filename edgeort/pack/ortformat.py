@@ -20,7 +20,7 @@ from pathlib import Path
 import onnxruntime as ort
 
 from edgeort.errors import PackageError
-from edgeort.session import LEVELS
+from edgeort.hardware.ep import LEVELS, cpu_session
 
 __all__ = ["CONFIG_NAME", "OrtFormat", "convert_to_ort"]
 
@@ -43,9 +43,7 @@ def _save(model: Path, out: Path, level: str, minimal: str, *, arm: bool) -> Non
     so.add_session_config_entry("session.save_model_format", "ORT")
     so.add_session_config_entry("session.qdqisint8allowed", "1" if arm else "0")
     so.add_session_config_entry("optimization.minimal_build_optimizations", minimal)
-    ort.InferenceSession(
-        str(model), so, providers=["CPUExecutionProvider"], disabled_optimizers=["NchwcTransformer"]
-    )
+    cpu_session(model, so, disabled_optimizers=["NchwcTransformer"])
 
 
 def convert_to_ort(

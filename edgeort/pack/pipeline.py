@@ -18,16 +18,18 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edgeort._fs import TMP_PREFIX, os_error_text
+from edgeort.bundle import TensorSpec
 from edgeort.errors import DataError, EdgeortError, PackageError, UsageError
 from edgeort.pack import data as data_mod
 from edgeort.pack import evaluate, optimize, prepare, quantize
 from edgeort.pack import family as family_mod
 from edgeort.pack.events import Event, EventSink
-from edgeort.pack.load import IOInfo, SourceModel, io_info, load_model, save_model
+from edgeort.pack.load import SourceModel, io_info, load_model, save_model
 from edgeort.pack.metrics import TASK_METRICS, MetricFn
 from edgeort.pack.result import FailedTarget, PackageResult, VariantResult
 from edgeort.pack.target import TargetOutcome, TargetWork, build_target, task_compare
@@ -67,7 +69,7 @@ def _resolve(
     targets: Iterable[str], profiles: Sequence[Profile] | None, here: bool
 ) -> list[Profile]:
     from edgeort.profiles import load_profiles
-    from edgeort.select import resolve_target
+    from edgeort.profiles.match import resolve_target
 
     names = list(targets)
     if not names:
@@ -98,20 +100,34 @@ def _load_profiles(profiles: Sequence[Profile | str | Path] | None) -> Sequence[
     return objs
 
 
+@dataclass(frozen=True, slots=True)
+class _Options:
+    """What :func:`package` was asked for, as the steps read it."""
+
+    shapes: Mapping[str, Sequence[int]]
+    calibration: str | Path | None
+    validation: str | Path | None
+    max_drop: float | None
+    measure_speed: bool
+    task: family_mod.Family | None = None
+    metric: str | MetricFn | None = None
+    state: tuple[tuple[str, str], ...] = ()
+
+
 class _Run:
-    def __init__(self, source: SourceModel, family: str, work: Path, **opts: Any) -> None:
+    def __init__(self, source: SourceModel, family: str, work: Path, opts: _Options) -> None:
         self.source, self.family, self.work = source, family, work
         self.opts = opts
-        self._prepared: dict[bool, tuple[Path, tuple[str, ...], tuple[IOInfo, ...]]] = {}
+        self._prepared: dict[bool, tuple[Path, tuple[str, ...], tuple[TensorSpec, ...]]] = {}
         self._fused: dict[bool, tuple[Path, dict[str, int], tuple[str, ...]]] = {}
         self._reference: dict[bool, tuple[Any, ...]] = {}
 
-    def prepared(self, fixed: bool) -> tuple[Path, tuple[str, ...], tuple[IOInfo, ...]]:
+    def prepared(self, fixed: bool) -> tuple[Path, tuple[str, ...], tuple[TensorSpec, ...]]:
         """The prepared fp32 file, its notes and its inputs; once per shape."""
         if fixed not in self._prepared:
             model = self.source.proto.__class__()
             model.CopyFrom(self.source.proto)
-            notes = prepare.fix_shapes(model, self.opts["shapes"]) if fixed else ()
+            notes = prepare.fix_shapes(model, self.opts.shapes) if fixed else ()
             prepare.name_nodes(model)
             path = self.work / ("fixed" if fixed else "dynamic") / "model.onnx"
             save_model(model, path)
@@ -132,16 +148,21 @@ class _Run:
     def datasets(
         self, inputs: Sequence[Any]
     ) -> tuple[data_mod.Dataset, str, data_mod.Dataset | None]:
-        calib_path, valid_path = self.opts["calibration"], self.opts["validation"]
-        extra = {"optional": self.source.optional, "state": self.opts["state"]}
-        calib = data_mod.load_data(calib_path, inputs, **extra) if calib_path else None
+        calib_path, valid_path = self.opts.calibration, self.opts.validation
+        optional, state = self.source.optional, self.opts.state
+        calib = (
+            data_mod.load_data(calib_path, inputs, optional=optional, state=state)
+            if calib_path
+            else None
+        )
         if valid_path:
-            return data_mod.load_data(valid_path, inputs, **extra), "validation", calib
+            valid = data_mod.load_data(valid_path, inputs, optional=optional, state=state)
+            return valid, "validation", calib
         if calib is not None:
             return calib, "calibration", calib
         vocab = data_mod.vocab_sizes(self.source.proto)
         synth = data_mod.synthetic_data(
-            inputs, samples=SYNTHETIC_SAMPLES, vocab=vocab, state=self.opts["state"]
+            inputs, samples=SYNTHETIC_SAMPLES, vocab=vocab, state=self.opts.state
         )
         return synth, "synthetic", None
 
@@ -169,12 +190,12 @@ class _Run:
             notes.append("no validation data: verified on the calibration data")
         target_dir = self.work / f"t{index}"
         target_dir.mkdir(parents=True, exist_ok=True)
-        task, metric = self.opts["task"], self.opts["metric"]
+        task, metric = self.opts.task, self.opts.metric
         own = task_compare(reference, reference, verify, task, metric)
         return TargetWork(
             profile, self.family, fp32, base, stats, verify, kind, calib, reference,
             own, target_dir,
-            self.opts["max_drop"], self.opts["measure_speed"], tuple(notes),
+            self.opts.max_drop, self.opts.measure_speed, tuple(notes),
             task=task, metric=metric,
         )  # fmt: skip
 
@@ -280,12 +301,10 @@ def package(
     what = f"{family} model, {task.label} ({task.reason})"
     sink.emit("done", "", "load", f"{source.path.name}: {what}, {len(chosen)} target(s)")
     with _work_dir(Path(output)) as tmp:
-        run = _Run(
-            source, family, tmp, shapes=shapes, calibration=calibration,
-            validation=validation, max_drop=max_drop, measure_speed=measure_speed,
-            task=task, metric=metric,
-            state=pairs,
-        )  # fmt: skip
+        opts = _Options(
+            shapes, calibration, validation, max_drop, measure_speed, task, metric, pairs
+        )
+        run = _Run(source, family, tmp, opts)
         outcomes = []
         for index, profile in enumerate(chosen):
             sink.begin_target(index)

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import onnx
 from onnxruntime.tools.onnx_model_utils import (
@@ -22,8 +23,9 @@ from onnxruntime.tools.onnx_model_utils import (
 )
 
 from edgeort._fs import scratch_cwd
+from edgeort.bundle import TensorSpec
 from edgeort.errors import PackageError, UsageError
-from edgeort.pack.load import IOInfo, io_info, save_model
+from edgeort.pack.load import io_info, save_model
 
 __all__ = [
     "PER_CHANNEL_QDQ_OPSET",
@@ -61,6 +63,8 @@ def upgrade_opset(model: Path, out: Path, version: int) -> Prepared | str:
     import onnxruntime as ort
     from onnx import version_converter
 
+    from edgeort.hardware.ep import cpu_session
+
     proto = onnx.load_model(str(model))
     current = default_opset(proto)
     try:
@@ -69,7 +73,7 @@ def upgrade_opset(model: Path, out: Path, version: int) -> Prepared | str:
         save_model(converted, out)
         so = ort.SessionOptions()
         so.log_severity_level = 3
-        ort.InferenceSession(str(out), so, providers=["CPUExecutionProvider"])
+        cpu_session(out, so)
     except Exception as exc:  # the converter and ORT raise many types
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
         return f"onnx.version_converter {current} -> {version} failed: {type(exc).__name__} {first}"
@@ -93,7 +97,7 @@ def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
     return name, shape
 
 
-def check_shapes(shapes: Mapping[str, Sequence[int]], inputs: Sequence[IOInfo]) -> None:
+def check_shapes(shapes: Mapping[str, Sequence[int]], inputs: Sequence[TensorSpec]) -> None:
     """Every ``--shape`` names a model input, with its rank and its fixed dims."""
     by_name = {i.name: i for i in inputs}
     for name, shape in shapes.items():
@@ -162,10 +166,12 @@ def check_fixed(path: Path, notes: Sequence[str]) -> None:
     sizes can fail it.)"""
     import onnxruntime as ort
 
+    from edgeort.hardware.ep import cpu_session
+
     so = ort.SessionOptions()
     so.log_severity_level = 4  # (graph optimizations on: some failures show only then)
     try:
-        ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        cpu_session(path, so)
     except Exception as exc:  # ORT raises its own types
         text = str(exc).strip()
         for marker in ("[ONNXRuntimeError] : ", " : FAIL : "):
@@ -210,12 +216,13 @@ def _drop_value_info(graph: onnx.GraphProto) -> None:
                     _drop_value_info(sub)
 
 
-def _fix_batch(graph: onnx.GraphProto, info: IOInfo) -> None:
+def _fix_batch(graph: onnx.GraphProto, info: TensorSpec) -> None:
     batch = info.shape[0]
     if isinstance(batch, str) and batch:
         make_dim_param_fixed(graph, batch, 1)
     else:
-        make_input_shape_fixed(graph, info.name, [1, *info.shape[1:]])  # type: ignore[list-item]
+        fixed: list[Any] = [1, *info.shape[1:]]  # a named batch dim was handled above
+        make_input_shape_fixed(graph, info.name, fixed)
 
 
 def name_nodes(model: onnx.ModelProto) -> None:
@@ -234,7 +241,7 @@ def pre_process(model: Path, out: Path) -> Prepared:
     and say why."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    attempts = ({}, {"skip_symbolic_shape": True})
+    attempts: tuple[dict[str, Any], ...] = ({}, {"skip_symbolic_shape": True})
     errors = []
     for options in attempts:
         try:

@@ -18,6 +18,7 @@ import logging
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import onnx
 from onnxruntime.quantization import (
@@ -150,7 +151,7 @@ def _fp16(model: Path, recipe: Recipe, out: Path) -> Built:
     return Built(out, "fp16", (io,))
 
 
-def _common(recipe: Recipe) -> dict[str, object]:
+def _common(recipe: Recipe) -> dict[str, Any]:
     return {
         "op_types_to_quantize": list(recipe.op_types) or None,
         "per_channel": recipe.per_channel,
@@ -165,7 +166,7 @@ def _dynamic(model: Path, recipe: Recipe, out: Path) -> None:
         reduce_range=recipe.reduce_range,
         weight_type=_QTYPES[recipe.weight_type],
         extra_options={"MatMulConstBOnly": True, "WeightSymmetric": recipe.symmetric_weights},
-        **_common(recipe),  # type: ignore[arg-type]
+        **_common(recipe),
     )
 
 
@@ -184,7 +185,7 @@ def _static(model: Path, recipe: Recipe, out: Path, data: Dataset | None) -> Non
             "ActivationSymmetric": recipe.symmetric_activations,
             "WeightSymmetric": recipe.symmetric_weights,
         },
-        **_common(recipe),  # type: ignore[arg-type]
+        **_common(recipe),
     )
 
 

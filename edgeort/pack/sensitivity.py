@@ -23,6 +23,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from edgeort.hardware.ep import cpu_session
 from edgeort.pack.data import Dataset
 
 __all__ = ["rank_sensitive_nodes"]
@@ -49,7 +50,7 @@ def _run(path: Path, names: list[str], data: Dataset, samples: int) -> dict[str,
     so = ort.SessionOptions()
     so.log_severity_level = 3
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    session = cpu_session(path, so)
     found: dict[str, list[np.ndarray]] = {n: [] for n in names}
     for feed in data.feeds(samples):
         for name, value in zip(names, session.run(names, feed), strict=True):
@@ -64,7 +65,7 @@ def _errors(ref: dict[str, list[np.ndarray]], got: dict[str, list[np.ndarray]]) 
         g = np.concatenate(got[name])
         if r.shape != g.shape or not np.all(np.isfinite(g)):
             continue
-        errors[name] = float(np.linalg.norm(g - r) / max(np.linalg.norm(r), 1e-12))
+        errors[name] = float(np.linalg.norm(g - r)) / max(float(np.linalg.norm(r)), 1e-12)
     return errors
 
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
+from edgeort.bundle import TensorSpec
 from edgeort.errors import UsageError
-from edgeort.pack.load import IOInfo
 
 __all__ = ["StatePair", "check_pairs", "detect_pairs", "parse_state"]
 
@@ -32,7 +32,7 @@ _IN_OUT = (("input", "output"), ("in", "out"), ("inp", "out"))
 _SEP = "_.-:/"
 
 
-def _same_signature(a: IOInfo, b: IOInfo) -> bool:
+def _same_signature(a: TensorSpec, b: TensorSpec) -> bool:
     if a.dtype != b.dtype or len(a.shape) != len(b.shape):
         return False
     # Fixed dims must agree; a dynamic dim on either side fits (exporters often leave
@@ -62,7 +62,9 @@ def _names_match(inp: str, out: str) -> bool:
     return False
 
 
-def detect_pairs(inputs: Sequence[IOInfo], outputs: Sequence[IOInfo]) -> tuple[StatePair, ...]:
+def detect_pairs(
+    inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec]
+) -> tuple[StatePair, ...]:
     """The state pairs the names and signatures make evident (each name used once)."""
     pairs: list[StatePair] = []
     used_out: set[str] = set()
@@ -91,8 +93,8 @@ def parse_state(text: str) -> StatePair:
 
 def check_pairs(
     pairs: Mapping[str, str] | Sequence[StatePair],
-    inputs: Sequence[IOInfo],
-    outputs: Sequence[IOInfo],
+    inputs: Sequence[TensorSpec],
+    outputs: Sequence[TensorSpec],
 ) -> tuple[StatePair, ...]:
     """Every user-given pair names a real input and output with a matching signature."""
     items = list(pairs.items()) if isinstance(pairs, Mapping) else list(pairs)

@@ -23,7 +23,7 @@ _TYPED_MORE = ("opsets", "min_ort", "ep_package")
 
 def _options(mapping: object) -> dict[str, str]:
     """Every option as a string. ``{cache_dir}`` stays as written: the loader expands it
-    on the device (``edgeort.session.expand_options``); JSON values stay whole."""
+    on the device (``edgeort.hardware.ep.expand_options``); JSON values stay whole."""
     items = dict(mapping or {})  # type: ignore[call-overload]
     return {str(k): str(v) for k, v in items.items()}
 

@@ -11,9 +11,18 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["PROBE_SCHEMA", "Accelerator", "Battery", "DeviceInfo", "EpDevice", "PluginEp"]
+__all__ = [
+    "CPU_EP",
+    "PROBE_SCHEMA",
+    "Accelerator",
+    "Battery",
+    "DeviceInfo",
+    "EpDevice",
+    "PluginEp",
+]
 
 PROBE_SCHEMA = 1
+CPU_EP = "CPUExecutionProvider"  # the one place the CPU EP is named
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from typing import Any
 
 from edgeort.errors import DataError
 from edgeort.measure.bench import feeds_for
-from edgeort.measure.session import Knobs, Target, create_session
+from edgeort.measure.targets import Knobs, Target, create_session
 
 __all__ = ["NodeTime", "OpTime", "ProfileResult", "profile_target", "summarize_trace"]
 

@@ -1,6 +1,6 @@
 """Which variant of a bundle this device should run: the ranking, with a reason for each.
 
-:func:`rank_variants` is pure: it reads a :class:`~edgeort.device.DeviceInfo` (what
+:func:`rank_variants` is pure: it reads a :class:`~edgeort.hardware.device.DeviceInfo` (what
 :func:`edgeort.probe` found, or a captured/faked one), the bundle's variants, the known
 profiles and the tune cache, and creates no session. :func:`edgeort.load` then tries the
 usable variants in order; ``edgeort inspect`` prints the same ranking.
@@ -8,7 +8,7 @@ usable variants in order; ``edgeort inspect`` prints the same ranking.
 Hard requirements (a variant failing one is *skipped*, with the reason):
 
 1. asked for, when ``profile=`` or ``providers=`` is given;
-2. the installed onnxruntime can load its IR version/opsets (:mod:`edgeort.ortcompat`);
+2. the installed onnxruntime can load its IR version/opsets (:mod:`edgeort.runtime.ortcompat`);
 3. its EP is available here: built into the onnxruntime wheel, or a plugin that is
    installed, registered and lists an ``OrtEpDevice`` of the variant's device type.
 
@@ -16,7 +16,7 @@ Order of the usable ones, best first:
 
 1. the order of ``providers=`` when given;
 2. real before simulated (QNN on x86_64 runs the HTP simulator), unless asked for;
-3. variants whose profile fits this device (OS, arch, ISA: :func:`edgeort.select.evaluate`)
+3. variants whose profile fits this device (OS, arch, ISA: :func:`edgeort.profiles.match.evaluate`)
    before those whose profile does not fit or is unknown;
 4. measured before unmeasured: a latency from the tune cache, or recorded in the bundle on
    a device with the same :func:`device_fingerprint`, counts only if the variant passed its
@@ -26,43 +26,33 @@ Order of the usable ones, best first:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import onnxruntime as ort
 
-from edgeort._dirs import cache_dir
-from edgeort.device import DeviceInfo
-from edgeort.ortcompat import version_guard
+from edgeort.hardware.device import DeviceInfo
+from edgeort.hardware.ep import ep_unavailable, simulated_on
+from edgeort.runtime.ortcompat import version_guard
+from edgeort.runtime.tuning import device_fingerprint, read_tuning
 
-__all__ = [
-    "Choice",
-    "Ranking",
-    "device_fingerprint",
-    "rank_variants",
-    "read_tuning",
-    "tuning_cache_path",
-    "variant_sha256",
-]
+if TYPE_CHECKING:  # pragma: no cover
+    from edgeort.bundle import Variant
+    from edgeort.profiles import Profile
+
+__all__ = ["Choice", "Ranking", "rank_variants"]
 
 log = logging.getLogger(__name__)
-
-CPU_EP = "CPUExecutionProvider"
-# Where an EP is known to run only in simulation when its profile is not at hand.
-SIMULATED_ON = {"QNNExecutionProvider": ("x86_64",)}
 
 
 @dataclass(frozen=True, slots=True)
 class Choice:
     """One variant as ranked for this device."""
 
-    variant: Any  # edgeort.bundle.Variant
-    profile: Any  # edgeort.profiles.Profile | None
+    variant: Variant
+    profile: Profile | None
     usable: bool
     reason: str
     simulated: bool = False
@@ -97,67 +87,12 @@ class Ranking:
         return {c.name: c.reason for c in self.choices}
 
 
-def device_fingerprint(device: DeviceInfo) -> str:
-    """16 hex digits naming this hardware (OS, arch, CPU model, cores, accelerators).
-
-    Latencies measured on one fingerprint are trusted only on the same fingerprint.
-    """
-    accel = sorted(f"{a.kind}:{a.vendor}:{a.name}" for a in device.accelerators)
-    key = [device.os, device.arch, device.cpu_model, device.logical_cores, accel]
-    return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
-
-
-def variant_sha256(variant: Any) -> str:
-    """sha256 naming what runs: name, profile, EP, device, options and every file's digest
-    (the same model file under another EP, profile or options is another variant)."""
-    key = {
-        "name": variant.name,
-        "profile": [variant.profile, variant.profile_version],
-        "ep": variant.ep,
-        "device": variant.device,
-        "model_file": variant.model_file,
-        "provider_options": dict(variant.provider_options),
-        "session_options": dict(variant.session_options),
-        "files": sorted((f.path, f.sha256) for f in variant.files),
-    }
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
-
-
-def tuning_cache_path(variant: Any, device: DeviceInfo, ort_version: str | None = None) -> Path:
-    """``<cache>/tune/<variant sha256>-<device fingerprint>-<ort version>.json``
-    (:func:`variant_sha256`, :func:`device_fingerprint`).
-
-    ``edgeort tune`` writes it: ``{"latency_ms": float, "session_options": {str: str},
-    "provider_options": {str: str}, "intra_op_threads": int | null, ...}``.
-    """
-    version = ort_version or ort.__version__
-    name = f"{variant_sha256(variant)}-{device_fingerprint(device)}-{version}.json"
-    return cache_dir() / "tune" / name
-
-
-def read_tuning(variant: Any, device: DeviceInfo) -> dict[str, Any] | None:
-    """The tune cache entry of ``variant`` on ``device``, or None (absent or unreadable)."""
-    path = tuning_cache_path(variant, device)
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        log.info("ignoring unreadable tune cache %s: %s", path, exc)
-        return None
-    latency = data.get("latency_ms") if isinstance(data, dict) else None
-    if not isinstance(latency, (int, float)) or isinstance(latency, bool) or latency <= 0:
-        log.info("ignoring tune cache %s: no positive latency_ms", path)
-        return None
-    return dict(data)
-
-
-def _passed_gate(variant: Any) -> bool:
+def _passed_gate(variant: Variant) -> bool:
     accuracy = variant.metadata.get("accuracy")
     return not (isinstance(accuracy, Mapping) and accuracy.get("passed") is False)
 
 
-def _measured(variant: Any, device: DeviceInfo) -> tuple[float, str, Mapping[str, Any] | None]:
+def _measured(variant: Variant, device: DeviceInfo) -> tuple[float, str, Mapping[str, Any] | None]:
     tuned = read_tuning(variant, device)
     if tuned is not None:
         return float(tuned["latency_ms"]), "tune cache", tuned
@@ -173,49 +108,14 @@ def _measured(variant: Any, device: DeviceInfo) -> tuple[float, str, Mapping[str
     return 0.0, "", None
 
 
-def _find_profile(variant: Any, profiles: Sequence[Any]) -> Any:
+def _find_profile(variant: Variant, profiles: Sequence[Profile]) -> Profile | None:
     by_name = {p.name: p for p in profiles}
     return by_name.get(variant.profile)
 
 
-def _is_plugin(ep: str, device: DeviceInfo) -> bool:
-    from edgeort.providers import KNOWN_PLUGINS
-
-    return ep in KNOWN_PLUGINS or any(p.ep_name == ep for p in device.plugin_eps)
-
-
-def ep_unavailable(variant: Any, device: DeviceInfo) -> str | None:
-    """Why ``variant``'s EP cannot run on ``device``; None when it can."""
-    ep, want = variant.ep, variant.device
-    types = device.ep_device_types(ep)
-    if ep == CPU_EP:
-        return None
-    if _is_plugin(ep, device):
-        plugin = next((p for p in device.plugin_eps if p.ep_name == ep), None)
-        if plugin is None and not types:
-            from edgeort.providers import plugin_install_hint
-
-            return f"{ep} is not installed: {plugin_install_hint(ep, variant.ep_package)}"
-        if plugin is not None and not plugin.registered and not types:
-            return f"{ep} ({plugin.package}) is installed but not registered: {plugin.error}"
-        if not types:
-            assert plugin is not None
-            return (
-                f"{ep} ({plugin.package} {plugin.version}) is installed and registered but "
-                f"reports no device here (onnxruntime lists no OrtEpDevice for it on "
-                f"{device.cpu_vendor or 'this'} {device.arch})"
-            )
-    elif ep not in device.available_eps:
-        have = ", ".join(sorted(device.available_eps))
-        return (
-            f"{ep} is not in this onnxruntime build (it has {have}); install {variant.ep_package}"
-        )
-    if want and types and want not in types:
-        return f"{ep} has only {'/'.join(sorted(types))} devices here; the variant needs {want}"
-    return None
-
-
-def _asked(variant: Any, profile: Any, ask: str | None, providers: Sequence[str] | None) -> str:
+def _asked(
+    variant: Variant, profile: Profile | None, ask: str | None, providers: Sequence[str] | None
+) -> str:
     """'' when the variant is asked for (or nothing was asked), else why not."""
     if providers is not None and variant.ep not in providers:
         return f"not asked for: providers={list(providers)}"
@@ -227,9 +127,9 @@ def _asked(variant: Any, profile: Any, ask: str | None, providers: Sequence[str]
     return "" if ask in names else f"not asked for: profile={ask!r}"
 
 
-def _profile_fit(profile: Any, device: DeviceInfo) -> tuple[bool, float, bool, str]:
+def _profile_fit(profile: Profile, device: DeviceInfo) -> tuple[bool, float, bool, str]:
     """(fits, score, simulated, words) of a known profile on ``device``."""
-    from edgeort.select import evaluate
+    from edgeort.profiles.match import evaluate
 
     candidate = evaluate(profile, device)
     why = "; ".join(candidate.reasons) if candidate.reasons else ""
@@ -240,9 +140,9 @@ def _profile_fit(profile: Any, device: DeviceInfo) -> tuple[bool, float, bool, s
 
 def _choose(
     index: int,
-    variant: Any,
+    variant: Variant,
     device: DeviceInfo,
-    profiles: Sequence[Any],
+    profiles: Sequence[Profile],
     ask: str | None,
     providers: Sequence[str] | None,
     ort_version: str,
@@ -263,7 +163,7 @@ def _choose(
         fits, score, simulated, words = _profile_fit(profile, device)
     else:
         fits, score, words = False, 0.0, f"profile {variant.profile!r} unknown here"
-        simulated = device.arch in SIMULATED_ON.get(variant.ep, ())
+        simulated = device.arch in simulated_on(variant.ep)  # the built-in profiles of its EP
     passed = _passed_gate(variant)
     ms, source, tuned = _measured(variant, device) if passed else (0.0, "", None)
     order = (
@@ -300,12 +200,12 @@ def _choose(
 
 
 def rank_variants(
-    variants: Iterable[Any],
+    variants: Iterable[Variant],
     device: DeviceInfo,
     *,
     profile: str | None = None,
     providers: Sequence[str] | None = None,
-    profiles: Sequence[Any] | None = None,
+    profiles: Sequence[Profile] | None = None,
     ort_version: str | None = None,
 ) -> Ranking:
     """Rank ``variants`` for ``device``; see the module docstring for the rules."""

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeort._profile_schema import suggest, validate
 from edgeort.errors import Problem, ProfileError
 from edgeort.profiles import Profile, profile_to_dict
+from edgeort.profiles.schema import suggest, validate
 
 __all__ = [
     "Doc",

@@ -13,7 +13,20 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from edgeort._profile_checks import (
+from edgeort.errors import Problem
+from edgeort.hardware.device import CPU_EP
+from edgeort.profiles import (
+    FAMILIES,
+    PRECISIONS,
+    SHORT_NAMES,
+    Match,
+    ModelPrep,
+    Recipe,
+    Runtime,
+    SessionSettings,
+    Verify,
+)
+from edgeort.profiles.checks import (
     BAD,
     Checker,
     Collector,
@@ -29,18 +42,6 @@ from edgeort._profile_checks import (
     string,
     suggest,
     threads,
-)
-from edgeort.errors import Problem
-from edgeort.profiles import (
-    FAMILIES,
-    PRECISIONS,
-    SHORT_NAMES,
-    Match,
-    ModelPrep,
-    Recipe,
-    Runtime,
-    SessionSettings,
-    Verify,
 )
 
 __all__ = ["RECIPE", "SECTIONS", "recipe_rules", "suggest", "validate"]
@@ -78,7 +79,7 @@ def config_entry(c: Collector, key: str, v: str) -> Any:
 # ---- the schema ------------------------------------------------------------------------
 
 KNOWN_EPS = (
-    "CPUExecutionProvider",
+    CPU_EP,
     "CUDAExecutionProvider",
     "CoreMLExecutionProvider",
     "DmlExecutionProvider",
@@ -279,7 +280,10 @@ def validate(
     would have supplied them could not be resolved)."""
     c = Collector(path)
     _top_level(c, raw)
-    tables = {s: raw.get(s) if isinstance(raw.get(s), dict) else {} for s in SECTIONS}
+    tables: dict[str, Mapping[str, Any]] = {}
+    for s in SECTIONS:
+        table = raw.get(s)
+        tables[s] = table if isinstance(table, dict) else {}
     kw = {s: section(c, s, tables[s], spec) for s, spec in SECTIONS.items()}
     # A key is missing when its table is absent or a table without it (a table of the
     # wrong type has been reported already).

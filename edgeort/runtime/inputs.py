@@ -11,27 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgeort.errors import InputError
 
-__all__ = ["InputCheck", "SpecLike", "shape_text"]
+if TYPE_CHECKING:  # pragma: no cover
+    from edgeort.bundle import TensorSpec
+
+__all__ = ["InputCheck", "shape_text"]
 
 _PY_SCALARS = (bool, int, float, complex, str, bytes)
 _STRING_KINDS = frozenset("USO")
-
-
-class SpecLike(Protocol):
-    """What a tensor signature must provide (``edgeort.bundle.TensorSpec`` does)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def dtype(self) -> str: ...
-    @property
-    def shape(self) -> tuple[int | str | None, ...] | None: ...
 
 
 def shape_text(shape: Sequence[int | str | None] | None) -> str:
@@ -52,7 +44,7 @@ class InputCheck:
     expected: str
 
     @classmethod
-    def from_spec(cls, spec: SpecLike) -> InputCheck:
+    def from_spec(cls, spec: TensorSpec) -> InputCheck:
         dtype = None if spec.dtype in ("string", "str", "object") else np.dtype(spec.dtype)
         shape = None if spec.shape is None else tuple(spec.shape)
         rank = None if shape is None else len(shape)

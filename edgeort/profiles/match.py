@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from edgeort.device import DeviceInfo
 from edgeort.errors import Problem, ProfileError, UsageError
-from edgeort.ortcompat import version_tuple
+from edgeort.hardware.device import DeviceInfo
+from edgeort.hardware.ep import check_profile_ep
 from edgeort.profiles import Profile
 
 __all__ = ["Candidate", "evaluate", "intra_op_threads", "rank", "resolve_target"]
@@ -72,7 +72,7 @@ def evaluate(profile: Profile, device: DeviceInfo) -> Candidate:
         )
     else:
         _check_hardware(profile, device, ok, bad)
-    _check_ep(profile, device, simulated, ok, bad)
+    check_profile_ep(profile, device, simulated, ok, bad)
     return Candidate(
         profile=profile,
         fits=not bad,
@@ -145,72 +145,6 @@ def _check_flags(profile: Profile, flags: frozenset[str], ok: list[str], bad: li
         bad.append(f"CPU has {', '.join(unwanted)}, which this profile excludes (cpu_flags_none)")
     elif m.cpu_flags_none:
         ok.append(f"no {', '.join(m.cpu_flags_none)}")
-
-
-def _check_ep(
-    profile: Profile, device: DeviceInfo, simulated: bool, ok: list[str], bad: list[str]
-) -> None:
-    rt = profile.runtime
-    if device.ort_version is None:
-        bad.append(f"onnxruntime is not installed (this profile needs pip package {rt.package})")
-        return
-    if version_tuple(device.ort_version) < version_tuple(rt.min_ort):
-        bad.append(f"onnxruntime {device.ort_version} is older than runtime.min_ort {rt.min_ort}")
-    plugin = next((p for p in device.plugin_eps if p.ep_name == rt.ep), None)
-    types = device.ep_device_types(rt.ep)
-    if rt.ep in device.ort_build_providers:
-        ok.append(f"{rt.ep} built into onnxruntime {device.ort_version}")
-    elif plugin is None:
-        bad.append(_not_installed(profile))
-        return
-    elif not plugin.registered:
-        bad.append(
-            f"{rt.ep} is installed ({plugin.package} {plugin.version or '?'}) but not "
-            f"registered: {plugin.error or 'registration was not attempted'}"
-        )
-        return
-    elif not types:
-        from edgeort.hardware._ort import no_device_why
-
-        why = no_device_why(rt.ep, device.cpu_vendor, device.accelerators)
-        bad.append(f"{rt.ep} is installed and registered but reports no device here: {why}")
-        return
-    elif not simulated:
-        ok.append(f"{rt.ep} registered ({plugin.package} {plugin.version or '?'})")
-    _check_device_type(profile, types, device, simulated, ok, bad)
-
-
-def _check_device_type(
-    profile: Profile,
-    types: frozenset[str],
-    device: DeviceInfo,
-    simulated: bool,
-    ok: list[str],
-    bad: list[str],
-) -> None:
-    rt = profile.runtime
-    if simulated:
-        backend = "HTP" if rt.ep == "QNNExecutionProvider" else (rt.device or "device")
-        ok.append(f"{rt.ep} registered (simulated {backend} on {device.arch})")
-    elif rt.device and types and rt.device not in types:
-        bad.append(
-            f"{rt.ep} has devices of type {', '.join(sorted(types))}; profile wants {rt.device}"
-        )
-    elif rt.device and rt.device in types:
-        ok.append(f"{rt.ep} has a {rt.device} device")
-
-
-def _not_installed(profile: Profile) -> str:
-    from edgeort.providers import KNOWN_PLUGINS, plugin_install_hint
-
-    rt = profile.runtime
-    if rt.plugin_module or rt.ep in KNOWN_PLUGINS:
-        return f"{rt.ep} not installed: {plugin_install_hint(rt.ep, rt.package)}"
-    if rt.package == "onnxruntime":
-        where = "/".join(profile.match.os or ("other platforms",))
-        arch = "/".join(profile.match.arch)
-        return f"{rt.ep} is not in this onnxruntime build; onnxruntime has it on {where} {arch}"
-    return f"{rt.ep} is not in this onnxruntime build; it ships in pip package {rt.package}"
 
 
 def intra_op_threads(profile: Profile, device: DeviceInfo) -> int:

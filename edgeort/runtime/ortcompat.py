@@ -16,14 +16,17 @@ opset and IR numbers of each ONNX release are from ``onnx.helper.VERSION_TABLE``
 
 Between two rows the limits are only bounded: a variant is refused up front only when
 it needs more than the next known row allows; otherwise ORT is asked, and its own
-version error is recognised by :func:`is_version_error` and reported the same way.
+version error is recognised by :func:`edgeort.hardware.ep.is_version_error` and reported
+the same way.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from edgeort._versions import version_tuple
+from edgeort.hardware.ep import is_version_error
 
 __all__ = [
     "ORT_ONNX_TABLE",
@@ -57,20 +60,6 @@ ORT_ONNX_TABLE: tuple[OrtRow, ...] = (
     OrtRow("1.22", "1.18", 23, 11, "pr"),
     OrtRow("1.32", "1.23", 28, 14, "verified"),
 )
-
-
-def version_tuple(text: str) -> tuple[int, ...]:
-    """``"1.32.0"`` -> ``(1, 32, 0)``; stops at the first non-numeric part (``1.33.0rc1``
-    -> ``(1, 33, 0)``)."""
-    parts: list[int] = []
-    for piece in str(text).strip().split("."):
-        match = re.match(r"\d+", piece)
-        if match is None:
-            break
-        parts.append(int(match.group()))
-        if match.end() != len(piece):
-            break
-    return tuple(parts)
 
 
 def _row_key(row: OrtRow) -> tuple[int, ...]:
@@ -143,16 +132,3 @@ def version_guard(
             f"{upper.max_ir}, ai.onnx opset {upper.max_opset}"
         )
     return f"{_needs(ir_version, opset)}; installed onnxruntime {ort_version} {limits}"
-
-
-_VERSION_ERRORS = (
-    "Unsupported model IR version",
-    "official support for domain",
-    "is under development and support for this is limited",
-)
-
-
-def is_version_error(exc: BaseException) -> bool:
-    """Whether ORT refused a model because of its IR version or opset."""
-    text = str(exc)
-    return any(marker in text for marker in _VERSION_ERRORS)

@@ -1,6 +1,6 @@
 """Small checkers for TOML values: each appends a Problem and returns ``BAD`` on failure.
 
-Used by :mod:`edgeort._profile_schema`; a checker is ``(collector, key, value) -> value``.
+Used by :mod:`edgeort.profiles.schema`; a checker is ``(collector, key, value) -> value``.
 """
 
 from __future__ import annotations
@@ -189,7 +189,9 @@ def str_map(value_check: Callable[[Collector, str, str], Any] | None = None) -> 
     return check
 
 
-def section(c: Collector, name: str, table: Mapping[str, Any], spec: Mapping[str, Checker]) -> dict:
+def section(
+    c: Collector, name: str, table: Mapping[str, Any], spec: Mapping[str, Checker]
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in table.items():
         key = f"{name}.{k}"

@@ -10,8 +10,7 @@ Registration (:func:`ensure_registered`) is idempotent, thread-safe and remember
 success and failure; a missing plugin is ``False`` plus a reason
 (:func:`registration_error`), never an exception.
 
-For tests of hardware this machine lacks, :class:`FakeProviders` makes a
-:class:`~edgeort.device.DeviceInfo` claim CoreML, NNAPI, DirectML, TensorRT... are there.
+Fakes for hardware this machine lacks (``FakeProviders``) live in :mod:`edgeort.testing`.
 """
 
 from __future__ import annotations
@@ -20,18 +19,17 @@ import importlib
 import logging
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgeort.device import DeviceInfo, EpDevice, PluginEp
+from edgeort.hardware.device import CPU_EP, EpDevice, PluginEp
 
 if TYPE_CHECKING:  # pragma: no cover
     from importlib import metadata
 
 __all__ = [
     "KNOWN_PLUGINS",
-    "FakeProviders",
     "KnownPlugin",
     "discover_plugins",
     "ensure_registered",
@@ -48,7 +46,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PLUGIN_PREFIX = "onnxruntime-ep-"
-CPU_EP = "CPUExecutionProvider"
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,43 +308,3 @@ def plugin_install_hint(ep_name: str, package: str | None = None) -> str:
     if package:
         return f"pip install {package}"
     return f"install the package that provides {ep_name} (plugin EPs: onnxruntime-ep-<name>)"
-
-
-@dataclass(frozen=True, slots=True)
-class FakeProviders:
-    """Simulated availability of EPs this machine cannot run -- for tests only.
-
-    ``build`` names are added to ``DeviceInfo.ort_build_providers`` (as if the onnxruntime
-    wheel had them compiled in, like CoreML in the macOS arm64 wheel); ``devices`` are added
-    to ``DeviceInfo.ep_devices``. :meth:`apply` also adds a note saying it was faked.
-    """
-
-    build: tuple[str, ...] = ()
-    devices: tuple[EpDevice, ...] = ()
-
-    @classmethod
-    def of(cls, *ep_names: str, device_type: str = "") -> FakeProviders:
-        """Fake ``ep_names`` as built in; with ``device_type``, also give each a device."""
-        devices = tuple(fake_ep_device(n, device_type) for n in ep_names if device_type)
-        return cls(build=tuple(ep_names), devices=devices)
-
-    def apply(self, device: DeviceInfo) -> DeviceInfo:
-        names = sorted({*self.build, *(d.ep_name for d in self.devices)})
-        note = f"FakeProviders (tests only): simulated availability of {', '.join(names)}"
-        return replace(
-            device,
-            ort_build_providers=_merged(device.ort_build_providers, self.build),
-            ep_devices=(*device.ep_devices, *self.devices),
-            notes=(*device.notes, note),
-        )
-
-
-def fake_ep_device(ep_name: str, device_type: str, vendor: str = "fake") -> EpDevice:
-    """An :class:`EpDevice` record for a fake EP (``ep_vendor`` says ``FakeProviders``)."""
-    return EpDevice(ep_name, "FakeProviders", device_type, vendor, 0, {"fake": "1"})
-
-
-def _merged(first: Iterable[str], more: Iterable[str]) -> tuple[str, ...]:
-    out = list(first)
-    out.extend(n for n in more if n not in out)
-    return tuple(out)

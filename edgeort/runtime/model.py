@@ -1,7 +1,7 @@
 """The loaded model: validated ``run()``, placement and IO binding over one ORT session.
 
 :class:`Model` is what :func:`edgeort.load` returns. Every per-input check is computed
-once, at construction (:class:`edgeort.signature.InputCheck`), so ``run()`` does a
+once, at construction (:class:`edgeort.runtime.inputs.InputCheck`), so ``run()`` does a
 handful of attribute compares per input before calling ``InferenceSession.run``. The
 hot path touches no shared mutable state, so one ``Model`` may be used from many
 threads at once; ORT sessions are thread-safe for ``run`` and edgeort creates its
@@ -21,15 +21,22 @@ import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnxruntime as ort
 
 from edgeort.errors import EdgeortError, InputError, ProviderError, UsageError
-from edgeort.signature import InputCheck, SpecLike
+from edgeort.runtime.inputs import InputCheck
 
-__all__ = ["Model", "PlacedNode", "Placement", "SpecLike", "translate_ort_error"]
+if TYPE_CHECKING:  # pragma: no cover
+    from edgeort.bundle import Variant
+    from edgeort.profiles import Profile
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edgeort.bundle import TensorSpec
+
+__all__ = ["Model", "PlacedNode", "Placement", "translate_ort_error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +103,10 @@ class Model:
         self,
         session: ort.InferenceSession,
         *,
-        inputs: Sequence[SpecLike],
-        outputs: Sequence[SpecLike],
-        variant: Any = None,
-        profile: Any = None,
+        inputs: Sequence[TensorSpec],
+        outputs: Sequence[TensorSpec],
+        variant: Variant | None = None,
+        profile: Profile | None = None,
         reasons: Mapping[str, str] | None = None,
     ) -> None:
         self._session: ort.InferenceSession | None = session
@@ -216,20 +223,20 @@ class Model:
         return Placement(nodes)
 
     @property
-    def inputs(self) -> tuple[SpecLike, ...]:
+    def inputs(self) -> tuple[TensorSpec, ...]:
         return self._inputs
 
     @property
-    def outputs(self) -> tuple[SpecLike, ...]:
+    def outputs(self) -> tuple[TensorSpec, ...]:
         return self._outputs
 
     @property
-    def variant(self) -> Any:
+    def variant(self) -> Variant | None:
         """The bundle :class:`~edgeort.bundle.Variant` this session runs."""
         return self._variant
 
     @property
-    def profile(self) -> Any:
+    def profile(self) -> Profile | None:
         """The :class:`~edgeort.profiles.Profile` the variant was made for (None if unknown)."""
         return self._profile
 

@@ -1,4 +1,16 @@
-"""Inputs for measuring: generated from a model's signature, or read from ``.npy`` files."""
+"""Model inputs edgeort makes up or reads: random feeds from a signature, ``.npy`` files.
+
+One rule for every generated input (``edgeort run`` without ``--input``, the measure
+commands, the packager's synthetic calibration data), :func:`random_array`:
+
+* floating point: standard normal, from a seeded generator;
+* bool: ``True``;
+* integer named like a mask (``mask`` in the name): ones;
+* other integers: uniform in ``0 .. vocab-1`` when the caller knows the range (the
+  packager reads embedding-table sizes off the graph), except token-type / segment ids;
+  otherwise zeros -- 0 is a valid index for every table;
+* anything else (strings): not generated; the caller asks for a file.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +22,16 @@ import numpy as np
 
 from edgeort.errors import DataError, UsageError
 
-__all__ = ["ORT_DTYPES", "generate_feeds", "load_feeds", "parse_assignments", "resolve_shape"]
+__all__ = [
+    "ORT_DTYPES",
+    "can_generate",
+    "generate_feeds",
+    "load_feeds",
+    "parse_assignments",
+    "random_array",
+    "random_feeds",
+    "resolve_shape",
+]
 
 ORT_DTYPES = {
     "tensor(float)": np.float32,
@@ -53,22 +74,53 @@ def resolve_shape(
     return tuple(out)
 
 
-def _random(name: str, dtype: Any, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-    if np.issubdtype(dtype, np.floating):
-        return rng.standard_normal(shape).astype(dtype)
-    if dtype == np.bool_:
-        return np.ones(shape, dtype=np.bool_)
-    if "mask" in name.lower():
-        return np.ones(shape, dtype=dtype)
-    return np.zeros(shape, dtype=dtype)  # ids/indices: 0 is valid for every table
+def can_generate(dtype: Any) -> bool:
+    """Whether :func:`random_array` makes inputs of ``dtype`` (numbers and bools)."""
+    return np.dtype(dtype).kind in "fbiu"
+
+
+def random_array(
+    name: str,
+    dtype: Any,
+    shape: tuple[int, ...],
+    rng: np.random.Generator,
+    *,
+    vocab: int | None = None,
+) -> np.ndarray:
+    """One generated input by the module's rule (see the module docstring)."""
+    dt = np.dtype(dtype)
+    lowered = name.lower()
+    if dt.kind == "f":
+        return rng.standard_normal(shape).astype(dt)
+    if dt.kind == "b":
+        return np.ones(shape, dtype=dt)
+    if dt.kind not in "iu":
+        raise DataError(f"cannot generate input {name!r} of dtype {dt}: give it as a file")
+    if "mask" in lowered:
+        return np.ones(shape, dtype=dt)
+    if vocab and "type" not in lowered and "segment" not in lowered:
+        high = max(1, min(int(vocab), int(np.iinfo(dt).max)))
+        return rng.integers(0, high, size=shape).astype(dt)
+    return np.zeros(shape, dtype=dt)  # ids/indices: 0 is valid for every table
+
+
+def random_feeds(
+    specs: Sequence[Any], *, dims: Mapping[str, int] | None = None, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Feeds for tensor signatures (``.name``, numpy ``.dtype`` name, ``.shape``): named
+    dims from ``dims``, other dynamic dims 1."""
+    rng = np.random.default_rng(seed)
+    return {
+        s.name: random_array(s.name, s.dtype, resolve_shape(s.name, s.shape, dims or {}), rng)
+        for s in specs
+    }
 
 
 def generate_feeds(
     inputs: Sequence[Any], *, dims: Mapping[str, int] | None = None, seed: int = 0
 ) -> dict[str, np.ndarray]:
-    """Feeds for ORT ``NodeArg``-like inputs (``.name``, ``.type``, ``.shape``).
-
-    Floats are standard normal (seeded), integer ids zeros, masks ones."""
+    """Feeds for ORT ``NodeArg``-like inputs (``.name``, ``.type``, ``.shape``), by the
+    module's rule: floats standard normal (seeded), integer ids zeros, masks ones."""
     rng = np.random.default_rng(seed)
     feeds = {}
     for arg in inputs:
@@ -79,7 +131,7 @@ def generate_feeds(
                 f"{', '.join(sorted(ORT_DTYPES))} (pass --input {arg.name}=file.npy)"
             )
         shape = resolve_shape(arg.name, arg.shape, dims or {})
-        feeds[arg.name] = _random(arg.name, dtype, shape, rng)
+        feeds[arg.name] = random_array(arg.name, dtype, shape, rng)
     return feeds
 
 

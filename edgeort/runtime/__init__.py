@@ -3,9 +3,9 @@
 Data flow: :func:`edgeort.bundle.open_bundle` (zip extraction, size-then-sha256 of every
 file, closed file list, no links or path escapes -- all before ORT sees a byte) ->
 the device (:func:`edgeort.hardware.probe`, plugin EPs registered only for the EPs the bundle
-uses) -> :func:`edgeort.choice.rank_variants` -> :func:`create_session` for each usable
+uses) -> :func:`edgeort.runtime.ranking.rank_variants` -> :func:`create_session` for each usable
 variant in ranked order until one works. Every skipped or failed variant is logged once,
-with its reason, and kept in :attr:`Model.reasons <edgeort.model.Model.reasons>`.
+with its reason, and kept in :attr:`Model.reasons <edgeort.runtime.model.Model.reasons>`.
 
 Sessions are created with ``enable_fallback=0``: ORT's Python wrapper would otherwise
 print to stdout and silently re-create the session on the CPU EP (also during ``run``).
@@ -16,13 +16,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from edgeort.choice import Choice, Ranking, rank_variants, tuning_cache_path
-from edgeort.device import DeviceInfo
 from edgeort.errors import NoVariantError, ProviderError, UsageError
-from edgeort.model import Model
-from edgeort.session import create_session, session_options_for
+from edgeort.hardware.device import DeviceInfo
+from edgeort.hardware.ep import create_session, session_options_for
+from edgeort.runtime.model import Model
+from edgeort.runtime.ranking import Choice, Ranking, rank_variants
+from edgeort.runtime.tuning import tuning_cache_path
+
+if TYPE_CHECKING:  # pragma: no cover
+    import onnxruntime as ort
+
+    from edgeort.bundle import Bundle, Variant
 
 __all__ = [
     "Model",
@@ -36,7 +42,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def _device_for(variants: Sequence[Any]) -> DeviceInfo:
+def _device_for(variants: Sequence[Variant]) -> DeviceInfo:
     """probe() registering only the plugin EPs the bundle's variants use (none, and no
     plugin looked up, for a CPU-only bundle); its notes describe that state."""
     from edgeort.hardware import probe
@@ -45,7 +51,7 @@ def _device_for(variants: Sequence[Any]) -> DeviceInfo:
 
 
 def rank_bundle(
-    bundle: Any,
+    bundle: Bundle,
     *,
     profile: str | None = None,
     providers: Sequence[str] | None = None,
@@ -85,7 +91,9 @@ def _tuned(choice: Choice) -> tuple[dict[str, Any], dict[str, str], int | None, 
     )
 
 
-def _try(bundle: Any, choice: Choice, device: DeviceInfo, strict: bool, threads: int | None) -> Any:
+def _try(
+    bundle: Bundle, choice: Choice, device: DeviceInfo, strict: bool, threads: int | None
+) -> ort.InferenceSession:
     overrides, options, tuned_threads, knobs = _tuned(choice)
     return create_session(
         bundle.model_path(choice.variant),
@@ -101,7 +109,7 @@ def _try(bundle: Any, choice: Choice, device: DeviceInfo, strict: bool, threads:
     )
 
 
-def _no_variant(bundle: Any, reasons: dict[str, str], strict: bool) -> NoVariantError:
+def _no_variant(bundle: Bundle, reasons: dict[str, str], strict: bool) -> NoVariantError:
     lines = "\n".join(f"  - {name}: {why}" for name, why in reasons.items())
     mode = " (strict: no fallback)" if strict else ""
     return NoVariantError(

@@ -1,0 +1,766 @@
+"""The EP module: can this execution provider run here, and how is its session opened.
+
+Everything edgeort knows about execution providers on a device is decided here, for the
+runtime (:func:`edgeort.load`), profile matching (:mod:`edgeort.profiles.match`), the
+packager's verification runs (:mod:`edgeort.pack.evaluate`) and the measure commands:
+
+* **availability on a described device** (a :class:`~edgeort.hardware.device.DeviceInfo`,
+  probed, captured or faked): :func:`ep_unavailable` (a bundle variant) and
+  :func:`check_profile_ep` (a profile);
+* **availability in this process** (registering plugin EPs as needed):
+  :func:`ep_unavailable_reason` (an EP name) and :func:`choose_ep` (where a profile's
+  variant is verified at build time);
+* **simulation**: an EP runs only in simulation on the arches its profiles list in
+  ``runtime.simulated_on`` (:func:`simulated_on`; profiles are the only source);
+* **sessions**: session options (:func:`session_options_for`, :class:`Knobs`) and
+  ``InferenceSession`` creation -- :func:`create_session` for a bundle variant (plugin EPs
+  through ``add_provider_for_devices``, built-in ones through ``providers=[(ep, options),
+  CPU]``, ``enable_fallback=0``, every failure a :class:`~edgeort.errors.ProviderError`
+  naming the variant), :func:`open_measure_session` for a measured model file,
+  :func:`make_session` for a build-time verification run, :func:`cpu_session` for a
+  plain CPU session.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import onnxruntime as ort
+
+from edgeort.errors import CacheError, EdgeortError, PackageError, ProviderError, UsageError
+from edgeort.hardware.device import CPU_EP, DeviceInfo
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edgeort.bundle import Variant
+    from edgeort.profiles import Profile
+
+__all__ = [
+    "CPU_EP",
+    "LEVELS",
+    "MODES",
+    "RECORD_PLACEMENT",
+    "SPINNING",
+    "EpChoice",
+    "Knobs",
+    "check_profile_ep",
+    "choose_ep",
+    "cpu_session",
+    "create_session",
+    "ep_cache_dir",
+    "ep_unavailable",
+    "ep_unavailable_reason",
+    "expand_options",
+    "is_plugin_ep",
+    "is_version_error",
+    "make_session",
+    "merge_knobs",
+    "open_measure_session",
+    "placement",
+    "session_options_for",
+    "simulated_here",
+    "simulated_on",
+]
+
+LEVELS = {  # the one name -> ORT level table (profiles, tune, pack, doctor)
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "layout": ort.GraphOptimizationLevel.ORT_ENABLE_LAYOUT,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+MODES = {"sequential": ort.ExecutionMode.ORT_SEQUENTIAL, "parallel": ort.ExecutionMode.ORT_PARALLEL}
+RECORD_PLACEMENT = "session.record_ep_graph_assignment_info"
+NO_CPU_FALLBACK = "session.disable_cpu_ep_fallback"
+SPINNING = "session.intra_op.allow_spinning"
+_CPU_FALLBACK_REFUSED = "fallback to CPU EP has been explicitly disabled"
+
+log = logging.getLogger(__name__)
+
+
+# ---- plugins, device types, simulation -----------------------------------------------
+
+
+def _plugins() -> Any:
+    from edgeort.hardware import plugins
+
+    return plugins
+
+
+def is_plugin_ep(ep: str, device: DeviceInfo | None = None) -> bool:
+    """Whether ``ep`` comes from a plugin package: a known plugin, one ``device`` lists,
+    or (without a device) one installed in this environment."""
+    plugins = _plugins()
+    if ep in plugins.KNOWN_PLUGINS:
+        return True
+    if device is not None:
+        return any(p.ep_name == ep for p in device.plugin_eps)
+    return any(p.ep_name == ep for p in plugins.discover_plugins())
+
+
+def _device_type(ep_device: Any) -> str:
+    """``cpu`` | ``gpu`` | ``npu`` of an ``onnxruntime.OrtEpDevice``."""
+    return str(ep_device.device.type).rsplit(".", 1)[-1].lower()
+
+
+def _of_type(devices: Sequence[Any], want: str) -> list[Any]:
+    return [d for d in devices if _device_type(d) == want] if want else list(devices)
+
+
+def simulated_on(ep: str, profiles: Iterable[Profile] | None = None) -> frozenset[str]:
+    """The arches where ``ep`` runs only in simulation, as the profiles for ``ep`` say
+    (``runtime.simulated_on``; default: the built-in profiles)."""
+    if profiles is None:
+        from edgeort.profiles import builtin_profiles
+
+        profiles = builtin_profiles()
+    return frozenset(a for p in profiles if p.runtime.ep == ep for a in p.runtime.simulated_on)
+
+
+def _this_arch() -> str:
+    from edgeort.hardware._platform import normalise_arch
+
+    return normalise_arch(platform.machine())
+
+
+def simulated_here(ep: str, profile: Profile | None = None) -> bool:
+    """Whether ``ep`` runs only in simulation on this machine (``profile``'s
+    ``runtime.simulated_on`` when given, else every built-in profile of ``ep``)."""
+    arches = profile.runtime.simulated_on if profile is not None else simulated_on(ep)
+    return _this_arch() in arches
+
+
+# ---- availability on a described device ---------------------------------------------
+
+
+def ep_unavailable(variant: Variant, device: DeviceInfo) -> str | None:
+    """Why ``variant``'s EP cannot run on ``device``; None when it can."""
+    ep, want = variant.ep, variant.device
+    types = device.ep_device_types(ep)
+    if ep == CPU_EP:
+        return None
+    if is_plugin_ep(ep, device):
+        plugin = next((p for p in device.plugin_eps if p.ep_name == ep), None)
+        if plugin is None and not types:
+            hint = _plugins().plugin_install_hint(ep, variant.ep_package)
+            return f"{ep} is not installed: {hint}"
+        if plugin is not None and not plugin.registered and not types:
+            return f"{ep} ({plugin.package}) is installed but not registered: {plugin.error}"
+        if not types:
+            assert plugin is not None
+            return (
+                f"{ep} ({plugin.package} {plugin.version}) is installed and registered but "
+                f"reports no device here (onnxruntime lists no OrtEpDevice for it on "
+                f"{device.cpu_vendor or 'this'} {device.arch})"
+            )
+    elif ep not in device.available_eps:
+        have = ", ".join(sorted(device.available_eps))
+        return (
+            f"{ep} is not in this onnxruntime build (it has {have}); install {variant.ep_package}"
+        )
+    if want and types and want not in types:
+        return f"{ep} has only {'/'.join(sorted(types))} devices here; the variant needs {want}"
+    return None
+
+
+def check_profile_ep(
+    profile: Profile, device: DeviceInfo, simulated: bool, ok: list[str], bad: list[str]
+) -> None:
+    """Whether ``profile``'s EP runs on ``device`` (ORT version, built in or plugin,
+    registered, devices of the wanted type): reasons appended to ``ok`` / ``bad``."""
+    from edgeort._versions import version_tuple
+
+    rt = profile.runtime
+    if device.ort_version is None:
+        bad.append(f"onnxruntime is not installed (this profile needs pip package {rt.package})")
+        return
+    if version_tuple(device.ort_version) < version_tuple(rt.min_ort):
+        bad.append(f"onnxruntime {device.ort_version} is older than runtime.min_ort {rt.min_ort}")
+    plugin = next((p for p in device.plugin_eps if p.ep_name == rt.ep), None)
+    types = device.ep_device_types(rt.ep)
+    if rt.ep in device.ort_build_providers:
+        ok.append(f"{rt.ep} built into onnxruntime {device.ort_version}")
+    elif plugin is None:
+        bad.append(_not_installed(profile))
+        return
+    elif not plugin.registered:
+        bad.append(
+            f"{rt.ep} is installed ({plugin.package} {plugin.version or '?'}) but not "
+            f"registered: {plugin.error or 'registration was not attempted'}"
+        )
+        return
+    elif not types:
+        from edgeort.hardware._ort import no_device_why
+
+        why = no_device_why(rt.ep, device.cpu_vendor, device.accelerators)
+        bad.append(f"{rt.ep} is installed and registered but reports no device here: {why}")
+        return
+    elif not simulated:
+        ok.append(f"{rt.ep} registered ({plugin.package} {plugin.version or '?'})")
+    _check_device_type(profile, types, device, simulated, ok, bad)
+
+
+def _check_device_type(
+    profile: Profile,
+    types: frozenset[str],
+    device: DeviceInfo,
+    simulated: bool,
+    ok: list[str],
+    bad: list[str],
+) -> None:
+    rt = profile.runtime
+    if simulated:
+        backend = "HTP" if rt.ep == "QNNExecutionProvider" else (rt.device or "device")
+        ok.append(f"{rt.ep} registered (simulated {backend} on {device.arch})")
+    elif rt.device and types and rt.device not in types:
+        bad.append(
+            f"{rt.ep} has devices of type {', '.join(sorted(types))}; profile wants {rt.device}"
+        )
+    elif rt.device and rt.device in types:
+        ok.append(f"{rt.ep} has a {rt.device} device")
+
+
+def _not_installed(profile: Profile) -> str:
+    plugins = _plugins()
+    rt = profile.runtime
+    if rt.plugin_module or rt.ep in plugins.KNOWN_PLUGINS:
+        return f"{rt.ep} not installed: {plugins.plugin_install_hint(rt.ep, rt.package)}"
+    if rt.package == "onnxruntime":
+        where = "/".join(profile.match.os or ("other platforms",))
+        arch = "/".join(profile.match.arch)
+        return f"{rt.ep} is not in this onnxruntime build; onnxruntime has it on {where} {arch}"
+    return f"{rt.ep} is not in this onnxruntime build; it ships in pip package {rt.package}"
+
+
+# ---- availability in this process ---------------------------------------------------
+
+
+def ep_unavailable_reason(ep: str) -> str | None:
+    """None if ``ep`` can create a session here, else why not (installed, no device...).
+    Registers the plugin that provides ``ep``."""
+    plugins = _plugins()
+    if ep in ort.get_available_providers() and ep not in plugins.KNOWN_PLUGINS:
+        return None
+    if ep in plugins.KNOWN_PLUGINS or any(p.ep_name == ep for p in plugins.discover_plugins()):
+        if not plugins.ensure_registered(ep):
+            return plugins.registration_error(ep) or f"{ep} could not be registered"
+        if not plugins.ep_devices(ep):
+            return f"{ep} is installed and registered but reports no device on this machine"
+        return None
+    return f"{ep} is not available in this onnxruntime build ({plugins.plugin_install_hint(ep)})"
+
+
+@dataclass(frozen=True, slots=True)
+class EpChoice:
+    """Where verification runs. ``on_ep`` is the EP asked for; ``reason`` says why it
+    is the CPU EP when the profile wants another. ``simulated``: the EP runs here only
+    in simulation (QNN HTP on x86_64), so its latency means nothing."""
+
+    wanted: str
+    on_ep: str
+    reason: str = ""
+    simulated: bool = False
+    devices: tuple[Any, ...] = ()
+    provider_options: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def device_type(self) -> str:
+        """``cpu`` | ``gpu`` | ``npu`` of the device verification ran on ("" unknown)."""
+        if self.on_ep == CPU_EP:
+            return "cpu"
+        if self.devices:
+            return str(self.devices[0].device.type.name).lower()
+        return ""
+
+    @property
+    def present(self) -> bool:
+        """The wanted EP runs here (really, not in simulation)."""
+        return self.on_ep == self.wanted and not self.simulated
+
+
+def _options(profile: Profile) -> dict[str, str]:
+    opts = {}
+    for key, value in profile.runtime.provider_options.items():
+        if "{" in str(value):
+            log.info("verify: provider option %s=%s skipped (placeholder)", key, value)
+            continue
+        opts[str(key)] = str(value)
+    return opts
+
+
+def choose_ep(profile: Profile) -> EpChoice:
+    """Pick the EP that verifies ``profile``'s variant on this machine."""
+    ep = profile.runtime.ep
+    if ep == CPU_EP:
+        return EpChoice(ep, CPU_EP)
+    simulated = simulated_here(ep, profile)
+    if profile.runtime.plugin_module:
+        providers = _plugins()
+        try:
+            registered = providers.ensure_registered(ep)
+        except Exception as exc:  # registration failures are a recorded reason here
+            registered, why = False, f"{ep} failed to register: {exc}"
+        else:
+            why = f"{ep} is not installed (pip install {profile.runtime.package})"
+        if not registered:
+            return EpChoice(ep, CPU_EP, why)
+        devices = list(providers.ep_devices(ep))
+        wanted_type = profile.runtime.device.lower()
+        if wanted_type and not simulated:
+            devices = [d for d in devices if d.device.type.name.lower() == wanted_type]
+        if not devices:
+            where = f" of type {wanted_type}" if wanted_type and not simulated else ""
+            return EpChoice(ep, CPU_EP, f"{ep} is installed but reports no device{where} here")
+        return EpChoice(ep, ep, "", simulated, tuple(devices), _options(profile))
+    if ep in ort.get_available_providers():
+        return EpChoice(ep, ep, "", simulated, (), _options(profile))
+    return EpChoice(
+        ep, CPU_EP, f"{ep} is not in this onnxruntime build (it ships in {profile.runtime.package})"
+    )
+
+
+# ---- session options -----------------------------------------------------------------
+
+
+def _threads(profile: Profile | None, device: DeviceInfo, threads: int | None) -> int:
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+            raise UsageError(
+                f"threads must be an integer >= 0 (0 = ONNX Runtime's default), got {threads!r}",
+                option="threads",
+            )
+        return threads
+    if profile is None:
+        return device.threads_default
+    from edgeort.profiles.match import intra_op_threads
+
+    return int(intra_op_threads(profile, device))
+
+
+def _config(
+    variant: Variant,
+    profile: Profile | None,
+    device: DeviceInfo,
+    strict: bool,
+    overrides: Mapping[str, Any],
+) -> dict[str, str]:
+    """Session config entries: defaults < profile < variant < overrides."""
+    on_battery = device.battery is not None and device.battery.plugged is False
+    config = {SPINNING: "0" if on_battery else "1", RECORD_PLACEMENT: "1"}
+    if profile is not None:
+        config.update(profile.session.config)
+    config.update(variant.session_options)
+    config.update({str(k): str(v) for k, v in overrides.items()})
+    config = expand_options(config, variant)
+    if strict and variant.ep != CPU_EP:
+        config[NO_CPU_FALLBACK] = "1"  # ORT refuses it together with an explicit CPU EP
+    return config
+
+
+def session_options_for(
+    variant: Variant,
+    profile: Profile | None,
+    device: DeviceInfo,
+    *,
+    threads: int | None = None,
+    strict: bool = False,
+    overrides: Mapping[str, Any] | None = None,
+    graph_optimization_level: str | None = None,
+    execution_mode: str | None = None,
+) -> ort.SessionOptions:
+    """``SessionOptions`` for ``variant`` from its profile and its recorded options.
+
+    Threads: ``threads=`` or :func:`edgeort.profiles.match.intra_op_threads`; spinning on unless
+    the device runs on battery; optimisation level and execution mode from the
+    arguments (e.g. tuned) or else the profile; config entries from the profile, then
+    the variant's ``executor_info`` session options, then ``overrides`` (e.g. tuned
+    settings). ``strict`` sets ``session.disable_cpu_ep_fallback=1`` for non-CPU EPs.
+    The EP itself is attached by :func:`create_session`.
+    """
+    so = ort.SessionOptions()
+    so.log_severity_level = 3  # errors only; ORT's warnings go to its own logger
+    settings = profile.session if profile is not None else None
+    level = graph_optimization_level or (
+        settings.graph_optimization_level if settings is not None else "all"
+    )
+    mode = execution_mode or (settings.execution_mode if settings is not None else "sequential")
+    if level not in LEVELS or mode not in MODES:
+        raise UsageError(
+            f"unknown graph_optimization_level {level!r} or execution_mode {mode!r} "
+            f"(levels: {', '.join(LEVELS)}; modes: {', '.join(MODES)})",
+            option="session",
+        )
+    so.graph_optimization_level = LEVELS[level]
+    so.execution_mode = MODES[mode]
+    so.intra_op_num_threads = _threads(profile, device, threads)
+    inter = settings.inter_op_threads if settings is not None else 1
+    # ORT runs ORT_PARALLEL sequentially when inter_op_num_threads is 1: let it choose.
+    so.inter_op_num_threads = 0 if mode == "parallel" and inter == 1 else inter
+    for key, value in _config(variant, profile, device, strict, overrides or {}).items():
+        try:
+            so.add_session_config_entry(key, value)
+        except Exception as exc:
+            raise UsageError(f"session option {key}={value!r} refused by ORT: {exc}") from exc
+    return so
+
+
+CACHE_PLACEHOLDER = "{cache_dir}"
+
+
+def ep_cache_dir(variant: Variant) -> Path:
+    """The per-variant directory that ``{cache_dir}`` in an EP option stands for."""
+    from edgeort._dirs import cache_dir
+
+    entry = variant.file(variant.model_file)
+    digest = entry.sha256[:16] if entry is not None else "nodigest"
+    return cache_dir() / "ep" / f"{digest}-{variant.name}"
+
+
+def expand_options(options: Mapping[str, str], variant: Variant) -> dict[str, str]:
+    """Replace ``{cache_dir}`` in option values by :func:`ep_cache_dir` (created)."""
+    out = {}
+    for key, value in options.items():
+        if CACHE_PLACEHOLDER in value:
+            where = ep_cache_dir(variant)
+            try:
+                where.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise CacheError(f"cannot create EP cache {where} for {key}: {exc}") from exc
+            value = value.replace(CACHE_PLACEHOLDER, str(where))
+        out[key] = value
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Knobs:
+    """Session settings a measurement sets; ``None`` keeps the target's own value."""
+
+    threads: int | None = None  # intra-op threads
+    inter_threads: int | None = None
+    spinning: bool | None = None  # session.intra_op.allow_spinning
+    graph_opt: str | None = None  # disable | basic | extended | all
+    execution_mode: str | None = None  # sequential | parallel
+    mem_pattern: bool | None = None
+    cpu_arena: bool | None = None
+    ep_options: Mapping[str, str] = field(default_factory=dict)
+    config: Mapping[str, str] = field(default_factory=dict)
+    free_dims: Mapping[str, int] = field(default_factory=dict)  # named dim -> fixed value
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            k: getattr(self, k)
+            for k in ("threads", "inter_threads", "spinning", "graph_opt", "execution_mode")
+            if getattr(self, k) is not None
+        }
+        if self.ep_options:
+            out["ep_options"] = dict(self.ep_options)
+        return out
+
+
+def merge_knobs(base: Knobs, over: Knobs) -> Knobs:
+    """``over`` on top of ``base`` (its ``None`` fields keep ``base``'s values)."""
+    values = {
+        name: getattr(over, name) if getattr(over, name) is not None else getattr(base, name)
+        for name in (
+            "threads",
+            "inter_threads",
+            "spinning",
+            "graph_opt",
+            "execution_mode",
+            "mem_pattern",
+            "cpu_arena",
+        )
+    }
+    return Knobs(
+        **values,
+        ep_options={**base.ep_options, **over.ep_options},
+        config={**base.config, **over.config},
+        free_dims={**base.free_dims, **over.free_dims},
+    )
+
+
+def _apply(so: ort.SessionOptions, knobs: Knobs, *, config: bool = True) -> ort.SessionOptions:
+    if knobs.graph_opt is not None:
+        if knobs.graph_opt not in LEVELS:
+            raise UsageError(
+                f"graph optimisation level {knobs.graph_opt!r}: expected one of "
+                f"{', '.join(LEVELS)}",
+                option="graph_opt",
+            )
+        so.graph_optimization_level = LEVELS[knobs.graph_opt]
+    if knobs.execution_mode is not None:
+        so.execution_mode = MODES[knobs.execution_mode]
+    if knobs.threads is not None:
+        so.intra_op_num_threads = int(knobs.threads)
+    if knobs.inter_threads is not None:
+        so.inter_op_num_threads = int(knobs.inter_threads)
+    if knobs.mem_pattern is not None:
+        so.enable_mem_pattern = knobs.mem_pattern
+    if knobs.cpu_arena is not None:
+        so.enable_cpu_mem_arena = knobs.cpu_arena
+    for dim, size in knobs.free_dims.items():
+        so.add_free_dimension_override_by_name(dim, int(size))
+    if config:
+        for key, value in _config_entries(knobs).items():
+            so.add_session_config_entry(key, value)
+    return so
+
+
+def _config_entries(knobs: Knobs) -> dict[str, str]:
+    entries = {str(k): str(v) for k, v in knobs.config.items()}
+    if knobs.spinning is not None:
+        entries[SPINNING] = "1" if knobs.spinning else "0"
+    return entries
+
+
+def _verify_options(profile: Profile | None) -> ort.SessionOptions:
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.add_session_config_entry(RECORD_PLACEMENT, "1")
+    if profile is not None:
+        so.graph_optimization_level = LEVELS.get(
+            profile.session.graph_optimization_level, ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        )
+        for key, value in profile.session.config.items():
+            if not key.startswith("ep.context") and "{" not in str(value):
+                so.add_session_config_entry(key, str(value))
+    return so
+
+
+# ---- opening sessions ----------------------------------------------------------------
+
+
+def _plugin_devices(variant: Variant) -> list[Any]:
+    plugins = _plugins()
+    devices = _of_type(plugins.ep_devices(variant.ep), variant.device)
+    if not devices:
+        why = plugins.registration_error(variant.ep) or "onnxruntime lists no OrtEpDevice for it"
+        raise ProviderError(f"{variant.ep} has no usable device here: {why}", provider=variant.ep)
+    return devices
+
+
+def _attach_ep(
+    so: ort.SessionOptions, variant: Variant, options: Mapping[str, str], strict: bool
+) -> list[Any] | None:
+    """Add the variant's EP; returns ``providers=`` for InferenceSession (None: on ``so``)."""
+    ep = variant.ep
+    if ep == CPU_EP:
+        return [CPU_EP]
+    if is_plugin_ep(ep):
+        so.add_provider_for_devices(_plugin_devices(variant), dict(options))
+        return None
+    if ep not in ort.get_available_providers():
+        have = ", ".join(ort.get_available_providers())
+        raise ProviderError(
+            f"{ep} is not in this onnxruntime build (it has {have}); install {variant.ep_package}",
+            provider=ep,
+        )
+    return [(ep, dict(options))] if strict else [(ep, dict(options)), CPU_EP]
+
+
+def _creation_error(exc: Exception, variant: Variant, strict: bool) -> EdgeortError:
+    where = f"variant {variant.name!r} ({variant.ep})"
+    if strict and _CPU_FALLBACK_REFUSED in str(exc):
+        return ProviderError(
+            f"strict: {variant.ep} cannot take the whole graph of {where}; some nodes would "
+            f"run on the CPU EP and session.disable_cpu_ep_fallback=1 forbids that ({exc})",
+            provider=variant.ep,
+        )
+    if is_version_error(exc):
+        return ProviderError(
+            f"{where}: onnxruntime {ort.__version__} cannot load its IR/opset "
+            f"(IR {variant.ir_version}, opsets {dict(variant.opsets)}): {exc}",
+            provider=variant.ep,
+        )
+    return ProviderError(f"{where}: session creation failed: {exc}", provider=variant.ep)
+
+
+def create_session(
+    model_path: str | Path,
+    variant: Variant,
+    profile: Profile | None,
+    device: DeviceInfo,
+    *,
+    threads: int | None = None,
+    strict: bool = False,
+    overrides: Mapping[str, Any] | None = None,
+    provider_options: Mapping[str, str] | None = None,
+    graph_optimization_level: str | None = None,
+    execution_mode: str | None = None,
+) -> ort.InferenceSession:
+    """An ``InferenceSession`` for ``variant`` whose (verified) model is ``model_path``.
+
+    Plugin EPs go through ``add_provider_for_devices``; built-in ones through
+    ``providers=[(ep, options), "CPUExecutionProvider"]`` (no CPU EP when ``strict``).
+    Raises :class:`ProviderError` naming the variant and the reason.
+    """
+    so = session_options_for(
+        variant,
+        profile,
+        device,
+        threads=threads,
+        strict=strict,
+        overrides=overrides,
+        graph_optimization_level=graph_optimization_level,
+        execution_mode=execution_mode,
+    )
+    options = expand_options({**variant.provider_options, **(provider_options or {})}, variant)
+    providers = _attach_ep(so, variant, options, strict)
+    try:
+        session = ort.InferenceSession(
+            str(model_path), sess_options=so, providers=providers, enable_fallback=0
+        )
+    except Exception as exc:
+        raise _creation_error(exc, variant, strict) from exc
+    got = session.get_providers()
+    if not got or got[0] != variant.ep:
+        raise ProviderError(
+            f"variant {variant.name!r}: onnxruntime created the session on {got}, not {variant.ep}",
+            provider=variant.ep,
+        )
+    return session
+
+
+def _measure_options(
+    variant: Variant | None, profile: Profile | None, device: DeviceInfo | None, knobs: Knobs
+) -> ort.SessionOptions:
+    """SessionOptions for a measurement: a bundle variant starts from what
+    ``edgeort.load`` would use (:func:`session_options_for`), a plain model from ORT's
+    defaults; ``knobs`` go on top."""
+    if variant is None or device is None:
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        return _apply(so, knobs)
+    so = session_options_for(
+        variant,
+        profile,
+        device,
+        threads=knobs.threads,
+        overrides=_config_entries(knobs),
+    )
+    return _apply(so, knobs, config=False)
+
+
+def _config_value(so: ort.SessionOptions, key: str) -> str | None:
+    try:
+        return str(so.get_session_config_entry(key))
+    except Exception:  # ORT raises when the key is not set
+        return None
+
+
+def open_measure_session(
+    model_path: Path,
+    ep: str,
+    knobs: Knobs,
+    *,
+    label: str,
+    provider_options: Mapping[str, str] | None = None,
+    variant: Variant | None = None,
+    profile: Profile | None = None,
+    device: DeviceInfo | None = None,
+    profile_prefix: str | None = None,
+    record_placement: bool = False,
+) -> ort.InferenceSession:
+    """An ORT session for a measured model file on ``ep`` with ``knobs`` (what the measure
+    commands run); ``variant``/``profile``/``device`` when the file is a bundle variant."""
+    so = _measure_options(variant, profile, device, knobs)
+    if profile_prefix:
+        so.enable_profiling = True
+        so.profile_file_prefix = profile_prefix
+    if record_placement and _config_value(so, RECORD_PLACEMENT) != "1":
+        so.add_session_config_entry(RECORD_PLACEMENT, "1")
+    options = {**(provider_options or {}), **knobs.ep_options}
+    provider_list: list[Any] | None = None
+    if ep == CPU_EP:
+        provider_list = [CPU_EP]
+    else:
+        why = ep_unavailable_reason(ep)
+        if why is not None:
+            raise ProviderError(f"{label}: {why}", provider=ep)
+        want = str(getattr(variant, "device", "") or "")
+        devices = _of_type(_plugins().ep_devices(ep), want)
+        if devices:
+            so.add_provider_for_devices(devices, {k: str(v) for k, v in options.items()})
+        elif ep in _plugins().KNOWN_PLUGINS:
+            raise ProviderError(f"{label}: {ep} has no {want or 'usable'} device here", provider=ep)
+        else:
+            provider_list = [(ep, dict(options)), CPU_EP]
+    try:
+        return ort.InferenceSession(str(model_path), so, providers=provider_list, enable_fallback=0)
+    except Exception as exc:  # ORT raises its own exception types
+        raise ProviderError(
+            f"{model_path}: cannot create a {ep} session: {exc}", provider=ep, path=model_path
+        ) from exc
+
+
+def make_session(
+    model: Path, choice: EpChoice, profile: Profile | None = None
+) -> ort.InferenceSession:
+    """A session for ``model`` on ``choice.on_ep`` (CPU EP as fallback for the rest)."""
+    so = _verify_options(profile)
+    if str(model).endswith(".ort"):
+        so.add_session_config_entry("session.load_model_format", "ORT")
+    try:
+        if choice.on_ep == CPU_EP:
+            return ort.InferenceSession(str(model), so, providers=[CPU_EP])
+        if choice.devices:
+            so.add_provider_for_devices(list(choice.devices), dict(choice.provider_options))
+            return ort.InferenceSession(str(model), so)
+        providers = [(choice.on_ep, dict(choice.provider_options)), CPU_EP]
+        return ort.InferenceSession(str(model), so, providers=providers)
+    except Exception as exc:  # ORT raises its own types; name the EP and the file
+        text = str(exc).strip()
+        for marker in ("[ONNXRuntimeError] : ", " : FAIL : "):
+            text = text.split(marker)[-1]
+        raise PackageError(
+            f"{model.name}: cannot create a session on {choice.on_ep}: "
+            f"{text.splitlines()[0][:400] if text else type(exc).__name__} (the way out: "
+            "another recipe or fixed --shape values for this target, or leave it out with "
+            "--keep-going)",
+            path=model,
+        ) from None
+
+
+def cpu_session(
+    model: str | Path,
+    so: ort.SessionOptions | None = None,
+    *,
+    disabled_optimizers: Sequence[str] | None = None,
+) -> ort.InferenceSession:
+    """A plain CPU-EP session (checking, optimising or converting a model at build time).
+    ORT's own exceptions propagate: each caller names its file and step."""
+    kwargs: dict[str, Any] = {"providers": [CPU_EP]}
+    if disabled_optimizers:
+        kwargs["disabled_optimizers"] = list(disabled_optimizers)
+    return ort.InferenceSession(str(model), so, **kwargs)
+
+
+def placement(session: ort.InferenceSession) -> list[tuple[str, list[tuple[str, str, str]]]]:
+    """``[(ep, [(node name, op type, domain), ...]), ...]``: one entry per subgraph ORT
+    assigned (a compiling EP gets one per partition; the CPU EP one per node). The
+    session must be created with ``record_placement=True``."""
+    return [
+        (
+            str(sub.ep_name),
+            [(str(n.name), str(n.op_type), str(n.domain)) for n in sub.get_nodes()],
+        )
+        for sub in session.get_provider_graph_assignment_info()
+    ]
+
+
+_VERSION_ERRORS = (
+    "Unsupported model IR version",
+    "official support for domain",
+    "is under development and support for this is limited",
+)
+
+
+def is_version_error(exc: BaseException) -> bool:
+    """Whether ORT refused a model because of its IR version or opset."""
+    text = str(exc)
+    return any(marker in text for marker in _VERSION_ERRORS)
