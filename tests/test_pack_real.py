@@ -479,3 +479,44 @@ def test_qnn_recipe_on_a_model_with_metadata_props(tmp_path: Path) -> None:
     built = onnx.load(str(out / "model" / variant.name / variant.model_file))
     assert {p.key: p.value for p in built.metadata_props}["names"].startswith("{0: 'cat'")
     assert any(n.op_type == "QuantizeLinear" for n in built.graph.node)
+
+
+def test_a_recipe_that_quantizes_nothing_ships_as_fp32_and_says_why(tmp_path: Path) -> None:
+    """All compute inside If branches, which the quantizer leaves float: the variant is
+    labelled fp32, not int8 (the speed gate and the bundle tell the truth)."""
+    h = onnx.helper
+    rng = np.random.default_rng(0)
+
+    def branch(name: str) -> onnx.GraphProto:
+        w = onnx.numpy_helper.from_array(
+            (rng.standard_normal((64, 32)) * 0.2).astype(np.float32), f"{name}.w"
+        )
+        return h.make_graph(
+            [h.make_node("MatMul", ["x", f"{name}.w"], [f"{name}.y"], f"{name}_mm")], name, [],
+            [h.make_tensor_value_info(f"{name}.y", onnx.TensorProto.FLOAT, [1, 32])], [w],
+        )  # fmt: skip
+
+    graph = h.make_graph(
+        [h.make_node("If", ["flag"], ["y"], "pick", then_branch=branch("a"),
+                     else_branch=branch("b"))],
+        "if_only",
+        [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 64]),
+         h.make_tensor_value_info("flag", onnx.TensorProto.BOOL, [])],
+        [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 32])],
+    )  # fmt: skip
+    model = tmp_path / "if_only.onnx"
+    proto = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)], ir_version=8)
+    onnx.save(proto, str(model))
+    np.savez(
+        tmp_path / "v.npz", x=rng.standard_normal((8, 1, 64)).astype(np.float32),
+        flag=np.arange(8) % 2 == 0,
+    )  # fmt: skip
+    out = tmp_path / "if.ortpackage"
+    result = package(model, ["cpu"], output=out, validation=tmp_path / "v.npz",
+                     measure_speed=False)  # fmt: skip
+    meta = _meta(out)
+    assert result.variants[0].precision == "fp32" and meta["recipe"]["mode"] == "dynamic"
+    assert any("quantized no node" in note for note in meta["prepare"]), meta["prepare"]
+    x = np.ones((1, 64), np.float32)
+    got = edgeort.load(out).run({"x": x, "flag": np.array(False)})["y"]
+    assert np.allclose(got, _fp32(model, {"x": x, "flag": np.array(False)})[0], atol=1e-5)

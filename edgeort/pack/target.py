@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -129,6 +130,7 @@ class _Builder:
             source, recipe, step_dir / "built.onnx", self.w.calibration,
             keep_head_float=self.w.task is not None and self.w.task.name == "detector",
         )  # fmt: skip
+        built = _honest_precision(built)
         model, extra, notes = self._finish(built, step_dir)
         notes = (*opset_notes, *notes)
         return self._verify(recipe, label, built, source, model, extra, notes)
@@ -343,6 +345,39 @@ def task_compare(
         layout=task.layout if task else None,
         custom=metric if callable(metric) else None,
     )
+
+
+_QUANTIZED_OPS = frozenset({
+    "QuantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger",
+    "QLinearConv", "QLinearMatMul", "MatMulNBits", "QAttention", "DynamicQuantizeMatMul",
+})  # fmt: skip
+
+
+def _quantized_nodes(graph: Any) -> int:
+    """Quantized nodes in ``graph`` and every subgraph (If/Loop/Scan bodies)."""
+    count = 0
+    for node in graph.node:
+        count += node.op_type in _QUANTIZED_OPS
+        for attr in node.attribute:
+            for sub in (attr.g,) if attr.HasField("g") else tuple(attr.graphs):
+                count += _quantized_nodes(sub)
+    return count
+
+
+def _honest_precision(built: quantize.Built) -> quantize.Built:
+    """A quantizing recipe that quantized no node (all the compute sits in subgraphs
+    the quantizer leaves float, or no op it handles) holds an fp32 model: say so."""
+    if built.precision in ("fp32", "fp16"):
+        return built
+    import onnx
+
+    if _quantized_nodes(onnx.load_model(str(built.path), load_external_data=False).graph):
+        return built
+    why = (
+        f"{built.precision} recipe quantized no node (ops in If/Loop/Scan subgraphs or "
+        "outside the recipe's op types stay float): the variant is fp32"
+    )
+    return quantize.Built(built.path, "fp32", (*built.notes, why))
 
 
 def build_target(work: TargetWork, emit: Emit) -> TargetOutcome:
