@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 
 from edgeort.hardware import CapturedSources, probe
 from edgeort.hardware.plugins import plugin_ep_names
@@ -135,3 +136,78 @@ def test_scoped_probe_of_a_captured_device() -> None:
     kept = probe(sources=sources, register_plugins=[OPENVINO])
     assert kept.plugin_eps == full.plugin_eps and kept.ep_devices == full.ep_devices
     assert probe(sources=sources, register_plugins=OPENVINO).plugin_eps == full.plugin_eps
+
+
+LAZY_CHILD = """
+import json, sys
+import numpy as np
+import edgeort
+model = edgeort.load(sys.argv[1])
+y = model.run({"image": np.ones((1, 1, 8, 8), np.float32)})["logits"]
+import onnxruntime as ort
+print(json.dumps({
+    "variant": model.variant.name,
+    "reasons": model.reasons,
+    "metadata_imported": "importlib.metadata" in sys.modules,
+    "plugins_imported": sorted(m for m in PLUGIN_MODULES if m in sys.modules),
+    "ep_devices": sorted({d.ep_name for d in ort.get_ep_devices()}),
+}))
+""".replace("PLUGIN_MODULES", repr(PLUGIN_MODULES))
+
+
+def _simulated_qnn_or_skip() -> None:
+    if not HAVE_QNN:
+        pytest.skip("onnxruntime-qnn is not installed")
+    if probe(register_plugins=False).arch != "x86_64":
+        pytest.skip("the QNN HTP backend runs simulated only on x86_64")
+
+
+def test_cpu_pick_leaves_the_simulated_qnn_plugin_alone(tmp_path: Path) -> None:
+    """A real CPU variant outranks a QNN variant that runs only simulated here, so load()
+    neither looks up plugins (no importlib.metadata) nor registers QNN for that pick."""
+    _simulated_qnn_or_skip()
+    out = last_json(["-c", LAZY_CHILD, str(_bundle(tmp_path, qnn=True))])
+    assert out["variant"] == "cpu"
+    assert out["metadata_imported"] is False
+    assert out["plugins_imported"] == []
+    assert out["ep_devices"] == [CPU]
+    assert "simulated" in out["reasons"]["qnn"] and "not registered yet" in out["reasons"]["qnn"]
+
+
+def _broken_cpu_model() -> onnx.ModelProto:
+    """The digits signature around an op no EP implements: session creation fails."""
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Nope", ["image"], ["logits"], domain="edgeort.test")
+    graph = helper.make_graph(
+        [node],
+        "broken",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])],
+    )
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("edgeort.test", 1)]
+    return helper.make_model(graph, opset_imports=opsets, ir_version=8)
+
+
+def test_the_deferred_qnn_variant_is_registered_when_the_cpu_one_fails(tmp_path: Path) -> None:
+    _simulated_qnn_or_skip()
+    from edgeort.bundle import write_bundle
+
+    model = onnx.load(EXAMPLE)
+    specs = [
+        variant_spec(tmp_path, "cpu", CPU, _broken_cpu_model(), profile="cpu-x86-64"),
+        variant_spec(
+            tmp_path,
+            "qnn",
+            QNN,
+            fixed_batch(model),
+            profile="qnn-htp",
+            provider_options=QNN_OPTIONS,
+        ),
+    ]
+    bundle = write_bundle(tmp_path / "b.ortpackage", specs, package_name="b")
+    out = last_json(["-c", LAZY_CHILD, str(bundle)])
+    assert out["variant"] == "qnn"
+    assert out["reasons"]["cpu"].startswith("failed:")
+    assert out["reasons"]["qnn"].startswith("picked:") and "available" in out["reasons"]["qnn"]
+    assert QNN in out["ep_devices"]

@@ -14,7 +14,7 @@ print to stdout and silently re-create the session on the CPU EP (also during ``
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +22,7 @@ from edgeort.errors import NoVariantError, ProviderError, UsageError
 from edgeort.hardware.device import DeviceInfo
 from edgeort.hardware.ep import create_session, session_options_for
 from edgeort.runtime.model import Model
-from edgeort.runtime.ranking import Choice, Ranking, rank_variants
+from edgeort.runtime.ranking import Choice, Ranking, deferrable_eps, rank_variants
 from edgeort.runtime.tuning import tuning_cache_path
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -56,8 +56,13 @@ def rank_bundle(
     profile: str | None = None,
     providers: Sequence[str] | None = None,
     device: DeviceInfo | None = None,
+    defer: bool = False,
 ) -> Ranking:
-    """The ranking :func:`load` would use for ``bundle`` here; creates no session."""
+    """The ranking :func:`load` would use for ``bundle`` here; creates no session.
+
+    ``defer`` (what :func:`load` does when it probes): plugin EPs that run only simulated
+    here and rank below a loadable CPU variant are not looked up or registered
+    (:func:`~edgeort.runtime.ranking.deferrable_eps`); they rank last, unchecked."""
     if providers is not None and (
         isinstance(providers, str) or not all(isinstance(p, str) for p in providers)
     ):
@@ -66,9 +71,29 @@ def rank_bundle(
         )
     from edgeort.profiles import profiles_for
 
-    dev = device if device is not None else _device_for(bundle.variants)
     known = profiles_for(str(v.profile) for v in bundle.variants)
-    return rank_variants(bundle.variants, dev, profile=profile, providers=providers, profiles=known)
+    deferred: frozenset[str] = frozenset()
+    if device is None and defer and profile is None and providers is None:
+        deferred = deferrable_eps(bundle.variants, known, _this_arch())
+    dev = device
+    if dev is None:
+        dev = _device_for([v for v in bundle.variants if v.ep not in deferred])
+    return rank_variants(
+        bundle.variants,
+        dev,
+        profile=profile,
+        providers=providers,
+        profiles=known,
+        deferred=deferred,
+    )
+
+
+def _this_arch() -> str:
+    import platform
+
+    from edgeort.hardware._platform import normalise_arch
+
+    return normalise_arch(platform.machine())
 
 
 def _tuned(choice: Choice) -> tuple[dict[str, Any], dict[str, str], int | None, dict[str, str]]:
@@ -140,13 +165,22 @@ def load(
     from edgeort.bundle import open_bundle
 
     opened = open_bundle(bundle) if isinstance(bundle, (str, Path)) else bundle
-    ranking = rank_bundle(opened, profile=profile, providers=providers, device=device)
+    ranking = rank_bundle(opened, profile=profile, providers=providers, device=device, defer=True)
     reasons = ranking.reasons()
-    for choice in ranking.skipped:
-        level = logging.DEBUG if choice.reason.startswith("not asked for") else logging.INFO
-        log.log(level, "variant %s skipped: %s", choice.name, choice.reason)
-    candidates = ranking.usable[:1] if strict else ranking.usable
-    for choice in candidates:
+    _log_skipped(ranking)
+    candidates = list(ranking.usable[:1] if strict else ranking.usable)
+    tried: set[str] = set()
+    while candidates:
+        choice = candidates.pop(0)
+        if choice.deferred:
+            # Every real variant failed: now look up the simulated plugin EPs after all.
+            logged = {c.name for c in ranking.skipped}
+            ranking = rank_bundle(opened, device=None)
+            reasons.update({c.name: c.reason for c in ranking.choices if c.name not in tried})
+            _log_skipped(ranking, logged)
+            candidates = [c for c in ranking.usable if c.name not in tried]
+            continue
+        tried.add(choice.name)
         try:
             session = _try(opened, choice, ranking.device, strict, threads)
         except ProviderError as exc:
@@ -166,3 +200,11 @@ def load(
             reasons=reasons,
         )
     raise _no_variant(opened, reasons, strict)
+
+
+def _log_skipped(ranking: Ranking, logged: Collection[str] = ()) -> None:
+    for choice in ranking.skipped:
+        if choice.name in logged:
+            continue
+        level = logging.DEBUG if choice.reason.startswith("not asked for") else logging.INFO
+        log.log(level, "variant %s skipped: %s", choice.name, choice.reason)

@@ -27,14 +27,14 @@ Order of the usable ones, best first:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import onnxruntime as ort
 
 from edgeort.hardware.device import DeviceInfo
-from edgeort.hardware.ep import ep_unavailable, simulated_on
+from edgeort.hardware.ep import CPU_EP, ep_unavailable, simulated_on
 from edgeort.runtime.ortcompat import version_guard
 from edgeort.runtime.tuning import device_fingerprint, read_tuning
 
@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from edgeort.bundle import Variant
     from edgeort.profiles import Profile
 
-__all__ = ["Choice", "Ranking", "rank_variants"]
+__all__ = ["Choice", "Ranking", "deferrable_eps", "rank_variants"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ class Choice:
     latency_source: str | None = None  # "tune cache" | "bundle"
     tuned: Mapping[str, Any] | None = None  # settings from the tune cache
     order: tuple[Any, ...] = ()
+    deferred: bool = False  # plugin EP not registered yet (load() registers it if reached)
 
     @property
     def name(self) -> str:
@@ -146,6 +147,7 @@ def _choose(
     ask: str | None,
     providers: Sequence[str] | None,
     ort_version: str,
+    deferred: Collection[str] = (),
 ) -> Choice:
     profile = _find_profile(variant, profiles)
     not_asked = _asked(variant, profile, ask, providers)
@@ -155,7 +157,11 @@ def _choose(
         min_ort=variant.min_ort,
         ort_version=ort_version,
     )
-    skip = skip or ep_unavailable(variant, device)
+    if skip:
+        return Choice(variant, profile, False, skip)
+    if variant.ep in deferred:
+        return _deferred(index, variant, profile, device)
+    skip = ep_unavailable(variant, device)
     if skip:
         return Choice(variant, profile, False, skip)
     explicit = ask is not None or providers is not None
@@ -199,6 +205,61 @@ def _choose(
     )
 
 
+def _deferred(index: int, variant: Variant, profile: Profile | None, device: DeviceInfo) -> Choice:
+    """A variant whose plugin EP :func:`edgeort.load` has not registered yet: it runs
+    only simulated here, so every real EP ranks above it (see :func:`deferrable_eps`)."""
+    why = (
+        f"{variant.ep} not registered yet: simulated on {device.arch}: ranked below real EPs "
+        "(registered and checked only if every variant above it fails)"
+    )
+    order = (0, True, True, True, 0.0, 0.0, index)
+    return Choice(variant, profile, True, why, simulated=True, order=order, deferred=True)
+
+
+def deferrable_eps(
+    variants: Sequence[Variant],
+    profiles: Sequence[Profile],
+    arch: str,
+    ort_version: str | None = None,
+) -> frozenset[str]:
+    """Plugin EPs whose registration :func:`edgeort.load` can leave until needed: every
+    variant on them has a profile saying the EP runs only simulated on ``arch``, and a
+    CPU-EP variant that this onnxruntime can load ranks above them anyway (a real EP
+    always ranks above a simulated one when nothing is asked for explicitly)."""
+    version = ort_version or ort.__version__
+    cpu_ok = any(
+        v.ep == CPU_EP
+        and not version_guard(
+            ir_version=v.ir_version, opsets=v.opsets, min_ort=v.min_ort, ort_version=version
+        )
+        for v in variants
+    )
+    if not cpu_ok:
+        return frozenset()
+    by_name = {p.name: p for p in profiles}
+    out = set()
+    for ep in {v.ep for v in variants} - {CPU_EP}:
+        mine = [by_name.get(v.profile) for v in variants if v.ep == ep]
+        if all(_simulated_plugin(p, arch) for p in mine):
+            out.add(ep)
+    return frozenset(out)
+
+
+def _simulated_plugin(profile: Profile | None, arch: str) -> bool:
+    """The profile's EP is an installed plugin (its module is on the path; nothing is
+    imported) that runs only simulated on ``arch``."""
+    if profile is None or not profile.runtime.plugin_module:
+        return False
+    if arch not in profile.runtime.simulated_on:
+        return False
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(profile.runtime.plugin_module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def rank_variants(
     variants: Iterable[Variant],
     device: DeviceInfo,
@@ -207,15 +268,19 @@ def rank_variants(
     providers: Sequence[str] | None = None,
     profiles: Sequence[Profile] | None = None,
     ort_version: str | None = None,
+    deferred: Collection[str] = (),
 ) -> Ranking:
-    """Rank ``variants`` for ``device``; see the module docstring for the rules."""
+    """Rank ``variants`` for ``device``; see the module docstring for the rules.
+    ``deferred``: plugin EPs not registered yet (:func:`deferrable_eps`), ranked last
+    without an availability check."""
     if profiles is None:
         from edgeort.profiles import load_profiles
 
         profiles = load_profiles()
     version = ort_version or ort.__version__
     choices = [
-        _choose(i, v, device, profiles, profile, providers, version) for i, v in enumerate(variants)
+        _choose(i, v, device, profiles, profile, providers, version, deferred)
+        for i, v in enumerate(variants)
     ]
     usable = sorted((c for c in choices if c.usable), key=lambda c: c.order)
     usable = [_numbered(i, c) for i, c in enumerate(usable, start=1)]
