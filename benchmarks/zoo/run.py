@@ -91,7 +91,7 @@ def _feeds(arrays: dict[str, np.ndarray], inputs: list[Any]) -> list[dict[str, n
             if name not in arrays:
                 continue
             arr = arrays[name]
-            feed[name] = arr[s : s + 1] if arr.ndim == rank[name] else arr[s]
+            feed[name] = np.asarray(arr[s : s + 1] if arr.ndim == rank[name] else arr[s])
         out.append(feed)
     return out
 
@@ -127,6 +127,15 @@ def run_all(
                 else np.asarray(r)
             )
     return [np.stack(o) for o in outs]
+
+
+def sentence_cosine(ref: np.ndarray, got: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    """Mean and min cosine of mean-pooled (over real tokens) hidden states per sentence."""
+    m = mask.astype(np.float64)[..., None]
+    r = (ref * m).sum(1) / m.sum(1)
+    g = (got * m).sum(1) / m.sum(1)
+    cos = (r * g).sum(1) / (np.linalg.norm(r, axis=1) * np.linalg.norm(g, axis=1))
+    return {"mean": float(cos.mean()), "min": float(cos.min())}
 
 
 def plain(path: Path) -> Runner:
@@ -333,6 +342,10 @@ def one(entry: Zoo, work: Path, do_mobile: bool, mobile_only: bool = False) -> d
             continue
         got = run_all(run, valid, inputs, entry.name)
         row[f"{key}_{metric}"] = task_value(metric, reference, got, _layout(entry))
+        if "attention_mask" in valid:  # an encoder: the sentence embeddings, as it is used
+            row[f"{key}_sentence_cosine"] = sentence_cosine(
+                reference[0], got[0], valid["attention_mask"]
+            )
     say(f"{entry.name}: speed")
     feed = _feeds(valid, inputs)[0]
     for inp, _ in STATE.get(entry.name, ()):
