@@ -132,7 +132,9 @@ def test_x86_cpu_profiles_reduce_range_only_without_vnni() -> None:
     assert set(vnni.match.cpu_flags_any) == {"avx512_vnni", "avx_vnni", "amx_int8"}
     for profile, reduce_range in ((base, True), (vnni, False)):
         cnn = profile.model.recipes_for("cnn")[0]
-        assert (cnn.mode, cnn.activation_type, cnn.weight_type) == ("static", "int8", "int8")
+        assert (cnn.mode, cnn.activation_type, cnn.weight_type) == ("static", "uint8", "int8")
+        assert cnn.op_types == ("Conv",)  # Conv only first, then every op
+        assert profile.model.recipes_for("cnn")[1].op_types == ()
         assert cnn.per_channel and cnn.calibrate_method == "minmax"
         transformer = profile.model.recipes_for("transformer")[0]
         assert (transformer.mode, transformer.per_channel) == ("dynamic", True)

@@ -85,7 +85,24 @@ def format_result(result: Any) -> list[str]:
             f"verified on {acc.get('on_ep')}{where} with "
             f"{acc.get('data_source', acc.get('data'))} data{latency}{refused}"
         )
+    for f in getattr(result, "failed", ()):
+        lines.append(f"  {f.target}: LEFT OUT ({f.error}): {f.message}")
     return lines
+
+
+def _state(values: tuple[str, ...], none: bool) -> dict[str, str] | None:
+    from edgeort.pack.state import parse_state
+
+    if none and values:
+        raise UsageError("--no-state and --state exclude each other", option="--state")
+    if none:
+        return {}
+    if not values:
+        return None  # detect
+    pairs = dict(parse_state(v) for v in values)
+    if len(pairs) != len(values):
+        raise UsageError("--state: an input is named twice", option="--state")
+    return pairs
 
 
 def _shapes(values: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
@@ -126,12 +143,25 @@ def _shapes(values: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
               help="Also load this profile TOML file (repeatable).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per event, then the result.")
 @click.option("--no-speed", is_flag=True, help="Do not measure latency (no speed gate).")
+@click.option("--state", "state_values", multiple=True, metavar="IN=OUT",
+              help="A state pair: output OUT is fed back as input IN on the next call "
+                   "(calibration and verification run over sequences). Repeatable; "
+                   "replaces detection.")  # fmt: skip
+@click.option("--no-state", is_flag=True, help="The model has no state pairs (no detection).")
+@click.option("--family", "family", default=None, metavar="FAMILY",
+              help="What the model does: classifier, detector[:yolov8|yolov5|yolox], segmenter, "
+                   "recognizer, scores, encoder or generic (picks the recipes and the accuracy "
+                   "metric); read off the graph when not given.")  # fmt: skip
+@click.option("--metric", default=None,
+              type=click.Choice(["top1", "boxes", "map_iou", "ctc", "decision", "cosine"]),
+              help="The accuracy gate's metric instead of the family's.")  # fmt: skip
 @click.option("--elsewhere", is_flag=True,
               help="Packaging for other devices: short names take the default profile, "
                    "not the best fit for this machine.")  # fmt: skip
 @click.option("--keep-going", is_flag=True,
-              help="Write the targets that pass; list the ones that fail instead of failing. "
-                   "A variant its EP refuses here is kept, recorded as refused.")  # fmt: skip
+              help="Write the bundle with the targets that passed and list those that failed "
+                   "(without it a failing target writes nothing); a variant its EP refuses "
+                   "here is kept, recorded as refused.")  # fmt: skip
 @click.option("--name", "package_name", metavar="NAME",
               help="The bundle's package_name (default: the model file's name).")  # fmt: skip
 @click.option("--version", "package_version", metavar="VERSION",
@@ -159,8 +189,12 @@ def package_command(
     profile_files: tuple[Path, ...],
     as_json: bool,
     no_speed: bool,
-    elsewhere: bool,
+    state_values: tuple[str, ...],
+    no_state: bool,
     keep_going: bool,
+    family: str | None,
+    metric: str | None,
+    elsewhere: bool,
     package_name: str | None,
     package_version: str | None,
     runtimes: tuple[str, ...],
@@ -196,12 +230,15 @@ def package_command(
         "version": package_version,
         "runtimes": list(runtimes) or "auto",
         "allow_install": allow_install,
+        "family": family,
+        "metric": metric,
     }
     if min_ort is not None:
         kwargs["min_ort"] = min_ort
     outs = bundle_paths(list(models), output, as_zip)
     if not as_json:
         kwargs["shapes"] = _shapes(shape_values)
+        kwargs["state"] = _state(state_values, no_state)
         with guarded_stdout() as out:
             for model, path in zip(models, outs, strict=True):
                 result = package(model, targets, output=path, on_event=_status, **kwargs)
@@ -210,6 +247,7 @@ def package_command(
     with guarded_stdout() as out:
         try:
             kwargs["shapes"] = _shapes(shape_values)
+            kwargs["state"] = _state(state_values, no_state)
             for model, path in zip(models, outs, strict=True):
                 result = package(
                     model, targets, output=path, on_event=lambda e: _line(out, e.to_json()),

@@ -248,7 +248,8 @@ def _inspect_lines(info: Mapping[str, Any]) -> list[str]:
                 f"      gate      {g.get('gate')}: {g.get('decision')} ({g.get('reason')})"
             )
     for failed in info.get("failed_targets") or ():
-        lines.append(f"Left out     {failed.get('target')}: {failed.get('reason')}")
+        why = failed.get("message") or failed.get("reason")
+        lines.append(f"Left out     {failed.get('target')}: {why}")
     pick = info["pick"]
     lines.append(f"This device would pick: {pick or 'nothing (no variant can run here)'}")
     lines.append("Ranking (best first, then skipped):")

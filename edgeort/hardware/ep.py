@@ -754,7 +754,9 @@ def make_session(
     except Exception as exc:  # ORT raises its own types; name the EP and the file
         reason = ort_reason(exc)
         raise SessionRefused(
-            f"{model.name}: cannot create a session on {choice.on_ep}: {reason}",
+            f"{model.name}: cannot create a session on {choice.on_ep}: {reason[:400]} (the "
+            "way out: another recipe or fixed --shape values for this target, or leave it "
+            "out with --keep-going)",
             reason=reason,
             path=model,
         ) from None

@@ -2,13 +2,21 @@
 
 A data file is an ``.npz`` with one array per model input name (first axis = samples),
 or a directory of ``<input name>.npy`` files. An optional ``__labels__`` array (one
-integer class index per sample) is the ground truth for top-1 accuracy. Every mismatch
+integer class index per sample) is the ground truth for top-1 accuracy. An optional
+``__sequence__`` array (one integer per sample) splits the samples of a stateful model
+into sequences: a new id starts a new sequence. Every mismatch
 (names, shapes, dtypes, sample counts) is one :class:`DataError` naming the file, the
 input, what was expected and what was found.
 
 Each sample is fed with a batch dimension: an array ``[N, *shape]`` whose rank equals
 the input's rank gives ``arr[i:i+1]`` (the samples axis is the batch axis); an array of
-rank one more gives ``arr[i]``.
+rank one more gives ``arr[i]``. A 0-d (scalar) input takes an array ``[N]``.
+
+Optional inputs (graph inputs with an initializer as default) may be given or left
+out. In a stateful model (:mod:`edgeort.pack.state`) the samples are consecutive steps:
+a state input's array may be left out (zeros start each sequence); when given, it is the
+state at the start of each sequence, and later steps get the previous step's state
+output (:meth:`Dataset.feeds` with ``outputs``).
 """
 
 from __future__ import annotations
@@ -26,9 +34,18 @@ from edgeort.bundle import TensorSpec
 from edgeort.errors import DataError
 from edgeort.feeds import random_array
 
-__all__ = ["LABELS", "Dataset", "DatasetReader", "load_data", "synthetic_data", "vocab_sizes"]
+__all__ = [
+    "LABELS",
+    "SEQUENCE",
+    "Dataset",
+    "DatasetReader",
+    "load_data",
+    "synthetic_data",
+    "vocab_sizes",
+]
 
 LABELS = "__labels__"
+SEQUENCE = "__sequence__"
 _NPZ_FORMAT = (
     "an .npz with one array per model input name (first axis = samples), or a "
     "directory of <input name>.npy files"
@@ -46,14 +63,23 @@ class Dataset:
     synthetic: bool = False
     labels: np.ndarray | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    state: tuple[tuple[str, str], ...] = ()  # (input, output) pairs fed back step to step
+    sequence: np.ndarray | None = None  # sequence id per sample (None: one sequence)
 
     def sample(self, index: int) -> dict[str, np.ndarray]:
+        # np.asarray: a 0-d input's sample is a numpy scalar, which onnxruntime refuses.
         return {
-            name: (arr[index] if self.stacked[name] else arr[index : index + 1])
+            name: np.asarray(arr[index] if self.stacked[name] else arr[index : index + 1])
             for name, arr in self.arrays.items()
         }
 
+    def starts_sequence(self, index: int) -> bool:
+        if index == 0:
+            return True
+        return self.sequence is not None and self.sequence[index] != self.sequence[index - 1]
+
     def feeds(self, limit: int | None = None) -> Iterator[dict[str, np.ndarray]]:
+        """Each sample's feed, independently (state inputs as stored)."""
         count = self.samples if limit is None else min(limit, self.samples)
         for i in range(count):
             yield self.sample(i)
@@ -63,7 +89,21 @@ class Dataset:
         n = min(count, self.samples)
         labels = None if self.labels is None else self.labels[:n]
         arrays = {k: v[:n] for k, v in self.arrays.items()}
-        return Dataset(arrays, self.stacked, n, self.source, self.synthetic, labels, self.notes)
+        seq = None if self.sequence is None else self.sequence[:n]
+        return Dataset(
+            arrays, self.stacked, n, self.source, self.synthetic, labels, self.notes,
+            self.state, seq,
+        )  # fmt: skip
+
+    def with_arrays(self, arrays: Mapping[str, np.ndarray], *, stateless: bool) -> Dataset:
+        """A copy with some arrays replaced (stacked: ``[N, *input shape]``); with
+        ``stateless`` its samples are independent (no state pairs)."""
+        merged = {**self.arrays, **arrays}
+        stacked = {**self.stacked, **dict.fromkeys(arrays, True)}
+        return Dataset(
+            merged, stacked, self.samples, self.source, self.synthetic, self.labels,
+            self.notes, () if stateless else self.state, self.sequence,
+        )  # fmt: skip
 
 
 class DatasetReader(CalibrationDataReader):  # type: ignore[misc]
@@ -139,14 +179,25 @@ def _check_input(path: Path, info: TensorSpec, arr: np.ndarray) -> bool:
     return stacked
 
 
-def load_data(path: str | Path, inputs: Sequence[TensorSpec]) -> Dataset:
-    """Read ``path`` and check it against the model ``inputs``."""
+def load_data(
+    path: str | Path,
+    inputs: Sequence[TensorSpec],
+    *,
+    optional: Sequence[TensorSpec] = (),
+    state: Sequence[tuple[str, str]] = (),
+) -> Dataset:
+    """Read ``path`` and check it against the model ``inputs``. ``optional``: inputs
+    with a default (an initializer) that the file may give; ``state``: (input, output)
+    pairs whose input the file may leave out (zeros start each sequence)."""
     path = Path(path)
     arrays = _read_arrays(path)
     labels = arrays.pop(LABELS, None)
+    sequence = arrays.pop(SEQUENCE, None)
+    state_inputs = {i for i, _ in state}
     names = [i.name for i in inputs]
-    missing = [n for n in names if n not in arrays]
-    extra = sorted(set(arrays) - set(names))
+    optional = [o for o in optional if o.name in arrays]
+    missing = [n for n in names if n not in arrays and n not in state_inputs]
+    extra = sorted(set(arrays) - set(names) - {o.name for o in optional})
     if missing or extra:
         parts = []
         if missing:
@@ -155,20 +206,63 @@ def load_data(path: str | Path, inputs: Sequence[TensorSpec]) -> Dataset:
             parts.append(f"unknown array(s) {', '.join(map(repr, extra))}")
         raise DataError(
             f"{path}: {'; '.join(parts)}; the model's inputs are {names} (plus optional "
-            f"{LABELS!r}); expected {_NPZ_FORMAT}, e.g. numpy.savez('data.npz', "
+            f"{LABELS!r}, {SEQUENCE!r}); expected {_NPZ_FORMAT}, e.g. numpy.savez('data.npz', "
             f"**{{{', '.join(f'{n!r}: array' for n in names)}}})",
             path=path,
         )
-    stacked = {i.name: _check_input(path, i, arrays[i.name]) for i in inputs}
-    counts = {n: int(arrays[n].shape[0]) for n in names}
-    if len(set(counts.values())) != 1:
+    given = [i for i in (*inputs, *optional) if i.name in arrays]
+    stacked = {i.name: _check_input(path, i, arrays[i.name]) for i in given}
+    counts = {i.name: int(arrays[i.name].shape[0]) for i in given}
+    if len(set(counts.values())) > 1:
         raise DataError(f"{path}: inputs have different sample counts {counts}", path=path)
+    if not counts:
+        raise DataError(f"{path}: no input arrays; the model's inputs are {names}", path=path)
     samples = next(iter(counts.values()))
     if samples == 0:
         raise DataError(f"{path}: no samples (first axis is 0)", path=path)
     if labels is not None:
         labels = _check_labels(path, labels, samples)
-    return Dataset({n: arrays[n] for n in names}, stacked, samples, str(path), False, labels)
+    if sequence is not None:
+        sequence = _check_sequence(path, sequence, samples)
+    out = {i.name: arrays[i.name] for i in given}
+    notes: list[str] = []
+    for info in inputs:
+        if info.name not in out:  # a state input left out: zeros
+            dims = _resolve_dims(info, given, out, stacked)
+            out[info.name] = np.zeros((samples, *dims), dtype=np.dtype(info.dtype))
+            stacked[info.name] = True
+            notes.append(f"state input {info.name!r}: zeros {dims} at each sequence start")
+    return Dataset(
+        out, stacked, samples, str(path), False, labels, tuple(notes), tuple(state), sequence
+    )
+
+
+def _resolve_dims(
+    info: TensorSpec,
+    given: Sequence[TensorSpec],
+    arrays: Mapping[str, np.ndarray],
+    stacked: Mapping[str, bool],
+) -> list[int]:
+    """Concrete dims for ``info``: a named dim takes its size in a given input that has
+    the same name; other dynamic dims are 1."""
+    sizes: dict[str, int] = {}
+    for other in given:
+        arr = arrays[other.name]
+        dims = arr.shape[1:] if stacked[other.name] else (1, *arr.shape[1:])
+        for want, got in zip(other.shape, dims, strict=False):
+            if isinstance(want, str) and want:
+                sizes.setdefault(want, int(got))
+    return [d if isinstance(d, int) else sizes.get(d or "", 1) for d in info.shape]
+
+
+def _check_sequence(path: Path, sequence: np.ndarray, samples: int) -> np.ndarray:
+    if sequence.ndim != 1 or sequence.shape[0] != samples or sequence.dtype.kind not in "iu":
+        raise DataError(
+            f"{path}: {SEQUENCE!r}: expected {samples} integer sequence ids (shape "
+            f"[{samples}]), got dtype {sequence.dtype.name} shape {list(sequence.shape)}",
+            path=path,
+        )
+    return sequence.astype(np.int64)
 
 
 def _check_labels(path: Path, labels: np.ndarray, samples: int) -> np.ndarray:
@@ -187,23 +281,37 @@ def synthetic_data(
     samples: int = 8,
     seed: int = 0,
     vocab: Mapping[str, int] | None = None,
+    state: Sequence[tuple[str, str]] = (),
 ) -> Dataset:
     """Random samples by :func:`edgeort.feeds.random_array`'s rule: floats standard
     normal, masks ones, other integers ``0 .. vocab[name]-1`` when the embedding table
-    size is known (``vocab``) else zeros, booleans True. Dynamic dims become 1 (batch)
-    or 8 (others).
+    size is known (``vocab``) else zeros, booleans True. State inputs (``state`` pairs):
+    zeros. Dynamic dims become 1 (the first axis, a name containing "batch", or any of a
+    state input's) or 8 (others); a named dim has one size across all inputs.
     """
     rng = np.random.default_rng(seed)
     arrays: dict[str, np.ndarray] = {}
+    sizes: dict[str, int] = {}
+    state_inputs = {i for i, _ in state}
     for info in inputs:
-        dims = [d if isinstance(d, int) else (1 if i == 0 else 8) for i, d in enumerate(info.shape)]
+        dims = []
+        for i, d in enumerate(info.shape):
+            if isinstance(d, int):
+                dims.append(d)
+                continue
+            batch_like = i == 0 or "batch" in (d or "").lower() or info.name in state_inputs
+            size = 1 if batch_like else 8
+            dims.append(sizes.setdefault(d, size) if d else size)
         shape = (samples, *dims)
-        arrays[info.name] = random_array(
-            info.name, info.dtype, shape, rng, vocab=(vocab or {}).get(info.name)
-        )
+        if info.name in state_inputs:
+            arrays[info.name] = np.zeros(shape, dtype=np.dtype(info.dtype))
+        else:
+            arrays[info.name] = random_array(
+                info.name, info.dtype, shape, rng, vocab=(vocab or {}).get(info.name)
+            )
     stacked = {info.name: True for info in inputs}
     note = f"synthetic inputs ({samples} samples, seed {seed}): no data file was given"
-    return Dataset(arrays, stacked, samples, "synthetic", True, None, (note,))
+    return Dataset(arrays, stacked, samples, "synthetic", True, None, (note,), tuple(state))
 
 
 def vocab_sizes(model: onnx.ModelProto) -> dict[str, int]:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import onnxruntime as ort
 
+from edgeort.errors import PackageError
 from edgeort.hardware.ep import (
     CPU_EP,
     EpChoice,
@@ -44,23 +45,49 @@ CPU = CPU_EP
 LATENCY_RUNS = 20  # timed runs behind a recorded median (the manifest's latency.runs)
 
 
-def run_dataset(session: ort.InferenceSession, data: Dataset) -> list[np.ndarray]:
+def run_dataset(
+    session: ort.InferenceSession,
+    data: Dataset,
+    *,
+    fed: dict[str, np.ndarray] | None = None,
+) -> list[np.ndarray]:
     """Run every sample; per output, the results stacked along a new samples axis
-    (the batch axis when the model's batch is 1)."""
+    (the batch axis when the model's batch is 1).
+
+    With state pairs (``data.state``) the samples are steps run in order, as the model
+    is used: each state input gets the previous step's state output (the data's value
+    at the start of each sequence). ``fed`` (when given) receives, per state input, the
+    values actually fed, stacked ``[N, *shape]``."""
     names = [o.name for o in session.get_outputs()]
     per_output: list[list[np.ndarray]] = [[] for _ in names]
-    for index, feed in enumerate(data.feeds()):
+    index = {name: i for i, name in enumerate(names)}
+    pairs = [(i, o) for i, o in data.state if o in index]
+    fed_steps: dict[str, list[np.ndarray]] = {i: [] for i, _ in pairs}
+    previous: list[np.ndarray] = []
+    for step, feed in enumerate(data.feeds()):
+        if pairs and previous and not data.starts_sequence(step):
+            for inp, out in pairs:
+                feed[inp] = previous[index[out]]
+        for inp, _ in pairs:
+            fed_steps[inp].append(feed[inp])
         try:
-            results = session.run(names, feed)
-        except Exception as exc:  # ORT's own types: name the data and the sample
-            from edgeort.errors import DataError
-
-            raise DataError(
-                f"{data.source}: running sample {index} failed: {ort_reason(exc)}",
-                path=data.source if data.source != "synthetic" else None,
+            previous = [np.asarray(v) for v in session.run(names, feed)]
+        except Exception as exc:  # ORT raises its own types; name the sample and inputs
+            shapes = ", ".join(f"{k} {v.dtype.name}{list(v.shape)}" for k, v in feed.items())
+            why = ort_reason(exc)[:300] or type(exc).__name__
+            hint = (
+                "; synthetic inputs can be outside what the model accepts: pass real "
+                "inputs with --validation/--calibration"
+                if data.synthetic
+                else ""
+            )
+            raise PackageError(
+                f"running sample {step} of {data.source} failed ({shapes}): {why}{hint}"
             ) from None
-        for slot, value in zip(per_output, results, strict=True):
-            slot.append(np.asarray(value))
+        for slot, value in zip(per_output, previous, strict=True):
+            slot.append(value)
+    if fed is not None:
+        fed.update({inp: np.stack(values) for inp, values in fed_steps.items() if values})
     return [_stack(chunks) for chunks in per_output]
 
 

@@ -16,6 +16,12 @@ Accuracy gate (``profile.verify``):
 
 ``max_drop`` given to ``package()`` (``--max-drop``) replaces the profile's bound for
 its metric.
+
+Task metrics (the family's, or the user's ``--metric``/``metric=``; see
+:mod:`edgeort.pack.metrics`): value = the metric's score, bound = 1 - max_drop with
+:data:`TASK_MAX_DROP` for its default (``top1``: the profile's ``top1_max_drop``; a
+user's callable and ``cosine``: the profile's ``max_drop``). With labels, ``top1`` gates
+accuracy against fp32's instead of agreement.
 """
 
 from __future__ import annotations
@@ -28,10 +34,28 @@ from typing import Any
 from edgeort.pack.metrics import Metrics
 from edgeort.profiles import Recipe, Verify
 
-__all__ = ["Gate", "GateRecord", "accuracy_gate", "fallback_recipes", "gate_record", "speed_gate"]
+__all__ = [
+    "TASK_MAX_DROP",
+    "Gate",
+    "GateRecord",
+    "accuracy_gate",
+    "fallback_recipes",
+    "gate_record",
+    "speed_gate",
+]
 
 _TOL = 1e-9
 QUANTIZED_MODES = ("dynamic", "static", "qnn")
+# Default bounds (1 - score) of the task metrics; issue targets: a detector keeps >= 95%
+# of its confident boxes.
+TASK_MAX_DROP = {"boxes": 0.05, "map_iou": 0.05, "ctc": 0.02, "decision": 0.01}
+_TASK_WHAT = {
+    "boxes": "confident boxes matched at IoU >= 0.9, same class",
+    "map_iou": "IoU of the thresholded map",
+    "ctc": "greedy-CTC strings identical",
+    "decision": "threshold decisions identical",
+    "cosine": "mean cosine vs fp32",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +145,21 @@ def accuracy_gate(
     max_drop: float | None = None,
 ) -> Gate:
     """Gate one variant's ``metrics`` (``reference``: fp32's own, for labelled accuracy)."""
+    task = metrics.task_metric
+    if task is not None and task != "top1" and metrics.task_value is not None:
+        drop = max_drop if max_drop is not None else TASK_MAX_DROP.get(task, verify.max_drop)
+        value, bound = metrics.task_value, 1.0 - drop
+        passed = value >= bound - _TOL
+        what = _TASK_WHAT.get(task, f"{task} (user metric)")
+        reason = f"{what} {value:.4f} {'>=' if passed else '<'} bound {bound:.4f}"
+        return Gate(task, float(value), float(bound), passed, reason)
+    if task == "top1" and metrics.task_value is not None:
+        drop = max_drop if max_drop is not None else verify.top1_max_drop
+        agreement = replace(metrics, top1_agreement=metrics.task_value)
+        value, bound, what = _top1(agreement, reference, drop)
+        passed = value >= bound - _TOL
+        reason = f"{what} {value:.4f} {'>=' if passed else '<'} bound {bound:.4f}"
+        return Gate("top1", float(value), float(bound), passed, reason)
     classifier = metrics.top1_agreement is not None
     metric = verify.metric
     note = ""

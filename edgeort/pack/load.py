@@ -22,7 +22,7 @@ from edgeort.bundle import TensorSpec
 from edgeort.errors import ModelError
 from edgeort.hardware.ep import cpu_session
 
-__all__ = ["SourceModel", "io_info", "load_model", "save_model"]
+__all__ = ["SourceModel", "io_info", "load_model", "optional_inputs", "save_model"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ class SourceModel:
     outputs: tuple[TensorSpec, ...]
     ir_version: int
     opsets: dict[str, int]
+    optional: tuple[TensorSpec, ...] = ()  # graph inputs with an initializer as default
 
 
 def _dtype_name(elem_type: int) -> str:
@@ -53,8 +54,8 @@ def _info(vi: onnx.ValueInfoProto) -> TensorSpec:
     tensor = vi.type.tensor_type
     dims: list[int | str | None] = []
     for d in tensor.shape.dim:
-        if d.HasField("dim_value"):
-            dims.append(int(d.dim_value))
+        if d.HasField("dim_value") and d.dim_value >= 0:
+            dims.append(int(d.dim_value))  # (some exporters write -1 for "dynamic")
         elif d.HasField("dim_param"):
             dims.append(d.dim_param)
         else:
@@ -67,6 +68,12 @@ def io_info(model: onnx.ModelProto) -> tuple[tuple[TensorSpec, ...], tuple[Tenso
     inits = {i.name for i in model.graph.initializer}
     inputs = tuple(_info(v) for v in model.graph.input if v.name not in inits)
     return inputs, tuple(_info(v) for v in model.graph.output)
+
+
+def optional_inputs(model: onnx.ModelProto) -> tuple[TensorSpec, ...]:
+    """Graph inputs that have an initializer (a default the caller may override)."""
+    inits = {i.name for i in model.graph.initializer}
+    return tuple(_info(v) for v in model.graph.input if v.name in inits)
 
 
 def save_model(model: onnx.ModelProto, path: Path) -> None:
@@ -142,8 +149,9 @@ def load_model(path: str | Path) -> SourceModel:
     inputs, outputs = io_info(inferred)
     opsets = {op.domain or "ai.onnx": int(op.version) for op in model.opset_import}
     return SourceModel(
-        path, inferred, sha256_file(path), size, inputs, outputs, int(model.ir_version), opsets
-    )
+        path, inferred, sha256_file(path), size, inputs, outputs, int(model.ir_version), opsets,
+        optional_inputs(inferred),
+    )  # fmt: skip
 
 
 def _infer(model: onnx.ModelProto) -> onnx.ModelProto:

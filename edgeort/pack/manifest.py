@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import logging
+import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,27 @@ from edgeort.pack.evaluate import LATENCY_RUNS
 from edgeort.pack.load import io_info
 from edgeort.pack.target import TargetOutcome
 
-__all__ = ["accuracy_json", "latency_json", "signature", "variant_metadata"]
+__all__ = ["accuracy_json", "bundle_dim", "latency_json", "signature", "variant_metadata"]
 
 log = logging.getLogger(__name__)
+
+_DIM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:\-]{0,255}")
+
+
+def bundle_dim(dim: int | str | None) -> int | str | None:
+    """A model dim as the bundle records it (docs/bundle-format.md section 5): fixed
+    ints and dim *names* as they are; a symbolic *expression* (shape inference writes
+    e.g. ``(floor(height/2 - 1/2)) + 1``) or an over-long string becomes ``null``, an
+    unnamed dynamic dim -- an expression names no size the caller feeds."""
+    if isinstance(dim, str) and not _DIM_NAME.fullmatch(dim):
+        return None
+    return dim
+
+
+def _tensors(infos: tuple[TensorSpec, ...]) -> list[dict[str, Any]]:
+    return [
+        {"name": i.name, "dtype": i.dtype, "shape": [bundle_dim(d) for d in i.shape]} for i in infos
+    ]
 
 
 def _plain(value: Any) -> Any:
@@ -166,8 +185,8 @@ def variant_metadata(
         "precision": cand.precision,
         "recipe": _plain(asdict(cand.recipe)),
         "recipe_label": cand.label,
-        "inputs": [{"name": i.name, "dtype": i.dtype, "shape": list(i.shape)} for i in inputs],
-        "outputs": [{"name": o.name, "dtype": o.dtype, "shape": list(o.shape)} for o in outputs],
+        "inputs": _tensors(inputs),
+        "outputs": _tensors(outputs),
         "ir_version": ir_version,
         "opsets": opsets,
         "min_ort": _min_ort(outcome),

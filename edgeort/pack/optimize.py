@@ -21,6 +21,7 @@ from pathlib import Path
 import onnx
 import onnxruntime as ort
 
+from edgeort._fs import scratch_cwd
 from edgeort.errors import PackageError
 from edgeort.hardware.ep import CPU_EP, LEVELS, cpu_session
 
@@ -153,11 +154,15 @@ def fuse_transformer(model: Path, out: Path) -> Fused:
 
     heads, hidden = attention_geometry(onnx.load_model(str(model), load_external_data=False))
     try:
-        optimized = optimize_model(
-            str(model), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=0
-        )
-        stats = {k: int(v) for k, v in optimized.get_fused_operator_statistics().items() if v}
-        optimized.save_model_to_file(str(out))
+        # In the work directory: symbolic shape inference, when it fails, saves
+        # sym_shape_infer_temp.onnx (+ data) into the current directory.
+        with scratch_cwd(out.parent):
+            optimized = optimize_model(
+                str(model.resolve()), model_type="bert", num_heads=heads, hidden_size=hidden,
+                opt_level=0,
+            )  # fmt: skip
+            stats = {k: int(v) for k, v in optimized.get_fused_operator_statistics().items() if v}
+            optimized.save_model_to_file(str(out.resolve()))
     except Exception as exc:  # the fusion scripts raise on patterns they half-match
         why = f"transformer fusion skipped: {type(exc).__name__}: {exc}"
         log.warning("%s", why)

@@ -25,14 +25,15 @@ from typing import Any
 
 from edgeort._fs import TMP_PREFIX, os_error_text
 from edgeort.bundle import TensorSpec
-from edgeort.errors import DataError, PackageError, UsageError
+from edgeort.errors import DataError, EdgeortError, PackageError, UsageError
 from edgeort.pack import data as data_mod
 from edgeort.pack import evaluate, optimize, prepare, quantize
+from edgeort.pack import family as family_mod
 from edgeort.pack.events import Event, EventSink
 from edgeort.pack.load import SourceModel, io_info, load_model, save_model
-from edgeort.pack.metrics import compare, padding_mask
-from edgeort.pack.result import PackageResult, VariantResult
-from edgeort.pack.target import TargetOutcome, TargetWork, build_target
+from edgeort.pack.metrics import TASK_METRICS, MetricFn
+from edgeort.pack.result import FailedTarget, PackageResult, VariantResult
+from edgeort.pack.target import TargetOutcome, TargetWork, build_target, task_compare
 from edgeort.profiles import Profile
 
 __all__ = ["PackageResult", "VariantResult", "package"]
@@ -111,6 +112,9 @@ class _Options:
     measure_speed: bool
     runtimes: Any = None  # edgeort.pack.inruntime.RuntimeVerifier
     min_ort: str | None = None
+    task: family_mod.Family | None = None
+    metric: str | MetricFn | None = None
+    state: tuple[tuple[str, str], ...] = ()
 
 
 class _Run:
@@ -130,6 +134,8 @@ class _Run:
             prepare.name_nodes(model)
             path = self.work / ("fixed" if fixed else "dynamic") / "model.onnx"
             save_model(model, path)
+            if fixed:
+                prepare.check_fixed(path, notes)
             self._prepared[fixed] = (path, notes, io_info(model)[0])
         return self._prepared[fixed]
 
@@ -146,13 +152,21 @@ class _Run:
         self, inputs: Sequence[Any]
     ) -> tuple[data_mod.Dataset, str, data_mod.Dataset | None]:
         calib_path, valid_path = self.opts.calibration, self.opts.validation
-        calib = data_mod.load_data(calib_path, inputs) if calib_path else None
+        optional, state = self.source.optional, self.opts.state
+        calib = (
+            data_mod.load_data(calib_path, inputs, optional=optional, state=state)
+            if calib_path
+            else None
+        )
         if valid_path:
-            return data_mod.load_data(valid_path, inputs), "validation", calib
+            valid = data_mod.load_data(valid_path, inputs, optional=optional, state=state)
+            return valid, "validation", calib
         if calib is not None:
             return calib, "calibration", calib
         vocab = data_mod.vocab_sizes(self.source.proto)
-        synth = data_mod.synthetic_data(inputs, samples=SYNTHETIC_SAMPLES, vocab=vocab)
+        synth = data_mod.synthetic_data(
+            inputs, samples=SYNTHETIC_SAMPLES, vocab=vocab, state=self.opts.state
+        )
         return synth, "synthetic", None
 
     def reference(self, fixed: bool) -> tuple[Any, ...]:
@@ -161,6 +175,11 @@ class _Run:
             fp32, _, inputs = self.prepared(fixed)
             verify, kind, calib = self.datasets(inputs)
             session = evaluate.make_session(fp32, evaluate.EpChoice(evaluate.CPU, evaluate.CPU))
+            if calib is not None and calib.state:
+                # Calibrate on the states the fp32 model really produces step by step.
+                fed: dict[str, Any] = {}
+                evaluate.run_dataset(session, calib, fed=fed)
+                calib = calib.with_arrays(fed, stateless=True)
             self._reference[fixed] = (verify, kind, calib, evaluate.run_dataset(session, verify))
         return self._reference[fixed]
 
@@ -174,14 +193,25 @@ class _Run:
             notes.append("no validation data: verified on the calibration data")
         target_dir = self.work / f"t{index}"
         target_dir.mkdir(parents=True, exist_ok=True)
-        mask = padding_mask(verify.arrays, verify.samples)
-        own = compare(reference, reference, verify.labels, mask)
+        task, metric = self.opts.task, self.opts.metric
+        own = task_compare(reference, reference, verify, task, metric)
         return TargetWork(
             profile, self.family, fp32, base, stats, verify, kind, calib, reference,
             own, target_dir,
             self.opts.max_drop, self.opts.measure_speed, tuple(notes),
-            runtimes=self.opts.runtimes, min_ort=self.opts.min_ort,
+            runtimes=self.opts.runtimes, min_ort=self.opts.min_ort, task=task, metric=metric,
         )  # fmt: skip
+
+
+def _check_metric(metric: str | MetricFn | None) -> None:
+    if metric is None or callable(metric):
+        return
+    if metric not in TASK_METRICS:
+        raise UsageError(
+            f"--metric {metric!r}: expected one of {', '.join(TASK_METRICS)} "
+            "(or, from Python, a callable (reference, outputs) -> score)",
+            option="--metric",
+        )
 
 
 def _check_recipes(targets: Sequence[Profile], family: str, has_calibration: bool) -> None:
@@ -214,7 +244,10 @@ def package(
     on_event: Callable[[Event], None] | None = None,
     measure_speed: bool = True,
     here: bool = True,
+    state: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
     keep_going: bool = False,
+    family: str | None = None,
+    metric: str | MetricFn | None = None,
     name: str | None = None,
     version: str | None = None,
     runtimes: str | Sequence[str] | None = "auto",
@@ -234,11 +267,22 @@ def package(
     targets in) and/or extra profile files. ``on_event`` gets every :class:`Event`; an
     exception it raises aborts the run with nothing written. ``measure_speed=False``
     skips latency (and so the speed gate and the fastest-recipe choice).
-    ``keep_going``: a target that fails (:class:`PackageError`) is left out and listed
-    (bundle metadata ``failed_targets``, result notes) instead of failing the run; a
-    variant whose EP is present but refuses it is kept, verified on the CPU EP and
-    recorded as refused (``ep_refused``). ``name``/``version``: the bundle's
-    ``package_name``/``package_version`` (default: the model file's stem, "1").
+    ``state``: the model's state pairs ``{input: output}`` (an output fed back as that
+    input on the next call; :mod:`edgeort.pack.state`): ``None`` detects them, ``{}``
+    says there are none. Stateful models are calibrated and verified over sequences.
+    ``keep_going``: a target that fails (any :class:`EdgeortError`) is left out and
+    listed (``PackageResult.failed``, the bundle's ``failed_targets``) and the bundle is
+    written with the others; without it, or when every target fails, nothing is written.
+    ``family``: what the model does (:mod:`edgeort.pack.family`: ``classifier``,
+    ``detector[:yolov8|yolov5|yolox]``, ``segmenter``, ``recognizer``, ``scores``, ``encoder``,
+    ``generic``); ``None`` reads it off the graph. It picks the recipes and the gate's
+    metric. ``metric``: the gate's metric instead of the family's, a name
+    (``top1``, ``boxes``, ``map_iou``, ``ctc``, ``decision``, ``cosine``) or a callable
+    ``(fp32 outputs, variant outputs) -> score`` where 1.0 means identical.
+    A variant whose EP is present but refuses it fails its target; with ``keep_going`` it
+    is kept instead, verified on the CPU EP and recorded as refused (``ep_refused``).
+    ``name``/``version``: the bundle's ``package_name``/``package_version`` (default: the
+    model file's stem, "1").
     ``runtimes``: where targets whose EP does not run in this process are verified
     (:mod:`edgeort.pack.inruntime`): ``"auto"`` (a created target runtime that runs the
     EP; a missing built-in one is created only with ``allow_install``), ``"none"``, or
@@ -257,44 +301,60 @@ def package(
     source = load_model(model)
     shapes = {k: tuple(v) for k, v in (shapes or {}).items()}
     prepare.check_shapes(shapes, source.inputs)
+    pairs = _state_pairs(source, state)
+    if pairs:
+        found = ", ".join(f"{i}={o}" for i, o in pairs)
+        how = "given" if state is not None else "detected; override with --state IN=OUT"
+        sink.emit("progress", "", "load", f"state pairs ({how}): {found}")
     vocab = data_mod.vocab_sizes(source.proto)
     for path in (calibration, validation):
         if path is not None:  # fail fast, before any work
-            data_mod.check_index_ranges(data_mod.load_data(path, source.inputs), vocab, path)
-    family = optimize.detect_family(source.proto)
-    if any(p.model.fixed_shapes for p in chosen):  # fail before any target's work
-        prepare.fix_shapes(copy.deepcopy(source.proto), shapes)
-    _check_recipes(chosen, family, calibration is not None)
+            loaded = data_mod.load_data(path, source.inputs, optional=source.optional, state=pairs)
+            data_mod.check_index_ranges(loaded, vocab, path)
+    _check_metric(metric)
+    task = family_mod.detect(source.proto, optimize.detect_family(source.proto), family)
+    family = task.recipes
+    if not keep_going:  # fail before any target's work
+        if any(p.model.fixed_shapes for p in chosen):
+            prepare.fix_shapes(copy.deepcopy(source.proto), shapes)
+        _check_recipes(chosen, family, calibration is not None)
     from edgeort.pack.compat import parse_min_ort
     from edgeort.pack.inruntime import RuntimeVerifier, parse_runtimes
 
     min_ort = parse_min_ort(min_ort)
     verifier = RuntimeVerifier(parse_runtimes(runtimes), allow_install)
-    sink.emit("done", "", "load", f"{source.path.name}: {family} model, {len(chosen)} target(s)")
+    what = f"{family} model, {task.label} ({task.reason})"
+    sink.emit("done", "", "load", f"{source.path.name}: {what}, {len(chosen)} target(s)")
     with _work_dir(Path(output)) as tmp, contextlib.closing(verifier):
         opts = _Options(
-            shapes, calibration, validation, max_drop, measure_speed, verifier, min_ort
+            shapes, calibration, validation, max_drop, measure_speed, verifier, min_ort,
+            task, metric, pairs,
         )
         run = _Run(source, family, tmp, opts)
-        outcomes, failed = [], []
+        outcomes: list[TargetOutcome] = []
+        failed: list[FailedTarget] = []
         for index, profile in enumerate(chosen):
             sink.begin_target(index)
             try:
+                if keep_going:
+                    _check_recipes([profile], family, calibration is not None)
                 outcomes.append(_one_target(run, profile, index, sink, keep_going))
-            except PackageError as exc:
+            except EdgeortError as exc:
                 if not keep_going:
                     raise
-                failed.append((profile.name, str(exc)))
-                sink.emit("warning", profile.name, "verify", f"left out (--keep-going): {exc}")
+                failed.append(FailedTarget(profile.name, type(exc).__name__, str(exc)))
+                sink.emit("warning", profile.name, "verify", f"left out: {exc}")
         if not outcomes:
-            reasons = "; ".join(f"{t}: {r}" for t, r in failed)
-            raise PackageError(f"no target could be packaged, nothing written ({reasons})")
+            raise PackageError(
+                "every target failed, nothing written: "
+                + "; ".join(f"{f.target}: {f.message}" for f in failed)
+            )
         sink.emit("start", "", "write", f"writing {output}")
         from edgeort.pack.write import write
 
         result = write(
             Path(output), source, outcomes, as_zip=zip, family=family,
-            name=name, version=version or "1", failed=failed,
+            name=name, version=version or "1", failed=failed, state=pairs,
         )  # fmt: skip
     sink.emit("done", "", "write", f"wrote {result.path}", done=True)
     return result
@@ -312,8 +372,34 @@ def _check_package_id(name: str | None, version: str | None) -> None:
             )
 
 
+def _state_pairs(
+    source: SourceModel, state: Mapping[str, str] | Sequence[tuple[str, str]] | None
+) -> tuple[tuple[str, str], ...]:
+    from edgeort.pack import state as state_mod
+
+    if state is None:
+        return state_mod.detect_pairs(source.inputs, source.outputs)
+    return state_mod.check_pairs(state, source.inputs, source.outputs)
+
+
 def _one_target(
     run: _Run, profile: Profile, index: int, sink: EventSink, keep_going: bool = False
+) -> TargetOutcome:
+    try:
+        return _build_one(run, profile, index, sink, keep_going)
+    except EdgeortError:
+        raise
+    except Exception as exc:  # a step's third-party code failed: name the target and step
+        log.debug("target %s failed", profile.name, exc_info=True)
+        raise PackageError(
+            f"target {profile.name}: {type(exc).__name__}: {str(exc).strip()[:400]}; try "
+            "another recipe (--profile FILE) or leave this target out (--keep-going)",
+            target=profile.name,
+        ) from exc
+
+
+def _build_one(
+    run: _Run, profile: Profile, index: int, sink: EventSink, keep_going: bool
 ) -> TargetOutcome:
     name = profile.name
     sink.emit("start", name, "prepare", f"preparing for {name} ({profile.runtime.ep})")

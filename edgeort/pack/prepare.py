@@ -24,10 +24,23 @@ from onnxruntime.tools.onnx_model_utils import (
 
 from edgeort._fs import scratch_cwd
 from edgeort.bundle import TensorSpec
-from edgeort.errors import UsageError
+from edgeort.errors import PackageError, UsageError
 from edgeort.pack.load import io_info, save_model
 
-__all__ = ["Prepared", "check_shapes", "fix_shapes", "name_nodes", "parse_shape", "pre_process"]
+__all__ = [
+    "PER_CHANNEL_QDQ_OPSET",
+    "Prepared",
+    "check_fixed",
+    "check_shapes",
+    "default_opset",
+    "fix_shapes",
+    "name_nodes",
+    "parse_shape",
+    "pre_process",
+    "upgrade_opset",
+]
+
+PER_CHANNEL_QDQ_OPSET = 13  # DequantizeLinear's axis (per-channel QDQ) needs opset 13
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +49,36 @@ log = logging.getLogger(__name__)
 class Prepared:
     path: Path
     notes: tuple[str, ...] = ()
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    """The model's ``ai.onnx`` opset (0 when it imports none)."""
+    return next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def upgrade_opset(model: Path, out: Path, version: int) -> Prepared | str:
+    """``model`` converted to ``ai.onnx`` opset ``version`` with
+    ``onnx.version_converter`` and checked (onnx checker, an onnxruntime CPU session);
+    or the reason it cannot be (a string)."""
+    import onnxruntime as ort
+    from onnx import version_converter
+
+    from edgeort.hardware.ep import cpu_session
+
+    proto = onnx.load_model(str(model))
+    current = default_opset(proto)
+    try:
+        converted = version_converter.convert_version(proto, version)
+        onnx.checker.check_model(converted)
+        save_model(converted, out)
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        cpu_session(out, so)
+    except Exception as exc:  # the converter and ORT raise many types
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        return f"onnx.version_converter {current} -> {version} failed: {type(exc).__name__} {first}"
+    note = f"opset {current} -> {version} (onnx.version_converter)"
+    return Prepared(out, (note,))
 
 
 def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
@@ -94,9 +137,13 @@ def fix_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]) -> t
     notes: list[str] = []
     graph = model.graph
     before = {i.name: i.shape for i in io_info(model)[0]}
+    # Inferred shapes of intermediate values were computed for the dynamic dims; once
+    # inputs are fixed they can contradict (ORT then refuses the model, e.g. an LSTM in
+    # an If branch): drop them, every consumer infers again.
+    _drop_value_info(graph)
     for name, shape in shapes.items():
         try:
-            make_input_shape_fixed(graph, name, list(shape))
+            _fix_input(graph, name, shape)
         except ValueError as exc:  # a dim shared with an input fixed to another size
             raise UsageError(
                 f"--shape {name}={','.join(map(str, shape))}: inconsistent with another "
@@ -104,6 +151,7 @@ def fix_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]) -> t
                 option="--shape",
             ) from None
         notes.append(f"input {name!r} fixed to {list(shape)} (--shape)")
+    missing: list[str] = []
     for index in range(len(io_info(model)[0])):
         info = io_info(model)[0][index]  # re-read: fixing one input can fix a shared dim
         dynamic = info.dynamic_dims
@@ -119,16 +167,78 @@ def fix_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]) -> t
                 f"({why} an input fixed before it)"
             )
         if dynamic:
-            axis = next(a for a in dynamic if a != 0)
             example = ",".join(str(d) if isinstance(d, int) else "N" for d in info.shape)
-            raise UsageError(
-                f"input {info.name!r} has dynamic dimension {axis} ({info.shape[axis]!r}) and "
-                f"this target needs fixed shapes: give it with --shape {info.name}={example} "
-                "(N = the size to use)",
-                option="--shape",
+            dims = ", ".join(
+                str(a) if info.shape[a] is None else f"{a} ({info.shape[a]})" for a in dynamic
             )
+            missing.append(
+                f"input {info.name!r} (dynamic dims {dims}): --shape {info.name}={example}"
+            )
+    if missing:
+        raise UsageError(
+            "this target needs fixed shapes; give every dynamic input its shape (N = the size "
+            f"to use): {'; '.join(missing)}",
+            option="--shape",
+        )
     fix_output_shapes(model)
     return tuple(notes)
+
+
+def check_fixed(path: Path, notes: Sequence[str]) -> None:
+    """The fixed-shape model at ``path`` loads in onnxruntime (CPU EP), or a
+    :class:`PackageError` naming the node and the shapes. (Shape inference with fixed
+    dims runs through every ``If`` branch, and a branch the model never takes at these
+    sizes can fail it.)"""
+    import onnxruntime as ort
+
+    from edgeort.hardware.ep import cpu_session
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 4  # (graph optimizations on: some failures show only then)
+    try:
+        cpu_session(path, so)
+    except Exception as exc:  # ORT raises its own types
+        text = str(exc).strip()
+        for marker in ("[ONNXRuntimeError] : ", " : FAIL : "):
+            text = text.split(marker)[-1]
+        fixed = "; ".join(notes) or "fixed shapes"
+        raise PackageError(
+            f"with fixed shapes ({fixed}) onnxruntime cannot load the model: "
+            f"{text.splitlines()[0][:300] if text else type(exc).__name__}; try other "
+            "--shape values (the sizes the model is used at), a model exported for fixed "
+            "shapes, or leave this target out (--keep-going)",
+            path=path,
+        ) from None
+
+
+def _fix_input(graph: onnx.GraphProto, name: str, shape: Sequence[int]) -> None:
+    """``make_input_shape_fixed``; when the input's dim names clash (Paddle exports
+    name every unknown dim ``?``, so fixing H to 48 would fix W to 48 too), set this
+    input's dims directly instead."""
+    value = next(v for v in graph.input if v.name == name)
+    dims = value.type.tensor_type.shape.dim
+    sizes: dict[str, set[int]] = {}
+    for dim, size in zip(dims, shape, strict=True):
+        if dim.HasField("dim_param"):
+            sizes.setdefault(dim.dim_param, set()).add(int(size))
+    if all(len(v) == 1 for v in sizes.values()):
+        make_input_shape_fixed(graph, name, list(shape))
+        return
+    log.info("input %s: one dim name for dims of different sizes; fixing them directly", name)
+    for dim, size in zip(dims, shape, strict=True):
+        dim.Clear()
+        dim.dim_value = int(size)
+
+
+def _drop_value_info(graph: onnx.GraphProto) -> None:
+    del graph.value_info[:]
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                _drop_value_info(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for sub in attr.graphs:
+                    _drop_value_info(sub)
 
 
 def _fix_batch(graph: onnx.GraphProto, info: TensorSpec) -> None:

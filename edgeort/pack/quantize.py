@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from onnxruntime.quantization import (
 from edgeort._fs import scratch_cwd
 from edgeort.errors import PackageError
 from edgeort.pack.data import Dataset, DatasetReader
+from edgeort.pack.load import save_model
 from edgeort.profiles import Recipe
 
 __all__ = [
@@ -84,17 +85,32 @@ def describe(recipe: Recipe) -> str:
     if recipe.mode == "none":
         return recipe.precision
     extra = ", per-channel" if recipe.per_channel else ""
+    if recipe.op_types:
+        extra += f", {'/'.join(recipe.op_types)} only"
     if recipe.mode in ("static", "qnn"):
         extra += f", {recipe.format}, {recipe.calibrate_method}"
     return f"{recipe.precision} {recipe.mode}{extra}"
 
 
 def apply_recipe(
-    model: Path, recipe: Recipe, out: Path, calibration: Dataset | None = None
+    model: Path,
+    recipe: Recipe,
+    out: Path,
+    calibration: Dataset | None = None,
+    *,
+    keep_head_float: bool = False,
 ) -> Built:
-    """Build ``out`` from the fp32 ``model`` following ``recipe``."""
+    """Build ``out`` from the fp32 ``model`` following ``recipe``. ``keep_head_float``
+    (detectors): the decode tail and the last Conv of each branch
+    (:func:`edgeort.pack.family.head_nodes`) join ``nodes_to_exclude``."""
     if needs_calibration(recipe) and calibration is None:
         raise PackageError(f"recipe {describe(recipe)} needs calibration data (--calibration)")
+    head: list[str] = []
+    if keep_head_float and recipe.mode in ("static", "qnn", "dynamic"):
+        from edgeort.pack.family import head_nodes
+
+        head = head_nodes(onnx.load_model(str(model), load_external_data=False))
+        recipe = replace(recipe, nodes_to_exclude=(*recipe.nodes_to_exclude, *head))
     try:
         if recipe.mode == "none" and recipe.precision == "fp32":
             shutil.copyfile(model, out)
@@ -117,7 +133,8 @@ def apply_recipe(
         raise PackageError(
             f"recipe {describe(recipe)} failed: {type(exc).__name__}: {exc}"
         ) from exc
-    return Built(out, recipe.precision)
+    notes = (f"{len(head)} detection-head node(s) kept float",) if head else ()
+    return Built(out, recipe.precision, notes)
 
 
 def _fp16(model: Path, recipe: Recipe, out: Path) -> Built:
@@ -180,6 +197,7 @@ def _qnn(model: Path, recipe: Recipe, out: Path, data: Dataset | None) -> None:
 
     assert data is not None
     pre = out.with_name(out.stem + ".qnnpre.onnx")
+    model, meta = _without_metadata(model, out.with_name(out.stem + ".nometa.onnx"))
     with scratch_cwd(pre.parent):
         preprocessed = qnn_preprocess_model(str(Path(model).resolve()), str(Path(pre).resolve()))
     source = pre if preprocessed else model
@@ -196,6 +214,28 @@ def _qnn(model: Path, recipe: Recipe, out: Path, data: Dataset | None) -> None:
     )
     quantize(str(source), str(out), config)
     pre.unlink(missing_ok=True)
+    if meta:
+        built = onnx.load_model(str(out))
+        onnx.helper.set_model_props(built, {**dict(meta), **_props(built)})
+        onnx.save_model(built, str(out))
+
+
+def _props(model: onnx.ModelProto) -> dict[str, str]:
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def _without_metadata(model: Path, scratch: Path) -> tuple[Path, dict[str, str]]:
+    """``qnn_preprocess_model`` fails on a model with ``metadata_props`` (onnxruntime
+    1.2x calls ``dict.update`` on the protobuf list; YOLO exports carry class names
+    there): a copy at ``scratch`` without them, and the props, to be put back on the
+    quantized model."""
+    proto = onnx.load_model(str(model))
+    meta = _props(proto)
+    if not meta:
+        return model, meta
+    del proto.metadata_props[:]
+    save_model(proto, scratch)
+    return scratch, meta
 
 
 def large_matmuls(model: onnx.ModelProto, block_size: int) -> list[str]:

@@ -7,7 +7,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PackageResult", "VariantResult"]
+__all__ = ["FailedTarget", "PackageResult", "VariantResult"]
+
+
+@dataclass(frozen=True, slots=True)
+class FailedTarget:
+    """A target left out of the bundle (``keep_going``): its error class and message."""
+
+    target: str
+    error: str
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"target": self.target, "error": self.error, "message": self.message}
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +42,8 @@ class PackageResult:
     data: str  # validation | calibration | synthetic
     variants: tuple[VariantResult, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)
+    failed: tuple[FailedTarget, ...] = ()
+    state: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -37,6 +51,8 @@ class PackageResult:
             "family": self.family,
             "data": self.data,
             "notes": list(self.notes),
+            "failed": [f.to_json() for f in self.failed],
+            "state": [list(pair) for pair in self.state],
             "variants": [
                 {
                     "name": v.name,

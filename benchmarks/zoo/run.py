@@ -1,0 +1,462 @@
+"""The real-model zoo: naive fp32, a competent plain-ORT recipe and edgeort, per model.
+
+For every model of :mod:`models` (fetched by ``fetch.py``), in one run:
+
+- **naive fp32**: the wheel's ``.onnx`` in a plain ``onnxruntime.InferenceSession`` with
+  default options (CPU EP);
+- **plain-ORT recipe**: what a competent user writes without edgeort: for Conv nets
+  ``quant_pre_process`` then ``quantize_static`` QDQ, per-channel S8S8, MinMax, Conv only
+  (the recipe issue 9 measured at 2.04x on a YOLO detector); for everything else
+  ``quantize_dynamic`` per-channel int8 on MatMul with constant weights. Default session
+  options;
+- **edgeort**: ``edgeort.package(model, ["cpu"], calibration=..., validation=...)`` with
+  nothing else (zero-config), then ``edgeort.load(bundle).run(...)``.
+
+Speed: batch 1, the first validation sample, rounds interleaved (naive, recipe, edgeort,
+naive, ...), the median of each; ratios are naive / x. Accuracy: the model family's task
+metric (``edgeort.pack.metrics.task_value``) of each against naive fp32 on the validation
+data, stateful models run step by step with their state fed back. Then each model is
+packaged for ``qnn`` (HTP simulator when ``onnxruntime-qnn`` is installed) and ``nnapi``
+(``--elsewhere``; cannot run here: verified on the CPU EP) with the fixed ``--shape``s,
+and the outcome is recorded.
+
+    .venv/bin/python benchmarks/zoo/fetch.py
+    .venv/bin/python benchmarks/zoo/run.py                 # every model
+    .venv/bin/python benchmarks/zoo/run.py orinet --no-mobile
+
+Writes ``benchmarks/results/zoo.json`` and ``zoo.md``. Never run by the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+sys.path[:0] = [str(ROOT), str(HERE)]
+
+import numpy as np  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+from fetch import fetch  # noqa: E402
+from models import CALIBRATION, VALIDATION, ZOO, Zoo  # noqa: E402
+
+import edgeort  # noqa: E402
+from edgeort.pack.family import METRICS, parse_family  # noqa: E402
+from edgeort.pack.metrics import task_value  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+ROUNDS = 9
+RUNS_PER_ROUND = 5
+MOBILE_SAMPLES = 4  # validation samples for the qnn/nnapi packaging (the simulator is slow)
+MOBILE_TIMEOUT_S = 180
+# (state input, state output) pairs of the zoo's stateful models
+STATE = {"silero-vad": (("state", "stateN"),)}
+
+Runner = Callable[[dict[str, np.ndarray]], list[np.ndarray]]
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _save(arrays: dict[str, np.ndarray], path: Path) -> Path:
+    np.savez(path, **arrays)
+    return path
+
+
+def _feeds(arrays: dict[str, np.ndarray], inputs: list[Any]) -> list[dict[str, np.ndarray]]:
+    """Per-sample feeds with a batch axis (``edgeort.pack.data``'s convention)."""
+    names = [i.name for i in inputs]
+    n = len(next(iter(v for k, v in arrays.items() if not k.startswith("__"))))
+    rank = {i.name: len(i.shape) for i in inputs}
+    out = []
+    for s in range(n):
+        feed = {}
+        for name in names:
+            if name not in arrays:
+                continue
+            arr = arrays[name]
+            feed[name] = np.asarray(arr[s : s + 1] if arr.ndim == rank[name] else arr[s])
+        out.append(feed)
+    return out
+
+
+def _zero_state(inputs: list[Any], name: str) -> np.ndarray:
+    spec = next(i for i in inputs if i.name == name)
+    shape = [d if isinstance(d, int) and d > 0 else 1 for d in spec.shape]
+    return np.zeros(shape, dtype=np.float32)
+
+
+def run_all(
+    run: Runner, arrays: dict[str, np.ndarray], inputs: list[Any], model: str
+) -> list[np.ndarray]:
+    """Every validation sample, stateful models step by step; per output stacked."""
+    pairs = STATE.get(model, ())
+    seq = arrays.get("__sequence__")
+    outs: list[list[np.ndarray]] = []
+    previous: dict[str, np.ndarray] = {}
+    for s, feed in enumerate(_feeds(arrays, inputs)):
+        for inp, _ in pairs:
+            fresh = s == 0 or (seq is not None and seq[s] != seq[s - 1])
+            feed[inp] = _zero_state(inputs, inp) if fresh else previous[inp]
+        result = run(feed)
+        names = run.names  # type: ignore[attr-defined]
+        for inp, out in pairs:
+            previous[inp] = result[names.index(out)]
+        if not outs:
+            outs = [[] for _ in result]
+        for k, r in enumerate(result):
+            outs[k].append(
+                np.asarray(r)[0]
+                if np.asarray(r).ndim and np.asarray(r).shape[0] == 1
+                else np.asarray(r)
+            )
+    return [np.stack(o) for o in outs]
+
+
+def sentence_cosine(ref: np.ndarray, got: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    """Mean and min cosine of mean-pooled (over real tokens) hidden states per sentence."""
+    m = mask.astype(np.float64)[..., None]
+    r = (ref * m).sum(1) / m.sum(1)
+    g = (got * m).sum(1) / m.sum(1)
+    cos = (r * g).sum(1) / (np.linalg.norm(r, axis=1) * np.linalg.norm(g, axis=1))
+    return {"mean": float(cos.mean()), "min": float(cos.min())}
+
+
+def plain(path: Path) -> Runner:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+
+    def run(feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return session.run(None, feed)
+
+    run.names = names  # type: ignore[attr-defined]
+    run.inputs = session.get_inputs()  # type: ignore[attr-defined]
+    return run
+
+
+def bundle_runner(path: Path) -> tuple[Runner, Any]:
+    model = edgeort.load(path)
+    names = list(model.output_names) if hasattr(model, "output_names") else None
+
+    def run(feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        out = model.run(feed)
+        return [out[n] for n in (names or list(out))]
+
+    if names is None:
+        names = [o.name for o in ort.InferenceSession(str(_any_model(path))).get_outputs()]
+    run.names = names  # type: ignore[attr-defined]
+    return run, model
+
+
+def _any_model(bundle: Path) -> Path:
+    return next(bundle.rglob("*.onnx"))
+
+
+class _Reader:
+    def __init__(self, feeds: list[dict[str, np.ndarray]]) -> None:
+        self._it = iter(feeds)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._it, None)
+
+
+def recipe(entry: Zoo, fp32: Path, calib: dict[str, np.ndarray], work: Path) -> tuple[Path, str]:
+    """The competent plain-ORT recipe (see the module docstring)."""
+    import onnx
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    out = work / "recipe.onnx"
+    ops = {n.op_type for n in onnx.load(str(fp32), load_external_data=False).graph.node}
+    family, _ = parse_family(entry.family)
+    if "Conv" in ops and family != "encoder":
+        pre = work / "recipe.pre.onnx"
+        try:
+            cwd = Path.cwd()
+            os.chdir(work)  # it leaves sym_shape_infer_temp.onnx files in the cwd
+            try:
+                quant_pre_process(str(fp32), str(pre))
+            finally:
+                os.chdir(cwd)
+        except Exception:
+            shutil.copyfile(fp32, pre)
+        inputs = ort.InferenceSession(str(pre)).get_inputs()
+        feeds = _feeds(calib, inputs)
+        for inp, _ in STATE.get(entry.name, ()):
+            for f in feeds:
+                f[inp] = _zero_state(inputs, inp)
+        quantize_static(
+            str(pre), str(out), _Reader(feeds), quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
+            op_types_to_quantize=["Conv"],
+        )  # fmt: skip
+        return (
+            out,
+            "quantize_static QDQ S8S8 per-channel MinMax, Conv only (after quant_pre_process)",
+        )
+    quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, per_channel=True,
+                     extra_options={"MatMulConstBOnly": True})  # fmt: skip
+    return out, "quantize_dynamic int8 per-channel (MatMul with constant B)"
+
+
+def speed(runners: dict[str, Runner], feed: dict[str, np.ndarray]) -> dict[str, float]:
+    for run in runners.values():
+        for _ in range(3):
+            run(dict(feed))
+    times: dict[str, list[float]] = {k: [] for k in runners}
+    for _ in range(ROUNDS):
+        for key, run in runners.items():
+            start = time.perf_counter()
+            for _ in range(RUNS_PER_ROUND):
+                run(dict(feed))
+            times[key].append((time.perf_counter() - start) / RUNS_PER_ROUND * 1000)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def _variant(result: Any) -> dict[str, Any]:
+    v = result.variants[0]
+    acc = v.accuracy
+    return {
+        "precision": v.precision,
+        "metric": acc.get("metric"),
+        "value": acc.get("value"),
+        "bound": acc.get("bound"),
+        "passed": acc.get("passed"),
+        "on_ep": acc.get("on_ep"),
+        "latency_ms": (v.latency or {}).get("ms_median"),
+        "gates": [dict(g) for g in v.gates],
+    }
+
+
+def mobile(
+    entry: Zoo, fp32: Path, calib: Path, valid: dict[str, np.ndarray], work: Path
+) -> dict[str, Any]:
+    """``edgeort package -t qnn`` / ``-t nnapi --elsewhere`` with the fixed shapes, each in
+    its own process under MOBILE_TIMEOUT_S (the QNN HTP simulator is slow on big nets)."""
+    small = {k: v[:MOBILE_SAMPLES] for k, v in valid.items()}
+    vpath = _save(small, work / "mobile_validation.npz")
+    out: dict[str, Any] = {}
+    for target in ("qnn", "nnapi"):
+        say(f"{entry.name}: packaging for {target}")
+        cmd = [
+            sys.executable, "-m", "edgeort", "package", str(fp32), "-t", target,
+            "-o", str(work / f"{target}.ortpackage"), "--calibration", str(calib),
+            "--validation", str(vpath), "--no-speed", "--json",
+            *(["--elsewhere"] if target != "qnn" else []),
+            *[a for k, v in entry.shapes.items() for a in ("--shape", _shape(k, v))],
+        ]  # fmt: skip
+        start = time.perf_counter()
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=MOBILE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            out[target] = {"ok": False, "error": f"not finished in {MOBILE_TIMEOUT_S} s here"}
+            continue
+        last = {}
+        for line in proc.stdout.splitlines():
+            if line.startswith("{"):
+                last = json.loads(line)
+        if "result" in last:
+            v = last["result"]["variants"][0]
+            acc = v["accuracy"]
+            out[target] = {
+                "ok": True, "precision": v["precision"], "ep": v["ep"],
+                "on_ep": acc.get("on_ep"), "on_ep_reason": acc.get("on_ep_reason"),
+                "metric": acc.get("metric"), "value": acc.get("value"),
+                "passed": acc.get("passed"), "build_s": round(time.perf_counter() - start, 1),
+            }  # fmt: skip
+        elif "error" in last:
+            err = last["error"]
+            out[target] = {"ok": False, "error": f"{err['type']}: {err['message']}"[:400]}
+        else:
+            tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+            out[target] = {"ok": False, "error": f"TRACEBACK (exit {proc.returncode}): {tail}"}
+    return out
+
+
+def _shape(name: str, dims: tuple[int, ...]) -> str:
+    return f"{name}={','.join(map(str, dims))}"
+
+
+def one(entry: Zoo, work: Path, do_mobile: bool, mobile_only: bool = False) -> dict[str, Any]:
+    fp32 = fetch(entry)
+    family, _ = parse_family(entry.family)
+    metric = METRICS[family]
+    say(f"{entry.name}: data")
+    calib, valid = entry.data(CALIBRATION, 0), entry.data(VALIDATION, 1)
+    cpath, vpath = _save(calib, work / "calibration.npz"), _save(valid, work / "validation.npz")
+    if mobile_only:
+        return {"model": entry.name, "mobile": mobile(entry, fp32, cpath, valid, work)}
+    row: dict[str, Any] = {
+        "model": entry.name, "package": entry.package, "member": entry.member,
+        "task": entry.task, "family_expected": entry.family, "metric": metric,
+    }  # fmt: skip
+    naive = plain(fp32)
+    inputs = naive.inputs  # type: ignore[attr-defined]
+    say(f"{entry.name}: edgeort package -t cpu")
+    start = time.perf_counter()
+    events: list[str] = []
+    try:
+        result = edgeort.package(fp32, ["cpu"], output=work / "cpu.ortpackage",
+                                 calibration=cpath, validation=vpath,
+                                 on_event=lambda e: events.append(e.message))  # fmt: skip
+    except edgeort.EdgeortError as exc:
+        row["edgeort_error"] = f"{type(exc).__name__}: {exc}"[:600]
+        result = None
+    row["edgeort_build_s"] = round(time.perf_counter() - start, 1)
+    row["family_detected"] = next((m for m in events if "model, " in m), "")
+    say(f"{entry.name}: plain-ORT recipe")
+    start = time.perf_counter()
+    try:
+        rpath, row["recipe"] = recipe(entry, fp32, calib, work)
+        competent: Runner | None = plain(rpath)
+    except Exception as exc:
+        row["recipe_error"] = f"{type(exc).__name__}: {exc}"[:300]
+        competent = None
+    row["recipe_build_s"] = round(time.perf_counter() - start, 1)
+    runners: dict[str, Runner] = {"naive": naive}
+    if competent is not None:
+        runners["recipe"] = competent
+    if result is not None:
+        runners["edgeort"], _model = bundle_runner(result.path)
+        row["edgeort"] = _variant(result)
+    say(f"{entry.name}: accuracy ({metric})")
+    reference = run_all(naive, valid, inputs, entry.name)
+    for key, run in runners.items():
+        if key == "naive":
+            continue
+        got = run_all(run, valid, inputs, entry.name)
+        row[f"{key}_{metric}"] = task_value(metric, reference, got, _layout(entry))
+        if "attention_mask" in valid:  # an encoder: the sentence embeddings, as it is used
+            row[f"{key}_sentence_cosine"] = sentence_cosine(
+                reference[0], got[0], valid["attention_mask"]
+            )
+    say(f"{entry.name}: speed")
+    feed = _feeds(valid, inputs)[0]
+    for inp, _ in STATE.get(entry.name, ()):
+        feed[inp] = _zero_state(inputs, inp)
+    ms = speed(runners, feed)
+    row["ms"] = ms
+    row["speedup"] = {k: ms["naive"] / v for k, v in ms.items()}
+    if do_mobile:
+        row["mobile"] = mobile(entry, fp32, cpath, valid, work)
+    return row
+
+
+def _layout(entry: Zoo) -> str | None:
+    return parse_family(entry.family)[1]
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        flags = Path("/proc/cpuinfo").read_text()
+        vnni = "avx512_vnni" in flags
+    except OSError:
+        vnni = False
+    versions = {"onnxruntime": ort.__version__, "edgeort": edgeort.__version__}
+    try:
+        import importlib.metadata as md
+
+        versions["onnxruntime-qnn"] = md.version("onnxruntime-qnn")
+    except Exception:
+        pass
+    return {
+        "cpu": cpu,
+        "avx512_vnni": vnni,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        **versions,
+    }
+
+
+def _merge_mobile(rows: list[dict[str, Any]], mobile_file: Path) -> None:
+    """Rows of a separate ``--mobile-only`` run join these."""
+    if not mobile_file.exists():
+        return
+    extra = {r["model"]: r.get("mobile") for r in json.loads(mobile_file.read_text())["rows"]}
+    for row in rows:
+        if "mobile" not in row and extra.get(row["model"]):
+            row["mobile"] = extra[row["model"]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("models", nargs="*")
+    parser.add_argument("--no-mobile", action="store_true", help="skip qnn/nnapi packaging")
+    parser.add_argument(
+        "--mobile-only", action="store_true", help="only qnn/nnapi, into zoo-mobile.json"
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--report-only", action="store_true",
+        help="rewrite zoo.md from zoo.json (+ zoo-mobile.json) without running anything",
+    )  # fmt: skip
+    args = parser.parse_args()
+    if args.report_only:
+        data = json.loads((args.out / "zoo.json").read_text())
+        _merge_mobile(data["rows"], args.out / "zoo-mobile.json")
+        (args.out / "zoo.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
+        from report import markdown
+
+        (args.out / "zoo.md").write_text(markdown(data))
+        return
+    logging.basicConfig(level=logging.WARNING)
+    rows = []
+    for entry in ZOO:
+        if args.models and entry.name not in args.models:
+            continue
+        with tempfile.TemporaryDirectory(prefix=f"zoo-{entry.name}-") as tmp:
+            try:
+                rows.append(one(entry, Path(tmp), not args.no_mobile, args.mobile_only))
+            except Exception as exc:
+                traceback.print_exc()
+                rows.append(
+                    {
+                        "model": entry.name,
+                        "package": entry.package,
+                        "error": f"{type(exc).__name__}: {exc}"[:400],
+                    }
+                )
+            say(f"{entry.name}: {json.dumps(rows[-1].get('speedup'))}")
+            if args.mobile_only:  # written as it goes: the simulator may outlast the session
+                args.out.mkdir(parents=True, exist_ok=True)
+                partial = {"rows": rows}
+                (args.out / "zoo-mobile.json").write_text(json.dumps(partial, indent=1) + "\n")
+    data = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
+            "rounds": ROUNDS, "runs_per_round": RUNS_PER_ROUND, "rows": rows}  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.mobile_only:
+        (args.out / "zoo-mobile.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
+        return
+    _merge_mobile(rows, args.out / "zoo-mobile.json")
+    (args.out / "zoo.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
+    from report import markdown
+
+    (args.out / "zoo.md").write_text(markdown(data))
+    print((args.out / "zoo.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
