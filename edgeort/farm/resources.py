@@ -50,22 +50,14 @@ def _can_build() -> bool:
 
 
 def _runtimes() -> list[str]:
-    """Names of the target runtimes available here, when ``edgeort.runtimes`` exists."""
+    """Names of the target runtimes created here (:func:`edgeort.runtimes.list_runtimes`)."""
+    from edgeort.runtimes import list_runtimes
+
     try:
-        mod = importlib.import_module("edgeort.runtimes")
-    except ImportError:
+        return sorted(r.name for r in list_runtimes())
+    except Exception as exc:  # a broken runtime folder must not stop a join
+        log.warning("listing target runtimes failed: %s", exc)
         return []
-    for attr in ("available", "available_runtimes", "detect"):
-        fn = getattr(mod, attr, None)
-        if callable(fn):
-            try:
-                found = fn()
-            except Exception as exc:  # a runtime's own probe failing must not stop a join
-                log.warning("edgeort.runtimes.%s() failed: %s", attr, exc)
-                return []
-            names = found.keys() if isinstance(found, Mapping) else found
-            return sorted(str(getattr(n, "name", n)) for n in names)
-    return []
 
 
 def _eps(device: Any) -> list[str]:
