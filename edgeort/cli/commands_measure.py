@@ -10,11 +10,14 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from edgeort.errors import UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edgeort.measure.targets import Resolved
 
 __all__ = ["COMMANDS"]
 
@@ -44,7 +47,9 @@ def _dims(items: tuple[str, ...]) -> dict[str, int]:
     return out
 
 
-def _resolve(path: Path, ep: str | None, ep_options: tuple[str, ...], variant: str | None) -> Any:
+def _resolve(
+    path: Path, ep: str | None, ep_options: tuple[str, ...], variant: str | None
+) -> Resolved:
     from edgeort.measure.targets import resolve
 
     return resolve(path, ep=ep, ep_options=_pairs(ep_options, "--ep-option"), variant=variant)
