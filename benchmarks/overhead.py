@@ -482,6 +482,8 @@ def cold_start_run(repeats: int, work: Path) -> dict[str, Any]:
         "raw_all_ms": [round(x * 1e3, 1) for x in raw],
         "edgeort_all_ms": [round(x * 1e3, 1) for x in ours],
         "load_average": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": machine(),
         "versions": {
             "python": platform.python_version(),
             "onnxruntime": ort.__version__,
@@ -505,6 +507,8 @@ def _cold_start_lines(data: dict[str, Any]) -> list[str]:
         "caches warm): `import numpy, onnxruntime` + `InferenceSession(variant file)` +",
         "one `run()` against `import numpy, edgeort` + `edgeort.load(bundle)` + one `run()`,",
         f"on {c['bundle']}; edgeort picked `{c['picked']}`, raw ORT ran that variant's file.",
+        f"Measured {c['date']} for code {c.get('code', '?')} on {c['machine']['cpu']}",
+        f"({c['machine']['logical_cores']} logical cores), not the machine of the sections below.",
         f"Load average during the run: {c['load_average']}. Versions: Python {v['python']},",
         f"onnxruntime {v['onnxruntime']}, onnxruntime-qnn {v['onnxruntime-qnn']},",
         f"onnxruntime-ep-openvino {v['onnxruntime-ep-openvino']}, numpy {v['numpy']}.",

@@ -30,6 +30,8 @@ __all__ = [
     "TensorSpec",
     "Variant",
     "VariantSpec",
+    "clean_leftovers",
+    "locked",
     "open_bundle",
     "read_bundle",
     "verify_bundle",
@@ -39,16 +41,22 @@ __all__ = [
 log = logging.getLogger("edgeort.bundle")
 
 if TYPE_CHECKING:  # pragma: no cover
+    from edgeort.bundle._place import clean_leftovers, locked
     from edgeort.bundle._write import VariantSpec, write_bundle
 
 
 def __getattr__(name: str) -> Any:
     """The writer (build side) is imported on first use: the device's read path never
-    loads it."""
+    loads it. ``clean_leftovers`` and ``locked`` are the staging helpers the packager
+    shares (so nothing outside ``edgeort.bundle`` imports its private modules)."""
     if name in {"VariantSpec", "write_bundle"}:
         from edgeort.bundle import _write
 
         return getattr(_write, name)
+    if name in {"clean_leftovers", "locked"}:  # staging helpers the packager shares
+        from edgeort.bundle import _place
+
+        return getattr(_place, name)
     raise AttributeError(f"module 'edgeort.bundle' has no attribute {name!r}")
 
 

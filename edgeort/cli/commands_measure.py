@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
@@ -24,6 +24,9 @@ from edgeort.cli.commands_farm import (
     security_from,
 )
 from edgeort.errors import UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edgeort.measure.targets import Resolved
 
 __all__ = ["COMMANDS"]
 
@@ -81,13 +84,16 @@ def _inputs_of(target: Any) -> list[Any]:
         return list(target.variant.inputs)
     import onnxruntime as ort
 
+    from edgeort.hardware.ep import cpu_session
+
     so = ort.SessionOptions()
     so.log_severity_level = 3
-    session = ort.InferenceSession(str(target.model_path), so, providers=["CPUExecutionProvider"])
-    return list(session.get_inputs())
+    return list(cpu_session(target.model_path, so).get_inputs())
 
 
-def _resolve(path: Path, ep: str | None, ep_options: tuple[str, ...], variant: str | None) -> Any:
+def _resolve(
+    path: Path, ep: str | None, ep_options: tuple[str, ...], variant: str | None
+) -> Resolved:
     from edgeort.measure.targets import resolve
 
     return resolve(path, ep=ep, ep_options=_pairs(ep_options, "--ep-option"), variant=variant)

@@ -7,13 +7,16 @@ import io
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import numpy as np
 
 from edgeort.cli._stdout import guarded_stdout
 from edgeort.errors import DataError, UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edgeort.bundle import Variant
 
 __all__ = ["COMMANDS", "generate_inputs", "parse_inputs"]
 
@@ -171,7 +174,7 @@ def _run_lines(report: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _variant_info(variant: Any) -> dict[str, Any]:
+def _variant_info(variant: Variant) -> dict[str, Any]:
     meta = variant.metadata
     accuracy = meta.get("accuracy") if isinstance(meta.get("accuracy"), Mapping) else None
     latency = meta.get("latency") if isinstance(meta.get("latency"), Mapping) else None

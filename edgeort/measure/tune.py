@@ -29,6 +29,7 @@ import psutil
 
 from edgeort._fs import atomic_write_text, os_error_text, sha256_file
 from edgeort.errors import CacheError, ModelError, UsageError
+from edgeort.hardware.device import DeviceInfo
 from edgeort.measure.bench import feeds_for, time_runs
 from edgeort.measure.search import Dimension, SearchResult, Space, coordinate_descent, key
 from edgeort.measure.targets import SPINNING, Knobs, Target, create_session
@@ -52,7 +53,7 @@ TUNE_SCHEMA = 1
 QNN_PERF_MODES = ("burst", "sustained_high_performance", "high_performance", "balanced")
 
 
-def physical_cores(device: Any = None) -> int:
+def physical_cores(device: DeviceInfo | None = None) -> int:
     """Physical cores: from a probed DeviceInfo when given, else psutil."""
     for value in (
         getattr(device, "physical_cores", None),
@@ -194,7 +195,7 @@ def tune_target(
     target: Target,
     *,
     budget_s: float = 60.0,
-    device: Any = None,
+    device: DeviceInfo | None = None,
     runs: int = 15,
     input_files: Mapping[str, str | Path] | None = None,
     dims: Mapping[str, int] | None = None,
@@ -250,7 +251,7 @@ def _variant(target: Target) -> Any:
     return target.variant if target.variant is not None else ModelFileVariant(target)
 
 
-def tuning_record(result: TuneResult, target: Target, device: Any) -> dict[str, Any]:
+def tuning_record(result: TuneResult, target: Target, device: DeviceInfo) -> dict[str, Any]:
     """The JSON written to the tune cache (schema in ``docs/doctor.md``)."""
     from edgeort.runtime.tuning import device_fingerprint
 
@@ -282,7 +283,7 @@ def tuning_record(result: TuneResult, target: Target, device: Any) -> dict[str, 
     }
 
 
-def save_tuning(result: TuneResult, target: Target, device: Any) -> Path:
+def save_tuning(result: TuneResult, target: Target, device: DeviceInfo) -> Path:
     """Write the tune cache entry of ``target`` on ``device`` (atomically); its path."""
     from edgeort.runtime.tuning import tuning_cache_path
 

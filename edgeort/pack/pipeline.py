@@ -48,7 +48,7 @@ WORK_PREFIX = f"{TMP_PREFIX}pack-"  # the run's work directory, beside the outpu
 def _work_dir(output: Path) -> Iterator[Path]:
     """A locked work directory beside ``output``, removed when the run ends. Unlocked
     stale ``.edgeort-tmp-*`` leftovers there (of killed runs) are removed first."""
-    from edgeort.bundle._place import clean_leftovers, locked
+    from edgeort.bundle import clean_leftovers, locked
 
     parent = output.absolute().parent  # absolute: steps run third-party code elsewhere (cwd)
     try:
