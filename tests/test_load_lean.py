@@ -7,10 +7,12 @@ lookup; results (outputs, reasons) are compared with the full probe's."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
 import onnx
+import psutil
 import pytest
 
 from edgeort.hardware import CapturedSources, probe
@@ -40,6 +42,9 @@ print(json.dumps({
     "y": y.tolist(),
     "reasons": model.reasons,
     "metadata_imported": "importlib.metadata" in sys.modules,
+    "psutil_imported": "psutil" in sys.modules,
+    "memory": [device.memory_total, device.memory_available],
+    "cores": [device.physical_cores, device.logical_cores],
     "plugins_imported": sorted(m for m in PLUGIN_MODULES if m in sys.modules),
     "ep_devices": sorted({d.ep_name for d in ort.get_ep_devices()}),
     "all_profiles_loaded": builtin_profiles.cache_info().currsize > 0,
@@ -82,6 +87,10 @@ def test_cpu_only_bundle_looks_up_no_plugin_and_reads_one_profile(tmp_path: Path
     assert "profile fits" in out["reasons"]["cpu"]  # its profile was found and matched
     assert out["metadata_imported"] is False
     assert out["plugins_imported"] == []
+    if sys.platform.startswith("linux"):  # counts and memory come from /proc and /sys
+        assert out["psutil_imported"] is False
+        assert out["cores"] == [psutil.cpu_count(logical=False), psutil.cpu_count()]
+        assert out["memory"][0] == psutil.virtual_memory().total
     assert out["ep_devices"] == [CPU]  # nothing registered
     assert out["all_profiles_loaded"] is False
     assert out["plugin_eps"] == []

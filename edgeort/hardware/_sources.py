@@ -123,11 +123,23 @@ class HostSources:
         return done.stdout if done.returncode == 0 else None
 
     def cpu_counts(self) -> tuple[int | None, int | None]:
+        if sys.platform.startswith("linux"):
+            from edgeort.hardware._procfs import cpu_counts
+
+            counts = cpu_counts()
+            if counts is not None:
+                return counts
         import psutil
 
         return psutil.cpu_count(logical=False), psutil.cpu_count(logical=True)
 
     def memory(self) -> tuple[int, int] | None:
+        if sys.platform.startswith("linux"):
+            from edgeort.hardware._procfs import memory
+
+            mem = memory()
+            if mem is not None:
+                return mem
         import psutil
 
         try:
@@ -137,6 +149,11 @@ class HostSources:
         return int(vm.total), int(vm.available)
 
     def battery(self) -> Battery | None:
+        if sys.platform.startswith("linux"):
+            from edgeort.hardware._procfs import battery_absent
+
+            if battery_absent():
+                return None
         import psutil
 
         reader = getattr(psutil, "sensors_battery", None)
