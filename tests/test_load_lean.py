@@ -43,7 +43,6 @@ print(json.dumps({
     "reasons": model.reasons,
     "metadata_imported": "importlib.metadata" in sys.modules,
     "psutil_imported": "psutil" in sys.modules,
-    "zipfile_imported": "zipfile" in sys.modules,
     "memory": [device.memory_total, device.memory_available],
     "cores": [device.physical_cores, device.logical_cores],
     "plugins_imported": sorted(m for m in PLUGIN_MODULES if m in sys.modules),
@@ -88,7 +87,6 @@ def test_cpu_only_bundle_looks_up_no_plugin_and_reads_one_profile(tmp_path: Path
     assert "profile fits" in out["reasons"]["cpu"]  # its profile was found and matched
     assert out["metadata_imported"] is False
     assert out["plugins_imported"] == []
-    assert out["zipfile_imported"] is False  # a directory bundle needs no zip code
     if sys.platform.startswith("linux"):  # counts and memory come from /proc and /sys
         assert out["psutil_imported"] is False
         assert out["cores"] == [psutil.cpu_count(logical=False), psutil.cpu_count()]
