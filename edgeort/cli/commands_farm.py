@@ -100,7 +100,8 @@ def farm_group() -> None:
 
 @farm_group.command("scheduler")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8786, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8786, show_default=True,
+              help="Port to listen on (0: any free port).")  # fmt: skip
 @click.option(
     "--dashboard", metavar="ADDRESS", default=None, help="Serve Dask's dashboard (needs bokeh)."
 )
