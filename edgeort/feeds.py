@@ -1,5 +1,10 @@
 """Model inputs edgeort makes up or reads: random feeds from a signature, ``.npy`` files.
 
+Every ``.npy``/``.npz`` edgeort reads (``--input NAME=FILE.npy``, :func:`load_feeds`, the
+packager's calibration/validation data) goes through :func:`read_npy` /
+:func:`read_arrays`: never a pickle, and a :class:`DataError` that names the file and
+the array.
+
 One rule for every generated input (``edgeort run`` without ``--input``, the measure
 commands, the packager's synthetic calibration data), :func:`random_array`:
 
@@ -30,6 +35,8 @@ __all__ = [
     "parse_assignments",
     "random_array",
     "random_feeds",
+    "read_arrays",
+    "read_npy",
     "resolve_shape",
 ]
 
@@ -160,6 +167,56 @@ def generate_feeds(
     return feeds
 
 
+def read_npy(path: str | Path, *, what: str) -> np.ndarray:
+    """One array from an ``.npy`` file (no pickles). ``what`` names the array in the
+    :class:`DataError` raised for a missing, unreadable or non-``.npy`` file (e.g.
+    ``"input 'x'"``)."""
+    path = Path(path)
+    try:
+        value = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"{path}: cannot read {what} as .npy: {exc}", path=path) from None
+    if not isinstance(value, np.ndarray):
+        value.close()
+        raise DataError(f"{path}: {what}: an .npz archive, expected a single .npy array", path=path)
+    return value
+
+
+def read_arrays(path: str | Path, *, expected: str) -> dict[str, np.ndarray]:
+    """Named arrays from an ``.npz`` file or a directory of ``<name>.npy`` files (no
+    pickles). ``expected`` describes the format in the :class:`DataError` raised for a
+    missing path, an empty directory or a file that is not an ``.npz``."""
+    import zipfile
+
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(path.glob("*.npy"))
+        if not files:
+            raise DataError(
+                f"{path}: no .npy files in the directory; expected {expected}", path=path
+            )
+        return {f.stem: read_npy(f, what=f"array {f.stem!r}") for f in files}
+    if not path.is_file():
+        raise DataError(f"{path}: data file not found; expected {expected}", path=path)
+    try:
+        with open(path, "rb") as fh:
+            npz = np.load(fh, allow_pickle=False)
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise DataError(f"{path}: a single array, expected {expected}", path=path)
+            with npz:
+                out = {}
+                for name in npz.files:
+                    try:
+                        out[name] = npz[name]
+                    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+                        raise DataError(
+                            f"{path}: cannot read array {name!r}: {exc}", path=path
+                        ) from None
+                return out
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise DataError(f"{path}: not a readable .npz file ({exc})", path=path) from None
+
+
 def load_feeds(files: Mapping[str, str | Path], inputs: Sequence[Any]) -> dict[str, np.ndarray]:
     """Read ``name -> file.npy``; checks names, dtypes and fixed dims against ``inputs``."""
     by_name = {arg.name: arg for arg in inputs}
@@ -171,10 +228,7 @@ def load_feeds(files: Mapping[str, str | Path], inputs: Sequence[Any]) -> dict[s
                 f"(inputs: {', '.join(sorted(by_name))})",
                 path=file,
             )
-        try:
-            array = np.load(Path(file), allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{file}: cannot read input {name!r}: {exc}", path=file) from exc
+        array = read_npy(file, what=f"input {name!r}")
         arg = by_name[name]
         want = ORT_DTYPES.get(arg.type)
         if want is not None and array.dtype != want:

@@ -121,6 +121,7 @@ def test_farm_package_equals_a_local_run(farm: Farm, tmp_path: Path) -> None:
     models = _models(tmp_path / "models")
     out = tmp_path / "farm"
     args = ["package", *map(str, models), *(a for t in TARGETS for a in ("-t", t)), "--no-speed"]
+    args += ["--version", "7", "--no-state", "--metric", "cosine"]  # travel to the workers
     proc = run_cli([*args, "-o", str(out), "--farm", farm.address, "--json"], farm.env)
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
     events = [x["job_event"] for x in lines if "job_event" in x]
@@ -135,6 +136,9 @@ def test_farm_package_equals_a_local_run(farm: Farm, tmp_path: Path) -> None:
         name = f"{m.stem}.ortpackage"
         assert _digests(out / name) == _digests(local / name)
         assert list(_digests(out / name)) == list(_digests(local / name))  # same order
+        for b in (open_bundle(out / name), open_bundle(local / name)):
+            assert b.package_version == "7"
+            assert {v.metadata["accuracy"]["metric"] for v in b.variants} == {"cosine"}
     assert _leftovers(out) == []
     workers = {w["name"]: w for w in farm.ls()}
     has_ov = any(w["resources"].get("ep:OpenVINOExecutionProvider") for w in workers.values())

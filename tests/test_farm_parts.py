@@ -61,6 +61,54 @@ def test_package_job_returns_an_error_by_value_for_a_bad_model(tmp_path: Path) -
     assert "received model mlp.onnx" in res["error"]["message"]
 
 
+def test_package_job_passes_the_packaging_options_through(tmp_path: Path) -> None:
+    model = make_mlp(tmp_path, batch=1)
+    request = {
+        "model_name": model.name,
+        "model_sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
+        "target": "cpu-x86-64",
+        "measure_speed": False,
+        "state": {},
+        "family": "generic",
+        "metric": "cosine",
+        "name": "farmed",
+        "version": "3.1",
+    }
+    res = jobs.package_job(request, read_tree(model))
+    assert res["ok"], res
+    got = open_bundle(write_tree(res["tree"], tmp_path / "got"))
+    assert (got.package_name, got.package_version) == ("farmed", "3.1")
+    (variant,) = got.variants
+    assert variant.metadata["accuracy"]["metric"] == "cosine"
+    local = tmp_path / "local.ortpackage"  # the same call here gives the same files
+    edgeort.package(
+        model, ["cpu-x86-64"], output=local, measure_speed=False, here=False, state={},
+        family="generic", metric="cosine", name="farmed", version="3.1",
+    )  # fmt: skip
+    (mine,) = open_bundle(local).variants
+    assert {f.path: f.sha256 for f in variant.files} == {f.path: f.sha256 for f in mine.files}
+    bad = jobs.package_job({**request, "version": "no spaces"}, read_tree(model))
+    assert not bad["ok"] and "--version" in bad["error"]["message"]
+
+
+def test_package_options_without_a_farm_form_are_refused_with_farm() -> None:
+    from click.testing import CliRunner
+
+    from edgeort.cli import cli
+    from edgeort.farm.client import farm_package
+
+    model = str(REPO / "examples" / "digits" / "model.onnx")
+    base = ["package", model, "-t", "cpu", "-o", "x", "--farm", "127.0.0.1:9"]
+    for extra in (["--keep-going"], ["--runtimes", "none"], ["--allow-install"]):
+        result = CliRunner().invoke(cli, [*base, *extra])
+        assert result.exit_code == 2, (extra, result.output)
+        assert f"{extra[0]} does not apply with --farm" in result.stderr
+    with pytest.raises(UsageError, match="callable cannot travel"):
+        farm_package(None, [model], ["cpu"], output="x", metric=lambda a, b: 1.0)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="--name"):
+        farm_package(None, [model], ["cpu"], output="x", name="-bad")
+
+
 def test_the_worker_runs_only_edgeorts_job_functions() -> None:
     from dask._task_spec import Task
 

@@ -141,3 +141,30 @@ def test_a_single_npy_file_is_refused_with_the_format(tmp_path: Path) -> None:
     np.save(path, np.zeros((2, 1, 8, 8), np.float32))
     with pytest.raises(DataError, match=r"a single array, expected an \.npz"):
         load_data(path, [IMAGE])
+
+
+def test_one_npy_reader_names_the_file_and_the_array(tmp_path: Path) -> None:
+    """--input, load_feeds and the packager's data all read through edgeort.feeds: no
+    pickles, and an .npz where one array belongs is a DataError, not a crash."""
+    from types import SimpleNamespace
+
+    from edgeort.cli.commands_run import parse_inputs
+    from edgeort.feeds import load_feeds, read_npy
+
+    objects = tmp_path / "objects.npy"
+    np.save(objects, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    archive = tmp_path / "two.npz"
+    np.savez(archive, x=np.zeros(3, np.float32))
+    with pytest.raises(DataError, match=r"objects\.npy: cannot read input 'x' as \.npy"):
+        read_npy(objects, what="input 'x'")
+    with pytest.raises(DataError, match=r"two\.npz: --input x: an \.npz archive"):
+        parse_inputs([f"x={archive}"])
+    arg = SimpleNamespace(name="x", type="tensor(float)", shape=[3])
+    with pytest.raises(DataError, match=r"two\.npz: input 'x': an \.npz archive"):
+        load_feeds({"x": archive}, [arg])
+    folder = tmp_path / "data"
+    folder.mkdir()
+    np.save(folder / "x.npy", np.zeros((2, 3), np.float32))
+    np.save(folder / "y.npy", np.array([{"b": 2}], dtype=object), allow_pickle=True)
+    with pytest.raises(DataError, match=r"y\.npy: cannot read array 'y' as \.npy"):
+        load_data(folder, [IOInfo("x", "float32", (1, 3))])

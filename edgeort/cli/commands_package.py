@@ -209,9 +209,26 @@ def package_command(
     from edgeort.pack import package
 
     if farm is not None:
+        for option, given in (("--keep-going", keep_going), ("--runtimes", runtimes),
+                              ("--allow-install", allow_install)):  # fmt: skip
+            if given:
+                raise UsageError(
+                    f"{option} does not apply with --farm: a model with a failed farm job "
+                    "gets no bundle, and each job is verified on the worker the farm routes "
+                    "it to (docs/farm.md)",
+                    option=option,
+                )
+        passed = {
+            "state": _state(state_values, no_state),
+            "family": family,
+            "metric": metric,
+            "name": package_name,
+            "version": package_version,
+            "min_ort": min_ort,
+        }
         _farm_package(
             models, targets, output, calibration, validation, shape_values, max_drop, as_zip,
-            profile_files, as_json, no_speed, elsewhere, farm, farm_timeout, tls,
+            profile_files, as_json, no_speed, elsewhere, farm, farm_timeout, tls, passed,
         )  # fmt: skip
         return
     need_farm(farm_timeout, tls)
@@ -276,6 +293,7 @@ def _farm_package(
     farm: str,
     timeout: float | None,
     tls: dict[str, Any],
+    passed: dict[str, Any],
 ) -> None:
     from edgeort.farm import require_dask
 
@@ -289,7 +307,7 @@ def _farm_package(
                 client, models, targets, output=output, calibration=calibration,
                 validation=validation, shapes=_shapes(shape_values), max_drop=max_drop,
                 zip=as_zip, profile_files=profile_files, measure_speed=not no_speed,
-                here=not elsewhere, timeout=timeout, on_job=on_job,
+                here=not elsewhere, timeout=timeout, on_job=on_job, **passed,
             )  # fmt: skip
 
     with guarded_stdout() as out:

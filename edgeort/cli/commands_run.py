@@ -24,7 +24,9 @@ _BUNDLE = click.Path(exists=True, path_type=Path)
 
 
 def parse_inputs(pairs: Sequence[str]) -> dict[str, np.ndarray]:
-    """``["name=file.npy", ...]`` -> ``{name: array}`` (no pickles)."""
+    """``["name=file.npy", ...]`` -> ``{name: array}`` (:func:`edgeort.feeds.read_npy`)."""
+    from edgeort.feeds import read_npy
+
     feeds: dict[str, np.ndarray] = {}
     for pair in pairs:
         name, sep, file = pair.partition("=")
@@ -32,16 +34,7 @@ def parse_inputs(pairs: Sequence[str]) -> dict[str, np.ndarray]:
             raise UsageError(f"--input {pair!r}: expected NAME=FILE.npy", option="--input")
         if name in feeds:
             raise UsageError(f"--input {name!r} given twice", option="--input")
-        path = Path(file)
-        try:
-            value = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise DataError(
-                f"--input {name}: cannot read {path} as .npy: {exc}", path=path
-            ) from exc
-        if not isinstance(value, np.ndarray):
-            raise DataError(f"--input {name}: {path} is not a single .npy array", path=path)
-        feeds[name] = value
+        feeds[name] = read_npy(file, what=f"--input {name}")
     return feeds
 
 

@@ -353,6 +353,12 @@ def farm_package(
     profile_files: Sequence[str | Path] = (),
     measure_speed: bool = True,
     here: bool = True,
+    state: Mapping[str, str] | None = None,
+    family: str | None = None,
+    metric: str | None = None,
+    name: str | None = None,
+    version: str | None = None,
+    min_ort: str | None = None,
     retries: int = DEFAULT_RETRIES,
     timeout: float | None = None,
     on_job: OnJob | None = None,
@@ -367,8 +373,22 @@ def farm_package(
     reported by name (:class:`FarmError` after the complete bundles are written).
     ``calibration``/``validation``: one data path for every model, or a mapping from
     model path to its own data (models of a zoo have different inputs).
+    ``state``, ``family``, ``metric`` (a name: a callable cannot travel to a worker),
+    ``name``, ``version`` and ``min_ort`` go to each job's :func:`edgeort.package` as
+    given. :func:`edgeort.package`'s ``keep_going``, ``runtimes`` and ``allow_install``
+    have no farm form: a model with a failed job gets no bundle, and each job is verified
+    where the farm routes it.
     """
     from edgeort.bundle import open_bundle
+    from edgeort.pack.pipeline import _check_package_id
+
+    if metric is not None and not isinstance(metric, str):
+        raise UsageError(
+            f"metric {metric!r}: a farm job takes a metric name (top1, boxes, map_iou, ctc, "
+            "decision, cosine); a callable cannot travel to a worker",
+            option="--metric",
+        )
+    _check_package_id(name, version)
 
     model_paths = [Path(m) for m in models]
     if not model_paths:
@@ -389,6 +409,12 @@ def farm_package(
         "shapes": {k: list(v) for k, v in (shapes or {}).items()},
         "max_drop": max_drop,
         "measure_speed": measure_speed,
+        "state": None if state is None else dict(state),
+        "family": family,
+        "metric": metric,
+        "name": name,
+        "version": version,
+        "min_ort": min_ort,
     }
     workers = [w for w in list_workers(client) if w["edgeort"]]
     builders = [w for w in workers if w["resources"].get(BUILD)]

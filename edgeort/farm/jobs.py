@@ -171,7 +171,9 @@ def package_job(request: Mapping[str, Any], model_tree: Tree) -> dict[str, Any]:
     ``model_tree``: the model file and its external-data files. ``request``:
     ``model_name``, ``model_sha256``, ``target`` (a profile name), ``profiles`` (tree of
     extra profile files, may be empty), ``calibration``/``validation`` (``{"name",
-    "tree"}`` or None), ``shapes``, ``max_drop``, ``measure_speed``.
+    "tree"}`` or None), ``shapes``, ``max_drop``, ``measure_speed``, and optionally
+    ``state`` (``{input: output}``, ``{}`` for none, None to detect), ``family``, ``metric``
+    (a name), ``name``, ``version``, ``min_ort``: passed to :func:`edgeort.package` as is.
     """
     from edgeort.farm._tree import read_tree
     from edgeort.pack import package
@@ -203,6 +205,12 @@ def package_job(request: Mapping[str, Any], model_tree: Tree) -> dict[str, Any]:
                 profiles=[*profile_files] or None,
                 measure_speed=bool(request.get("measure_speed", True)),
                 here=False,
+                state=request.get("state"),
+                family=request.get("family"),
+                metric=request.get("metric"),
+                name=request.get("name"),
+                version=request.get("version"),
+                min_ort=request.get("min_ort"),
                 on_event=lambda e: events.append(e.to_json()["event"]),
             )
             tree = read_tree(out)

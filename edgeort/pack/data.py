@@ -21,7 +21,6 @@ output (:meth:`Dataset.feeds` with ``outputs``).
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,25 +121,9 @@ class DatasetReader(CalibrationDataReader):  # type: ignore[misc]
 
 
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
-    if path.is_dir():
-        files = sorted(path.glob("*.npy"))
-        if not files:
-            raise DataError(f"{path}: no .npy files in the directory; expected {_NPZ_FORMAT}")
-        try:
-            return {f.stem: np.load(f, allow_pickle=False) for f in files}
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{path}: cannot read .npy files: {exc}", path=path) from None
-    if not path.is_file():
-        raise DataError(f"{path}: data file not found; expected {_NPZ_FORMAT}", path=path)
-    try:
-        with open(path, "rb") as fh:
-            npz = np.load(fh, allow_pickle=False)
-            if not isinstance(npz, np.lib.npyio.NpzFile):
-                raise DataError(f"{path}: a single array, expected {_NPZ_FORMAT}", path=path)
-            with npz:
-                return {name: npz[name] for name in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise DataError(f"{path}: not a readable .npz file ({exc})", path=path) from None
+    from edgeort.feeds import read_arrays
+
+    return read_arrays(path, expected=_NPZ_FORMAT)
 
 
 def _fmt(shape: Sequence[int | str | None]) -> str:

@@ -327,8 +327,16 @@ def package(
     sink.emit("done", "", "load", f"{source.path.name}: {what}, {len(chosen)} target(s)")
     with _work_dir(Path(output)) as tmp, contextlib.closing(verifier):
         opts = _Options(
-            shapes, calibration, validation, max_drop, measure_speed, verifier, min_ort,
-            task, metric, pairs,
+            shapes,
+            calibration,
+            validation,
+            max_drop,
+            measure_speed,
+            verifier,
+            min_ort,
+            task,
+            metric,
+            pairs,
         )
         run = _Run(source, family, tmp, opts)
         outcomes: list[TargetOutcome] = []
