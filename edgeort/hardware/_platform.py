@@ -7,10 +7,19 @@ hardware discovery (the only GPU/NPU signal on Windows here).
 
 from __future__ import annotations
 
+import platform
+
 from edgeort.hardware._sources import Sources
 from edgeort.hardware.device import Accelerator
 
-__all__ = ["PCI_VENDORS", "normalise_arch", "read_accelerators", "read_os", "read_soc"]
+__all__ = [
+    "PCI_VENDORS",
+    "normalise_arch",
+    "read_accelerators",
+    "read_os",
+    "read_soc",
+    "this_arch",
+]
 
 PCI_VENDORS = {
     0x8086: "intel", 0x1022: "amd", 0x1002: "amd", 0x10DE: "nvidia", 0x17CB: "qualcomm",
@@ -32,6 +41,11 @@ _ANDROID_SOC_MAKER = {"qti": "Qualcomm", "qualcomm": "Qualcomm", "mediatek": "Me
 
 def normalise_arch(machine: str) -> str:
     return _ARCH.get(machine.strip().lower(), machine.strip().lower())
+
+
+def this_arch() -> str:
+    """This machine's arch, normalised (``arm64``, ``x86_64``, ...)."""
+    return normalise_arch(platform.machine())
 
 
 def read_getprop(src: Sources) -> dict[str, str]:

@@ -24,7 +24,6 @@ packager's verification runs (:mod:`edgeort.pack.evaluate`) and the measure comm
 from __future__ import annotations
 
 import logging
-import platform
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import onnxruntime as ort
 
 from edgeort.errors import CacheError, EdgeortError, PackageError, ProviderError, UsageError
+from edgeort.hardware._platform import this_arch
 from edgeort.hardware.device import CPU_EP, DeviceInfo
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -130,17 +130,11 @@ def simulated_on(ep: str, profiles: Iterable[Profile] | None = None) -> frozense
     return frozenset(a for p in profiles if p.runtime.ep == ep for a in p.runtime.simulated_on)
 
 
-def _this_arch() -> str:
-    from edgeort.hardware._platform import normalise_arch
-
-    return normalise_arch(platform.machine())
-
-
 def simulated_here(ep: str, profile: Profile | None = None) -> bool:
     """Whether ``ep`` runs only in simulation on this machine (``profile``'s
     ``runtime.simulated_on`` when given, else every built-in profile of ``ep``)."""
     arches = profile.runtime.simulated_on if profile is not None else simulated_on(ep)
-    return _this_arch() in arches
+    return this_arch() in arches
 
 
 # ---- availability on a described device ---------------------------------------------

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeort.errors import NoVariantError, ProviderError, UsageError
+from edgeort.hardware._platform import this_arch
 from edgeort.hardware.device import DeviceInfo
 from edgeort.hardware.ep import create_session, session_options_for
 from edgeort.runtime.model import Model
@@ -74,7 +75,7 @@ def rank_bundle(
     known = profiles_for(str(v.profile) for v in bundle.variants)
     deferred: frozenset[str] = frozenset()
     if device is None and defer and profile is None and providers is None:
-        deferred = deferrable_eps(bundle.variants, known, _this_arch())
+        deferred = deferrable_eps(bundle.variants, known, this_arch())
     dev = device
     if dev is None:
         dev = _device_for([v for v in bundle.variants if v.ep not in deferred])
@@ -86,14 +87,6 @@ def rank_bundle(
         profiles=known,
         deferred=deferred,
     )
-
-
-def _this_arch() -> str:
-    import platform
-
-    from edgeort.hardware._platform import normalise_arch
-
-    return normalise_arch(platform.machine())
 
 
 def _tuned(choice: Choice) -> tuple[dict[str, Any], dict[str, str], int | None, dict[str, str]]:
