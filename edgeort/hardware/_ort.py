@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from edgeort.hardware._platform import PCI_VENDORS
-from edgeort.hardware.device import Accelerator, EpDevice, PluginEp
+from edgeort.hardware.device import Accelerator, EpDevice, PluginEp, hardware_type
 
 __all__ = ["OrtState", "no_device_why", "ort_notes", "read_host_ort"]
 
@@ -109,7 +109,7 @@ def _hardware_devices() -> tuple[Accelerator, ...]:
         return ()
     out = []
     for hw in devices:
-        kind = _HW_KINDS.get(str(hw.type).rsplit(".", 1)[-1].lower())
+        kind = _HW_KINDS.get(hardware_type(hw))
         if kind:
             vid = int(hw.vendor_id)
             vendor = PCI_VENDORS.get(vid) or (str(hw.vendor).lower().split() or [f"{vid:#x}"])[0]

@@ -19,10 +19,16 @@ __all__ = [
     "DeviceInfo",
     "EpDevice",
     "PluginEp",
+    "hardware_type",
 ]
 
 PROBE_SCHEMA = 1
 CPU_EP = "CPUExecutionProvider"  # the one place the CPU EP is named
+
+
+def hardware_type(hw: Any) -> str:
+    """``cpu`` | ``gpu`` | ``npu`` of an ``onnxruntime.OrtHardwareDevice``."""
+    return str(hw.type).rsplit(".", 1)[-1].lower()
 
 
 @dataclass(frozen=True, slots=True)

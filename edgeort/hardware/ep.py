@@ -33,7 +33,7 @@ import onnxruntime as ort
 
 from edgeort.errors import CacheError, EdgeortError, PackageError, ProviderError, UsageError
 from edgeort.hardware._platform import this_arch
-from edgeort.hardware.device import CPU_EP, DeviceInfo
+from edgeort.hardware.device import CPU_EP, DeviceInfo, hardware_type
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgeort.bundle import Variant
@@ -111,13 +111,8 @@ def is_plugin_ep(ep: str, device: DeviceInfo | None = None) -> bool:
     return any(p.ep_name == ep for p in plugins.discover_plugins())
 
 
-def _device_type(ep_device: Any) -> str:
-    """``cpu`` | ``gpu`` | ``npu`` of an ``onnxruntime.OrtEpDevice``."""
-    return str(ep_device.device.type).rsplit(".", 1)[-1].lower()
-
-
 def _of_type(devices: Sequence[Any], want: str) -> list[Any]:
-    return [d for d in devices if _device_type(d) == want] if want else list(devices)
+    return [d for d in devices if hardware_type(d.device) == want] if want else list(devices)
 
 
 def simulated_on(ep: str, profiles: Iterable[Profile] | None = None) -> frozenset[str]:

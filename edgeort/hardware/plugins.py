@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgeort.hardware.device import CPU_EP, EpDevice, PluginEp
+from edgeort.hardware.device import CPU_EP, EpDevice, PluginEp, hardware_type
 
 if TYPE_CHECKING:  # pragma: no cover
     from importlib import metadata
@@ -292,7 +292,7 @@ def to_ep_device(dev: Any) -> EpDevice:
     return EpDevice(
         ep_name=str(dev.ep_name),
         ep_vendor=str(dev.ep_vendor),
-        device_type=str(hw.type).rsplit(".", 1)[-1].lower(),
+        device_type=hardware_type(hw),
         device_vendor=str(hw.vendor),
         vendor_id=int(hw.vendor_id),
         metadata=meta,
