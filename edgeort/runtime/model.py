@@ -18,7 +18,6 @@ and fixed dims. Any exception ORT raises while running is translated into an
 from __future__ import annotations
 
 import difflib
-import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,11 +30,8 @@ from edgeort.errors import EdgeortError, InputError, ProviderError, UsageError
 from edgeort.runtime.inputs import InputCheck, check_shared_dims, shared_dims
 
 if TYPE_CHECKING:  # pragma: no cover
-    from edgeort.bundle import Variant
+    from edgeort.bundle import TensorSpec, Variant
     from edgeort.profiles import Profile
-
-if TYPE_CHECKING:  # pragma: no cover
-    from edgeort.bundle import TensorSpec
 
 __all__ = ["Model", "PlacedNode", "Placement", "translate_ort_error"]
 
@@ -88,7 +84,6 @@ class Model:
     __slots__ = (
         "__weakref__",
         "_checks",
-        "_close_lock",
         "_input_names",
         "_inputs",
         "_output_names",
@@ -122,7 +117,6 @@ class Model:
         self._profile = profile
         self._reasons = dict(reasons or {})
         self._provider = session.get_providers()[0]
-        self._close_lock = threading.Lock()
 
     # -- running ---------------------------------------------------------------------
     def run(
@@ -273,8 +267,7 @@ class Model:
     # -- lifetime --------------------------------------------------------------------
     def close(self) -> None:
         """Drop the session. Runs already in flight finish on their own reference."""
-        with self._close_lock:
-            self._session = None
+        self._session = None
 
     @property
     def closed(self) -> bool:
