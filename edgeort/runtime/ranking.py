@@ -101,10 +101,11 @@ def _measured(variant: Variant, device: DeviceInfo) -> tuple[float, str, Mapping
     tuned = read_tuning(variant, device)
     if tuned is not None:
         return float(tuned["latency_ms"]), "tune cache", tuned
+    fingerprint = device_fingerprint(device)
     latency = variant.metadata.get("latency")
     if isinstance(latency, Mapping):
         ms = latency.get("ms_median")
-        same = device_fingerprint(device) in (
+        same = fingerprint in (
             latency.get("device_fingerprint"),
             latency.get("device"),
         )
@@ -114,7 +115,7 @@ def _measured(variant: Variant, device: DeviceInfo) -> tuple[float, str, Mapping
         if not isinstance(rec, Mapping) or rec.get("ep") not in (None, variant.ep):
             continue
         ms = rec.get("ms_median")
-        same = rec.get("device_fingerprint") == device_fingerprint(device)
+        same = rec.get("device_fingerprint") == fingerprint
         if same and isinstance(ms, (int, float)) and not isinstance(ms, bool) and ms > 0:
             return float(ms), "bundle", None
     return 0.0, "", None
