@@ -284,7 +284,7 @@ class EpChoice:
         if self.on_ep == CPU_EP:
             return "cpu"
         if self.devices:
-            return str(self.devices[0].device.type.name).lower()
+            return hardware_type(self.devices[0].device)
         return ""
 
     @property
@@ -324,8 +324,8 @@ def choose_ep(profile: Profile) -> EpChoice:
             return EpChoice(ep, CPU_EP, why)
         devices = list(providers.ep_devices(ep))
         wanted_type = profile.runtime.device.lower()
-        if wanted_type and not simulated:
-            devices = [d for d in devices if d.device.type.name.lower() == wanted_type]
+        if not simulated:
+            devices = _of_type(devices, wanted_type)
         if not devices:
             where = f" of type {wanted_type}" if wanted_type and not simulated else ""
             return EpChoice(ep, CPU_EP, f"{ep} is installed but reports no device{where} here")
