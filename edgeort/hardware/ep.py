@@ -707,8 +707,9 @@ def open_measure_session(
         if why is not None:
             raise ProviderError(f"{label}: {why}", provider=ep)
         want = str(getattr(variant, "device", "") or "")
-        devices = [] if builtin_route(ep) else _of_type(_plugins().ep_devices(ep), want)
-        if builtin_route(ep):  # onnxruntime-openvino: by name, the device as an option
+        builtin = builtin_route(ep)
+        devices = [] if builtin else _of_type(_plugins().ep_devices(ep), want)
+        if builtin:  # onnxruntime-openvino: by name, the device as an option
             opts = builtin_provider_options(ep, want, {k: str(v) for k, v in options.items()})
             provider_list = [(ep, opts), CPU_EP]
         elif devices:
@@ -832,8 +833,6 @@ def builtin_route(ep_name: str) -> bool:
     provides it: sessions name it in ``providers=``, with no ``OrtEpDevice``."""
     if ep_name not in CLASSIC_BUILDS:
         return False
-    import onnxruntime as ort
-
     if ep_name not in ort.get_available_providers():
         return False
     from edgeort.hardware.plugins import plugin_installed
@@ -843,8 +842,6 @@ def builtin_route(ep_name: str) -> bool:
 
 def builtin_device_ids() -> dict[str, tuple[str, ...]]:
     """Per built-in classic EP, the device ids it reports (OpenVINO: ``CPU``, ``GPU.0``...)."""
-    import onnxruntime as ort
-
     out: dict[str, tuple[str, ...]] = {}
     if "OpenVINOExecutionProvider" in ort.get_available_providers():
         try:
