@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 
 from edgeort.hardware import plugins as providers
-from edgeort.hardware.device import DeviceInfo
+from edgeort.hardware.device import DeviceInfo, hardware_type
 from edgeort.hardware.plugins import (
     KNOWN_PLUGINS,
     discover_plugins,
@@ -192,3 +192,15 @@ def test_fake_providers_simulate_availability() -> None:
     only_build = FakeProviders(build=("NnapiExecutionProvider",)).apply(base)
     assert "NnapiExecutionProvider" in only_build.available_eps
     assert only_build.ep_device_types("NnapiExecutionProvider") == frozenset()
+
+
+def test_hardware_type_reads_ort_device_types() -> None:
+    kinds = {
+        ort.OrtHardwareDeviceType.CPU: "cpu",
+        ort.OrtHardwareDeviceType.GPU: "gpu",
+        ort.OrtHardwareDeviceType.NPU: "npu",
+    }
+    for member, kind in kinds.items():
+        assert hardware_type(type("Hw", (), {"type": member})()) == kind
+    cpu = [d for d in ort.get_ep_devices() if d.ep_name == "CPUExecutionProvider"]
+    assert [hardware_type(d.device) for d in cpu] == ["cpu"] * len(cpu)
