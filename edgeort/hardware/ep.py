@@ -571,11 +571,10 @@ def _attach_ep(
         return [CPU_EP]
     if builtin_route(ep):  # compiled into this build (onnxruntime-openvino): by name
         options = builtin_provider_options(ep, variant.device, options)
-        return [(ep, dict(options))] if strict else [(ep, dict(options)), CPU_EP]
-    if is_plugin_ep(ep):
+    elif is_plugin_ep(ep):
         so.add_provider_for_devices(_plugin_devices(variant), dict(options))
         return None
-    if ep not in ort.get_available_providers():
+    elif ep not in ort.get_available_providers():
         from edgeort.hardware.plugins import package_hint
 
         have = ", ".join(ort.get_available_providers())
