@@ -43,6 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import edgeort  # noqa: E402
+from benchmarks._runner.machine import package_version  # noqa: E402
 from edgeort.bundle import open_bundle  # noqa: E402
 
 
@@ -150,21 +151,13 @@ class LocalFarm:
 
 
 def _versions() -> dict[str, Any]:
-    import importlib.metadata as md
-
-    def ver(name: str) -> str | None:
-        try:
-            return md.version(name)
-        except md.PackageNotFoundError:
-            return None
-
     return {
         "python": platform.python_version(),
         "onnxruntime": ort.__version__,
-        "onnxruntime-ep-openvino": ver("onnxruntime-ep-openvino"),
-        "onnxruntime-qnn": ver("onnxruntime-qnn"),
-        "dask": ver("dask"),
-        "distributed": ver("distributed"),
+        "onnxruntime-ep-openvino": package_version("onnxruntime-ep-openvino"),
+        "onnxruntime-qnn": package_version("onnxruntime-qnn"),
+        "dask": package_version("dask"),
+        "distributed": package_version("distributed"),
         "edgeort": edgeort.__version__,
     }
 

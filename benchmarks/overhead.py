@@ -61,6 +61,7 @@ import onnxruntime as ort
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks._runner.machine import package_version  # noqa: E402
 from edgeort.bundle import TensorSpec, VariantSpec, write_bundle  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
@@ -441,8 +442,6 @@ def in_process(bundle: Path, model_file: Path, repeats: int, work: Path) -> dict
 
 def cold_start_run(repeats: int, work: Path) -> dict[str, Any]:
     """The issue's whole-program cold start on the example bundle (cpu + qnn variants)."""
-    import importlib.metadata
-
     import edgeort
 
     bundle = work / "digits-cpu-qnn.ortpackage"
@@ -465,12 +464,6 @@ def cold_start_run(repeats: int, work: Path) -> dict[str, Any]:
         for code, arg, into in order if i % 2 == 0 else order[::-1]:
             into.append(float(_child(code, [str(arg)], env).split()[0]))
 
-    def version(dist: str) -> str | None:
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            return None
-
     raw_ms, ours_ms = _ms(raw), _ms(ours)
     return {
         "bundle": "examples/digits packaged for cpu and qnn (edgeort.package)",
@@ -487,8 +480,8 @@ def cold_start_run(repeats: int, work: Path) -> dict[str, Any]:
         "versions": {
             "python": platform.python_version(),
             "onnxruntime": ort.__version__,
-            "onnxruntime-qnn": version("onnxruntime-qnn"),
-            "onnxruntime-ep-openvino": version("onnxruntime-ep-openvino"),
+            "onnxruntime-qnn": package_version("onnxruntime-qnn"),
+            "onnxruntime-ep-openvino": package_version("onnxruntime-ep-openvino"),
             "numpy": np.__version__,
         },
     }

@@ -17,25 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from edgeort.runtimes.env import NETWORK_HINTS
 from tests.conftest import REPO
 from tests.test_runtime_support import digits_input, digits_reference, example_bundle
 
 pytestmark = pytest.mark.slow
 
 RUNTIME = ("onnxruntime", "numpy", "psutil", "platformdirs")
-# What pip prints when it cannot reach an index (urllib3's connection errors, as pip
-# logs them on each retry). Not "No matching distribution" or "Could not find a version":
-# pip prints those for a bad pin too, after a network failure or without one.
-NETWORK_HINTS = (
-    "Failed to establish a new connection",
-    "Temporary failure in name resolution",
-    "Name or service not known",
-    "Network is unreachable",
-    "Connection refused",
-    "ProxyError",
-    "ConnectTimeoutError",
-    "ReadTimeoutError",
-)
 
 CHILD = """
 import importlib.util, json, sys

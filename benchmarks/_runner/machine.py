@@ -29,7 +29,7 @@ def _cpuinfo_model() -> str | None:
     return found.group(1).strip() if found else None
 
 
-def _version(package: str) -> str | None:
+def package_version(package: str) -> str | None:
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
@@ -57,7 +57,7 @@ def describe() -> dict[str, Any]:
         "flags_absent": [f for f in FLAGS_OF_INTEREST if f not in flags and f.startswith("amx")],
         "python": platform.python_version(),
         "python_impl": sys.implementation.name,
-        "packages": {p: _version(p) for p in PACKAGES},
+        "packages": {p: package_version(p) for p in PACKAGES},
         "ort_build_providers": list(dev.ort_build_providers),
         "ep_devices": [
             {"ep": d.ep_name, "device_type": d.device_type, "vendor": d.device_vendor}

@@ -56,6 +56,7 @@ from fetch import fetch  # noqa: E402
 from models import CALIBRATION, VALIDATION, ZOO, Zoo  # noqa: E402
 
 import edgeort  # noqa: E402
+from benchmarks._runner.machine import package_version  # noqa: E402
 from edgeort.pack.family import METRICS, parse_family  # noqa: E402
 from edgeort.pack.metrics import task_value  # noqa: E402
 
@@ -374,12 +375,9 @@ def machine() -> dict[str, Any]:
     except OSError:
         vnni = False
     versions = {"onnxruntime": ort.__version__, "edgeort": edgeort.__version__}
-    try:
-        import importlib.metadata as md
-
-        versions["onnxruntime-qnn"] = md.version("onnxruntime-qnn")
-    except Exception:
-        pass
+    qnn = package_version("onnxruntime-qnn")
+    if qnn is not None:
+        versions["onnxruntime-qnn"] = qnn
     return {
         "cpu": cpu,
         "avx512_vnni": vnni,

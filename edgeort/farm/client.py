@@ -176,10 +176,6 @@ class FarmBenchReport:
         }
 
 
-def _manifest_digest(tree: Mapping[str, bytes]) -> str:
-    return hashlib.sha256(tree[jobs.MANIFEST]).hexdigest()
-
-
 def farm_bench(
     client: Any,
     path: str | Path,
@@ -208,7 +204,7 @@ def farm_bench(
     bundle = open_bundle(path)  # verified here before anything travels
     variants = [bundle.variant(variant)] if variant else list(bundle.variants)
     tree = read_tree(bundle.root)
-    digest = _manifest_digest(tree)
+    digest = jobs.manifest_digest(tree)
     workers = [w for w in list_workers(client) if w["edgeort"]]
     skipped: dict[str, str] = {}
     plan: list[tuple[str, str, str]] = []  # (variant, worker address, worker name)
@@ -503,7 +499,7 @@ def _write_bundles(
             parts = []
             for k, (prof, n) in enumerate(mine):
                 res = results[n]
-                if hashlib.sha256(res["tree"][jobs.MANIFEST]).hexdigest() != res["manifest_sha256"]:
+                if jobs.manifest_digest(res["tree"]) != res["manifest_sha256"]:
                     raise FarmError(f"job {n}: the bundle came back altered", job=n)
                 root = write_tree(res["tree"], work / f"p{k}")
                 farm_meta = {"worker": res.get("worker"), **routes[prof][1]}

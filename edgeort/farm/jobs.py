@@ -41,6 +41,11 @@ JOBS = ("bench_job", "describe_job", "package_job")
 MANIFEST = "manifest.json"
 
 
+def manifest_digest(tree: Mapping[str, bytes]) -> str:
+    """The digest a bundle travels with: the sha256 of its ``manifest.json``."""
+    return hashlib.sha256(tree[MANIFEST]).hexdigest()
+
+
 def worker_name() -> str:
     """The Dask worker's name when running inside one, else this host's name."""
     try:
@@ -220,7 +225,7 @@ def package_job(request: Mapping[str, Any], model_tree: Tree) -> dict[str, Any]:
         "ok": True,
         "worker": worker_name(),
         "tree": tree,
-        "manifest_sha256": hashlib.sha256(tree[MANIFEST]).hexdigest(),
+        "manifest_sha256": manifest_digest(tree),
         "seconds": round(time.perf_counter() - t0, 3),
         "warnings": [e["message"] for e in events if e["kind"] == "warning"],
     }

@@ -66,6 +66,20 @@ def package_metadata(bundle: Any) -> dict[str, Any]:
     return {k: v for k, v in bundle.metadata.items() if k not in _WRITER_KEYS}
 
 
+def _write(out: Path, bundle: Any, specs: Sequence[Any], *, as_zip: bool) -> Path:
+    """Write ``specs`` at ``out`` under ``bundle``'s package name, version and metadata."""
+    from edgeort.bundle import write_bundle
+
+    return write_bundle(
+        out,
+        specs,
+        package_name=bundle.package_name,
+        package_version=bundle.package_version,
+        metadata=package_metadata(bundle),
+        zip=as_zip,
+    )
+
+
 def assemble(
     out: Path,
     parts: Sequence[tuple[Any, Mapping[str, Any]]],
@@ -74,21 +88,11 @@ def assemble(
 ) -> Path:
     """Write one bundle at ``out`` from ``parts``: (opened single-variant bundle, extra
     variant metadata) in target order. Package name and metadata come from the first."""
-    from edgeort.bundle import write_bundle
-
     specs = []
     for bundle, extra in parts:
         for v in bundle.variants:
             specs.append(variant_spec(bundle, v, {**v.metadata, **extra}))
-    first = parts[0][0]
-    return write_bundle(
-        out,
-        specs,
-        package_name=first.package_name,
-        package_version=first.package_version,
-        metadata=package_metadata(first),
-        zip=as_zip,
-    )
+    return _write(out, parts[0][0], specs, as_zip=as_zip)
 
 
 def _record(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -103,7 +107,7 @@ def merge_measurements(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> P
     bundle at ``path`` (directory or zip), replacing an older record of the same device
     fingerprint and EP; the bundle is rewritten atomically. A signed bundle is refused
     (rewriting it would drop the signature: merge, then sign again)."""
-    from edgeort.bundle import open_bundle, write_bundle
+    from edgeort.bundle import open_bundle
 
     path = Path(path)
     bundle = open_bundle(path)
@@ -130,11 +134,4 @@ def merge_measurements(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> P
             ]
             meta["measurements"] = old + sorted(new, key=lambda r: str(r.get("worker")))
         specs.append(variant_spec(bundle, v, meta))
-    return write_bundle(
-        path,
-        specs,
-        package_name=bundle.package_name,
-        package_version=bundle.package_version,
-        metadata=package_metadata(bundle),
-        zip=path.is_file(),
-    )
+    return _write(path, bundle, specs, as_zip=path.is_file())

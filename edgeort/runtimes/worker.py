@@ -207,12 +207,9 @@ def _load(request: Mapping[str, Any]) -> Any:
 
 def _placement(model: Any) -> dict[str, int]:
     try:
-        nodes = model.placement().nodes
+        counts: dict[str, int] = model.placement().counts
     except EdgeortError:
         return {}
-    counts: dict[str, int] = {}
-    for node in nodes:
-        counts[node.ep] = counts.get(node.ep, 0) + 1
     return counts
 
 
