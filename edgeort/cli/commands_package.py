@@ -3,8 +3,8 @@
 Progress goes to stderr as one status line per step and target. With ``--json``, stdout
 carries one JSON object per line: ``{"event": {...}}`` for every progress event, then
 ``{"result": {...}}`` (or ``{"error": {...}}``) last. Native libraries that print to
-file descriptor 1 (the QNN simulator does) are sent to stderr meanwhile, so stdout stays
-parseable.
+file descriptor 1 (the QNN simulator does) are sent to stderr by :func:`edgeort.cli.main`,
+so stdout stays parseable.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from typing import IO, Any
 
 import click
 
-from edgeort.cli._stdout import guarded_stdout
 from edgeort.cli.commands_farm import farm_options, job_printer, need_farm, security_from
 from edgeort.errors import EdgeortError, UsageError
 
@@ -256,25 +255,24 @@ def package_command(
     if not as_json:
         kwargs["shapes"] = _shapes(shape_values)
         kwargs["state"] = _state(state_values, no_state)
-        with guarded_stdout() as out:
-            for model, path in zip(models, outs, strict=True):
-                result = package(model, targets, output=path, on_event=_status, **kwargs)
-                out.write("\n".join([*format_result(result), *result.notes]) + "\n")
+        for model, path in zip(models, outs, strict=True):
+            result = package(model, targets, output=path, on_event=_status, **kwargs)
+            sys.stdout.write("\n".join([*format_result(result), *result.notes]) + "\n")
         return
-    with guarded_stdout() as out:
-        try:
-            kwargs["shapes"] = _shapes(shape_values)
-            kwargs["state"] = _state(state_values, no_state)
-            for model, path in zip(models, outs, strict=True):
-                result = package(
-                    model, targets, output=path, on_event=lambda e: _line(out, e.to_json()),
-                    **kwargs,
-                )  # fmt: skip
-                _line(out, {"result": result.to_json()})
-        except EdgeortError as exc:
-            error = {"type": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code}
-            _line(out, {"error": error})
-            raise
+    out = sys.stdout
+    try:
+        kwargs["shapes"] = _shapes(shape_values)
+        kwargs["state"] = _state(state_values, no_state)
+        for model, path in zip(models, outs, strict=True):
+            result = package(
+                model, targets, output=path, on_event=lambda e: _line(out, e.to_json()),
+                **kwargs,
+            )  # fmt: skip
+            _line(out, {"result": result.to_json()})
+    except EdgeortError as exc:
+        error = {"type": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code}
+        _line(out, {"error": error})
+        raise
 
 
 def _farm_package(
@@ -310,21 +308,21 @@ def _farm_package(
                 here=not elsewhere, timeout=timeout, on_job=on_job, **passed,
             )  # fmt: skip
 
-    with guarded_stdout() as out:
-        if not as_json:
-            report = run(job_printer(False))
-            lines = [f"wrote {p}" for p in report.bundles]
-            out.write("\n".join(lines) + "\n")
-            return
-        try:
-            report = run(job_printer(True, out))
-        except EdgeortError as exc:
-            error = {"type": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code}
-            if isinstance(exc, FarmReportError):
-                error["report"] = exc.report.to_json()
-            _line(out, {"error": error})
-            raise
-        _line(out, {"result": report.to_json()})
+    out = sys.stdout
+    if not as_json:
+        report = run(job_printer(False))
+        lines = [f"wrote {p}" for p in report.bundles]
+        out.write("\n".join(lines) + "\n")
+        return
+    try:
+        report = run(job_printer(True, out))
+    except EdgeortError as exc:
+        error = {"type": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code}
+        if isinstance(exc, FarmReportError):
+            error["report"] = exc.report.to_json()
+        _line(out, {"error": error})
+        raise
+    _line(out, {"result": report.to_json()})
 
 
 COMMANDS: list[click.Command] = [package_command]
