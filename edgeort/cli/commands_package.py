@@ -28,6 +28,11 @@ def _line(out: IO[str], obj: dict[str, Any]) -> None:
     out.flush()
 
 
+def _error(exc: EdgeortError) -> dict[str, Any]:
+    """The ``{"error": ...}`` line's body: ``--json``'s last line when a command fails."""
+    return {"type": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code}
+
+
 _BAR = 24
 
 
@@ -270,8 +275,7 @@ def package_command(
             )  # fmt: skip
             _line(out, {"result": result.to_json()})
     except EdgeortError as exc:
-        error = {"type": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code}
-        _line(out, {"error": error})
+        _line(out, {"error": _error(exc)})
         raise
 
 
@@ -317,7 +321,7 @@ def _farm_package(
     try:
         report = run(job_printer(True, out))
     except EdgeortError as exc:
-        error = {"type": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code}
+        error = _error(exc)
         if isinstance(exc, FarmReportError):
             error["report"] = exc.report.to_json()
         _line(out, {"error": error})
