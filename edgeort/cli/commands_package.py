@@ -257,25 +257,20 @@ def package_command(
     if min_ort is not None:
         kwargs["min_ort"] = min_ort
     outs = bundle_paths(list(models), output, as_zip)
-    if not as_json:
-        kwargs["shapes"] = _shapes(shape_values)
-        kwargs["state"] = _state(state_values, no_state)
-        for model, path in zip(models, outs, strict=True):
-            result = package(model, targets, output=path, on_event=_status, **kwargs)
-            sys.stdout.write("\n".join([*format_result(result), *result.notes]) + "\n")
-        return
     out = sys.stdout
     try:
         kwargs["shapes"] = _shapes(shape_values)
         kwargs["state"] = _state(state_values, no_state)
+        on_event = (lambda e: _line(out, e.to_json())) if as_json else _status
         for model, path in zip(models, outs, strict=True):
-            result = package(
-                model, targets, output=path, on_event=lambda e: _line(out, e.to_json()),
-                **kwargs,
-            )  # fmt: skip
-            _line(out, {"result": result.to_json()})
+            result = package(model, targets, output=path, on_event=on_event, **kwargs)
+            if as_json:
+                _line(out, {"result": result.to_json()})
+            else:
+                out.write("\n".join([*format_result(result), *result.notes]) + "\n")
     except EdgeortError as exc:
-        _line(out, {"error": _error(exc)})
+        if as_json:
+            _line(out, {"error": _error(exc)})
         raise
 
 
