@@ -280,9 +280,6 @@ def _farm_bench(
     as_json: bool,
     tls: dict[str, Any],
 ) -> None:
-    from edgeort.farm import require_dask
-
-    require_dask()
     security = security_from(tls)
     from edgeort.farm.client import connect, farm_bench
 

@@ -292,9 +292,6 @@ def _farm_package(
     tls: dict[str, Any],
     passed: dict[str, Any],
 ) -> None:
-    from edgeort.farm import require_dask
-
-    require_dask()
     security = security_from(tls)
     from edgeort.farm.client import FarmReportError, connect, farm_package
 
