@@ -76,14 +76,15 @@ def quiet_dask() -> None:
 
 
 def security_from(kwargs: dict[str, Any]) -> Any:
-    """Pop the TLS options from ``kwargs``; a ``distributed.Security`` or None."""
+    """Check that the ``farm`` extra is installed, then pop the TLS options from
+    ``kwargs``: a ``distributed.Security`` or None."""
     from edgeort.farm import require_dask
 
+    require_dask()
     quiet_dask()
     ca, cert, key = (kwargs.pop(k, None) for k in ("tls_ca_file", "tls_cert", "tls_key"))
     if not (ca or cert or key):
         return None
-    require_dask()
     from edgeort.farm.security import make_security
 
     return make_security(ca, cert, key)
@@ -118,9 +119,6 @@ def scheduler_command(
     host: str, port: int, dashboard: str | None, as_json: bool, **tls: Any
 ) -> None:
     """Start a farm scheduler (a Dask scheduler) and run until stopped."""
-    from edgeort.farm import require_dask
-
-    require_dask()
     security = security_from(tls)
     from edgeort.farm.scheduler import run_scheduler
 
@@ -167,9 +165,6 @@ def join_command(
 ) -> None:
     """Make this device a farm worker of the scheduler at ADDRESS (HOST:PORT) until
     stopped; it reconnects when the scheduler restarts."""
-    from edgeort.farm import require_dask
-
-    require_dask()
     security = security_from(tls)
     from edgeort.farm.resources import advertise, summary
     from edgeort.farm.security import address_with_scheme
@@ -224,9 +219,6 @@ def _ls_lines(workers: list[dict[str, Any]], address: str) -> list[str]:
 @tls_options
 def ls_command(address: str, as_json: bool, timeout: float, **tls: Any) -> None:
     """List the farm's workers with their probe summary and resources."""
-    from edgeort.farm import require_dask
-
-    require_dask()
     security = security_from(tls)
     from edgeort.farm.client import connect, list_workers
 

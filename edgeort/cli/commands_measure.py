@@ -6,16 +6,14 @@ Each takes ``MODEL|BUNDLE`` (an ``.onnx`` file, a bundle directory or ``.zip``) 
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from edgeort.cli._stdout import guarded_stdout
 from edgeort.cli.commands_farm import (
     farm_options,
     format_farm_bench,
@@ -33,31 +31,13 @@ __all__ = ["COMMANDS"]
 JSON_SCHEMA = 1
 
 
-_OUT: list[IO[str]] = []
-
-
-def _guarded(fn: Callable[..., None]) -> Callable[..., None]:
-    """Run a command with fd 1 on stderr (plugin EPs print there), its output on stdout."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        with guarded_stdout() as out:
-            _OUT.append(out)
-            try:
-                fn(*args, **kwargs)
-            finally:
-                _OUT.pop()
-
-    return wrapper
-
-
 def _emit(command: str, data: dict[str, Any]) -> None:
     text = json.dumps({"command": command, "schema": JSON_SCHEMA, **data}, indent=2)
-    click.echo(text, file=_OUT[-1] if _OUT else None)
+    click.echo(text)
 
 
 def _lines(lines: list[str]) -> None:
-    click.echo("\n".join(lines), file=_OUT[-1] if _OUT else None)
+    click.echo("\n".join(lines))
 
 
 def _pairs(items: tuple[str, ...], option: str) -> dict[str, str]:
@@ -204,7 +184,6 @@ def _progress(
 )
 @farm_options
 @_json_opt
-@_guarded
 def bench_command(
     path: Path,
     variant: str | None,
@@ -301,9 +280,6 @@ def _farm_bench(
     as_json: bool,
     tls: dict[str, Any],
 ) -> None:
-    from edgeort.farm import require_dask
-
-    require_dask()
     security = security_from(tls)
     from edgeort.farm.client import connect, farm_bench
 
@@ -343,7 +319,6 @@ def _farm_bench(
 @_input_opt
 @_dim_opt
 @_json_opt
-@_guarded
 def profile_command(
     path: Path,
     variant: str | None,
@@ -414,7 +389,6 @@ def profile_command(
 @_input_opt
 @_dim_opt
 @_json_opt
-@_guarded
 def tune_command(
     path: Path,
     variant: str | None,
@@ -477,7 +451,6 @@ def _probe() -> Any:
 @click.option("--no-run", is_flag=True, help="Only the graph checks and partition reports.")
 @_runtime_opt
 @_json_opt
-@_guarded
 def doctor_command(
     path: Path,
     variant: str | None,

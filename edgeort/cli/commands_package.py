@@ -3,8 +3,8 @@
 Progress goes to stderr as one status line per step and target. With ``--json``, stdout
 carries one JSON object per line: ``{"event": {...}}`` for every progress event, then
 ``{"result": {...}}`` (or ``{"error": {...}}``) last. Native libraries that print to
-file descriptor 1 (the QNN simulator does) are sent to stderr meanwhile, so stdout stays
-parseable.
+file descriptor 1 (the QNN simulator does) are sent to stderr by :func:`edgeort.cli.main`,
+so stdout stays parseable.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from typing import IO, Any
 
 import click
 
-from edgeort.cli._stdout import guarded_stdout
 from edgeort.cli.commands_farm import farm_options, job_printer, need_farm, security_from
 from edgeort.errors import EdgeortError, UsageError
 
@@ -27,6 +26,11 @@ __all__ = ["COMMANDS", "format_result"]
 def _line(out: IO[str], obj: dict[str, Any]) -> None:
     out.write(json.dumps(obj, sort_keys=True) + "\n")
     out.flush()
+
+
+def _error(exc: EdgeortError) -> dict[str, Any]:
+    """The ``{"error": ...}`` line's body: ``--json``'s last line when a command fails."""
+    return {"type": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code}
 
 
 _BAR = 24
@@ -253,28 +257,21 @@ def package_command(
     if min_ort is not None:
         kwargs["min_ort"] = min_ort
     outs = bundle_paths(list(models), output, as_zip)
-    if not as_json:
+    out = sys.stdout
+    try:
         kwargs["shapes"] = _shapes(shape_values)
         kwargs["state"] = _state(state_values, no_state)
-        with guarded_stdout() as out:
-            for model, path in zip(models, outs, strict=True):
-                result = package(model, targets, output=path, on_event=_status, **kwargs)
-                out.write("\n".join([*format_result(result), *result.notes]) + "\n")
-        return
-    with guarded_stdout() as out:
-        try:
-            kwargs["shapes"] = _shapes(shape_values)
-            kwargs["state"] = _state(state_values, no_state)
-            for model, path in zip(models, outs, strict=True):
-                result = package(
-                    model, targets, output=path, on_event=lambda e: _line(out, e.to_json()),
-                    **kwargs,
-                )  # fmt: skip
+        on_event = (lambda e: _line(out, e.to_json())) if as_json else _status
+        for model, path in zip(models, outs, strict=True):
+            result = package(model, targets, output=path, on_event=on_event, **kwargs)
+            if as_json:
                 _line(out, {"result": result.to_json()})
-        except EdgeortError as exc:
-            error = {"type": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code}
-            _line(out, {"error": error})
-            raise
+            else:
+                out.write("\n".join([*format_result(result), *result.notes]) + "\n")
+    except EdgeortError as exc:
+        if as_json:
+            _line(out, {"error": _error(exc)})
+        raise
 
 
 def _farm_package(
@@ -295,9 +292,6 @@ def _farm_package(
     tls: dict[str, Any],
     passed: dict[str, Any],
 ) -> None:
-    from edgeort.farm import require_dask
-
-    require_dask()
     security = security_from(tls)
     from edgeort.farm.client import FarmReportError, connect, farm_package
 
@@ -310,21 +304,21 @@ def _farm_package(
                 here=not elsewhere, timeout=timeout, on_job=on_job, **passed,
             )  # fmt: skip
 
-    with guarded_stdout() as out:
-        if not as_json:
-            report = run(job_printer(False))
-            lines = [f"wrote {p}" for p in report.bundles]
-            out.write("\n".join(lines) + "\n")
-            return
-        try:
-            report = run(job_printer(True, out))
-        except EdgeortError as exc:
-            error = {"type": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code}
-            if isinstance(exc, FarmReportError):
-                error["report"] = exc.report.to_json()
-            _line(out, {"error": error})
-            raise
-        _line(out, {"result": report.to_json()})
+    out = sys.stdout
+    if not as_json:
+        report = run(job_printer(False))
+        lines = [f"wrote {p}" for p in report.bundles]
+        out.write("\n".join(lines) + "\n")
+        return
+    try:
+        report = run(job_printer(True, out))
+    except EdgeortError as exc:
+        error = _error(exc)
+        if isinstance(exc, FarmReportError):
+            error["report"] = exc.report.to_json()
+        _line(out, {"error": error})
+        raise
+    _line(out, {"result": report.to_json()})
 
 
 COMMANDS: list[click.Command] = [package_command]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
 
-from edgeort.cli._stdout import guarded_stdout
 from edgeort.errors import UsageError
 
 __all__ = ["COMMANDS"]
@@ -59,15 +59,14 @@ def report_command(
 
     if output is None and not as_json:
         raise UsageError("give -o report.html, --json, or both", option="--output")
-    with guarded_stdout() as out:
-        data = build_report(bundle, bench=bench, traces=traces, placement=not no_placement)
-        if output is not None:
-            try:
-                atomic_write_text(output, render_html(data))
-            except OSError as exc:
-                raise UsageError(f"-o {output}: cannot write: {exc}", option="--output") from exc
-        if as_json:
-            out.write(json.dumps(data, indent=2) + "\n")
+    data = build_report(bundle, bench=bench, traces=traces, placement=not no_placement)
+    if output is not None:
+        try:
+            atomic_write_text(output, render_html(data))
+        except OSError as exc:
+            raise UsageError(f"-o {output}: cannot write: {exc}", option="--output") from exc
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
     if output is not None:
         click.echo(f"Wrote {output}", err=as_json)
 

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 import click
 import numpy as np
 
-from edgeort.cli._stdout import guarded_stdout
 from edgeort.errors import DataError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -94,8 +93,7 @@ def run_command(
 ) -> None:
     """Load BUNDLE on this device and run it once."""
     feeds = parse_inputs(input_pairs)
-    with guarded_stdout():
-        report, outputs = _load_and_run(bundle, feeds, profile, providers, strict, threads, seed)
+    report, outputs = _load_and_run(bundle, feeds, profile, providers, strict, threads, seed)
     if output is not None:
         _write_npz(output, outputs)
         report["output_file"] = str(output)
@@ -267,9 +265,8 @@ def inspect_command(
     from edgeort.bundle import open_bundle
     from edgeort.runtime import rank_bundle
 
-    with guarded_stdout():
-        opened = open_bundle(bundle)
-        ranking = rank_bundle(opened, profile=profile, providers=list(providers) or None)
+    opened = open_bundle(bundle)
+    ranking = rank_bundle(opened, profile=profile, providers=list(providers) or None)
     usable = ranking.usable
     info = {
         "bundle": str(bundle),

@@ -391,16 +391,18 @@ def _strips(
     return out
 
 
-def _placement(path: Path, device: Any) -> tuple[list[dict[str, Any]], list[str]]:
-    """Per variant (one at a time, so one unreadable model costs only its own strip)."""
-    from edgeort.bundle import open_bundle
+def _placement(
+    path: Path, variants: Sequence[Any], device: Any
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Per variant of the bundle at ``path`` (one at a time, so one unreadable model costs
+    only its own strip)."""
     from edgeort.errors import EdgeortError
     from edgeort.measure.doctor import doctor
     from edgeort.measure.targets import resolve
 
     out: list[dict[str, Any]] = []
     notes: list[str] = []
-    for variant in open_bundle(path).variants:
+    for variant in variants:
         name = variant.name
         if variant.model_file.lower().endswith(".ort"):
             notes.append(
@@ -462,7 +464,7 @@ def build_report(
     profiles = [e for p in traces for e in _profile_entries(Path(p))]
     strips: list[dict[str, Any]] = []
     if placement:
-        strips, pnotes = _placement(path, device)
+        strips, pnotes = _placement(path, opened.variants, device)
         notes.extend(pnotes)
         if any(s["method"] == "real-placement" for s in strips):
             machines.add("here", HERE, "run-time placement", here)
