@@ -54,8 +54,8 @@ def _target(r: dict[str, Any]) -> str:
     elif ev.get("precision") == "fp32" and fails:
         why = f"no int8 recipe passed the gate ({len(fails)} tried; first: {fails[0]['reason']})"
     elif ev.get("precision") == "fp32":
-        why = "fp32 shipped; slower than naive in this run (edgeort's per-call run() overhead"
-        why += " and the profile's thread settings on a busy 2-core machine)"
+        why = "fp32 shipped; slower than naive in this run (cause not measured separately:"
+        why += " benchmarks/results/overhead.md has the per-call run() overhead)"
     else:
         why = f"{ev.get('precision')} shipped at {_f(x, 2)}x on this shared 2-core machine"
     return f"{head}: {why}".replace("|", "/")
