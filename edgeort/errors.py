@@ -66,6 +66,10 @@ class EdgeortError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def to_json(self) -> dict[str, str | int]:
+        """The error as data (``--json`` error lines, worker and farm replies)."""
+        return {"type": type(self).__name__, "message": str(self), "exit_code": self.exit_code}
+
 
 class UsageError(EdgeortError):
     """A bad option or argument value."""

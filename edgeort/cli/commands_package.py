@@ -30,7 +30,7 @@ def _line(out: IO[str], obj: dict[str, Any]) -> None:
 
 def _error(exc: EdgeortError) -> dict[str, Any]:
     """The ``{"error": ...}`` line's body: ``--json``'s last line when a command fails."""
-    return {"type": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code}
+    return dict(exc.to_json())
 
 
 _BAR = 24

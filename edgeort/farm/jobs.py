@@ -69,7 +69,7 @@ def _error(exc: EdgeortError) -> dict[str, Any]:
     return {
         "ok": False,
         "worker": worker_name(),
-        "error": {"type": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code},
+        "error": exc.to_json(),
     }
 
 

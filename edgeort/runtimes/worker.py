@@ -355,11 +355,7 @@ def handle(request: Mapping[str, Any]) -> dict[str, Any]:
         reply["ok"] = True
     except EdgeortError as exc:
         reply["ok"] = False
-        reply["error"] = {
-            "type": type(exc).__name__,
-            "message": str(exc),
-            "exit_code": exc.exit_code,
-        }
+        reply["error"] = exc.to_json()
     except Exception as exc:  # a bug or a library failure: reported, the worker lives on
         log.exception("job %s failed", request.get("job"))
         reply["ok"] = False
