@@ -193,7 +193,7 @@ class _Builder:
         if upgraded != Path():
             return upgraded, recipe, (self._opset_note,)
         why = f"per-tensor instead of per-channel: {self._opset_failed}"
-        self.gates.append(GateRecord("prepare", "note", why))
+        self.record(GateRecord("prepare", "note", why))
         return source, replace(recipe, per_channel=False), (why,)
 
     def _finish(
@@ -272,8 +272,10 @@ class _Builder:
             self.emit("measure", f"measuring {label} on {on_ep}")
             latency = evaluate.latency_ms(session, self.w.verify_data.sample(0))
         return Candidate(
-            recipe, label, built.precision, model, extra, source, built.path,
-            metrics, gate, on_ep, reason, notes, latency, ep_refused=refused,
+            recipe=recipe, label=label, precision=built.precision, model_file=model,
+            extra_files=extra, quantized_from=source, built=built.path, metrics=metrics,
+            gate=gate, on_ep=on_ep, on_ep_reason=reason, notes=notes, latency_ms=latency,
+            ep_refused=refused,
         )  # fmt: skip
 
     def _verify_remote(
@@ -303,8 +305,10 @@ class _Builder:
         self.record(gates.gate_record(gate, label))
         latency = run.latency_ms if gate.passed else None
         return Candidate(
-            recipe, label, built.precision, model, extra, source, built.path,
-            metrics, gate, run.on_ep, run.reason, notes, latency, runtime=run.record,
+            recipe=recipe, label=label, precision=built.precision, model_file=model,
+            extra_files=extra, quantized_from=source, built=built.path, metrics=metrics,
+            gate=gate, on_ep=run.on_ep, on_ep_reason=run.reason, notes=notes,
+            latency_ms=latency, runtime=run.record,
         )  # fmt: skip
 
     # -- choosing ------------------------------------------------------------------
