@@ -73,7 +73,7 @@ def _spec(outcome: TargetOutcome, staged: Path, source: SourceModel) -> object:
     )
 
 
-def _result(outcome: TargetOutcome, spec: object, path: Path) -> VariantResult:
+def _result(outcome: TargetOutcome, spec: object) -> VariantResult:
     meta = spec.metadata  # type: ignore[attr-defined]
     return VariantResult(
         name=spec.name,  # type: ignore[attr-defined]
@@ -127,7 +127,7 @@ def write(
         metadata=metadata,
         zip=as_zip,
     )
-    variants = tuple(_result(o, s, path) for o, s in zip(outcomes, specs, strict=True))
+    variants = tuple(_result(o, s) for o, s in zip(outcomes, specs, strict=True))
     notes = tuple(f"target {f.target} left out (--keep-going): {f.message}" for f in failed)
     return PackageResult(
         path, family, data, variants, notes, failed=tuple(failed), state=tuple(state)
