@@ -12,6 +12,7 @@ from edgeort.bundle import TensorSpec as IOInfo
 from edgeort.errors import DataError
 from edgeort.pack.data import (
     LABELS,
+    SEQUENCE,
     DatasetReader,
     load_data,
     synthetic_data,
@@ -71,6 +72,10 @@ def test_directory_of_npy_files(tmp_path: Path) -> None:
         (
             {"image": np.zeros((2, 1, 8, 8), np.float32), LABELS: np.zeros(3, np.int64)},
             "expected 2 integer class indices",
+        ),
+        (
+            {"image": np.zeros((2, 1, 8, 8), np.float32), SEQUENCE: np.zeros(2, np.float32)},
+            "'__sequence__': expected 2 integer sequence ids (shape [2]), got dtype float32",
         ),
     ],
 )
