@@ -32,6 +32,7 @@ __all__ = [
     "fuse_transformer",
     "offline_optimize",
     "portable_level",
+    "producer_op",
     "prune_opsets",
     "used_domains",
 ]
@@ -54,10 +55,17 @@ class Fused:
     notes: tuple[str, ...] = ()
 
 
-def _walk(start: str, producers: Mapping[str, onnx.NodeProto], passthrough: frozenset[str]) -> str:
-    """Follow ``start`` back through pass-through ops; the op type found."""
+def producer_op(
+    start: str,
+    producers: Mapping[str, onnx.NodeProto],
+    passthrough: frozenset[str],
+    *,
+    limit: int = 16,
+) -> str:
+    """Follow ``start`` back through pass-through ops (at most ``limit``); the op type
+    found ("" for a graph input or initializer)."""
     node = producers.get(start)
-    for _ in range(16):
+    for _ in range(limit):
         if node is None or node.op_type not in passthrough or not node.input:
             break
         node = producers.get(node.input[0])
@@ -76,7 +84,7 @@ def detect_family(model: onnx.ModelProto) -> str:
         for name in n.input:
             consumers.setdefault(name, []).append(n)
     for n in nodes:
-        if n.op_type != "Softmax" or _walk(n.input[0], producers, _PASS_BEFORE) != "MatMul":
+        if n.op_type != "Softmax" or producer_op(n.input[0], producers, _PASS_BEFORE) != "MatMul":
             continue
         frontier, seen = list(consumers.get(n.output[0], [])), 0
         while frontier and seen < 16:
