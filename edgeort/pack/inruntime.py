@@ -219,16 +219,10 @@ def _one_variant_bundle(
     (what :mod:`edgeort.pack.write` records for the shipped variant); ``sig``: its
     :func:`edgeort.pack.manifest.signature`."""
     from edgeort.bundle import VariantSpec, write_bundle
+    from edgeort.pack.write import stage_files
 
     src = work / "src"
-    src.mkdir()
-    model_name = "model.ort" if model.suffix == ".ort" else "model.onnx"
-    shutil.copyfile(model, src / model_name)
-    data = model.with_name(model.name + ".data")
-    if data.is_file():
-        shutil.copyfile(data, src / data.name)
-    for path in extra:
-        shutil.copyfile(path, src / path.name)
+    model_name = stage_files(model, extra, src)
     inputs, outputs, ir_version, opsets = sig
     session = {
         str(k): str(v)
