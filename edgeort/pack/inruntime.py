@@ -27,6 +27,7 @@ import numpy as np
 
 from edgeort.bundle import TensorSpec
 from edgeort.errors import EdgeortError, PackageError, UsageError
+from edgeort.hardware.ep import CPU_EP
 from edgeort.pack.data import Dataset
 from edgeort.profiles import Profile
 
@@ -34,7 +35,7 @@ __all__ = ["RemoteRun", "RuntimeVerifier", "parse_runtimes", "simulated_here"]
 
 log = logging.getLogger(__name__)
 
-CPU = "CPUExecutionProvider"
+CPU = CPU_EP
 AUTO, NONE = "auto", "none"
 
 
