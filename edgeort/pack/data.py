@@ -31,7 +31,7 @@ from onnxruntime.quantization import CalibrationDataReader
 
 from edgeort.bundle import TensorSpec
 from edgeort.errors import DataError
-from edgeort.feeds import random_array
+from edgeort.feeds import random_array, resolve_shape
 
 __all__ = [
     "LABELS",
@@ -235,7 +235,7 @@ def _resolve_dims(
         for want, got in zip(other.shape, dims, strict=False):
             if isinstance(want, str) and want:
                 sizes.setdefault(want, int(got))
-    return [d if isinstance(d, int) else sizes.get(d or "", 1) for d in info.shape]
+    return list(resolve_shape(info.name, info.shape, sizes))
 
 
 def _check_ints(path: Path, key: str, what: str, arr: np.ndarray, samples: int) -> np.ndarray:
