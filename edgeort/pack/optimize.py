@@ -24,6 +24,7 @@ import onnxruntime as ort
 from edgeort._fs import scratch_cwd
 from edgeort.errors import PackageError
 from edgeort.hardware.ep import CPU_EP, LEVELS, cpu_session
+from edgeort.pack.load import graphs_in
 
 __all__ = [
     "Fused",
@@ -213,15 +214,7 @@ def offline_optimize(model: Path, out: Path, level: str) -> Path:
 
 def used_domains(model: onnx.ModelProto) -> set[str]:
     """Operator domains used by the graph, its subgraphs and functions ("" = ai.onnx)."""
-    used = {""}
-    graphs = [model.graph]
-    while graphs:
-        for node in graphs.pop().node:
-            used.add(node.domain or "")
-            for attr in node.attribute:
-                if attr.HasField("g"):
-                    graphs.append(attr.g)
-                graphs.extend(attr.graphs)
+    used = {""} | {n.domain or "" for g in graphs_in(model.graph) for n in g.node}
     for func in model.functions:
         used |= {n.domain or "" for n in func.node}
     return used

@@ -22,6 +22,7 @@ from edgeort.pack import evaluate, gates, optimize, ortformat, quantize, sensiti
 from edgeort.pack.data import Dataset
 from edgeort.pack.family import Family
 from edgeort.pack.gates import Gate, GateRecord
+from edgeort.pack.load import graphs_in
 from edgeort.pack.metrics import MetricFn, Metrics, compare, padding_mask
 from edgeort.profiles import Profile, Recipe
 
@@ -433,13 +434,7 @@ _QUANTIZED_OPS = frozenset({
 
 def _quantized_nodes(graph: Any) -> int:
     """Quantized nodes in ``graph`` and every subgraph (If/Loop/Scan bodies)."""
-    count = 0
-    for node in graph.node:
-        count += node.op_type in _QUANTIZED_OPS
-        for attr in node.attribute:
-            for sub in (attr.g,) if attr.HasField("g") else tuple(attr.graphs):
-                count += _quantized_nodes(sub)
-    return count
+    return sum(n.op_type in _QUANTIZED_OPS for g in graphs_in(graph) for n in g.node)
 
 
 def _honest_precision(built: quantize.Built) -> quantize.Built:
