@@ -38,11 +38,13 @@ def _save(
     graph: onnx.GraphProto,
     *,
     producer: str = "edgeort-tests",
+    opset: int = OPSET,
+    ir: int = IR_VERSION,
 ) -> Path:
     model = helper.make_model(
         graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        ir_version=IR_VERSION,
+        opset_imports=[helper.make_opsetid("", opset)],
+        ir_version=ir,
         producer_name=producer,
     )
     onnx.checker.check_model(model, full_check=True)
@@ -93,8 +95,12 @@ def make_cnn(
     batch: Dim = "batch",
     seed: int = 0,
     filename: str = "cnn.onnx",
+    stride: int = 2,
+    opset: int = OPSET,
+    ir: int = IR_VERSION,
 ) -> Path:
-    """CNN: image float32 [batch, channels, size, size] -> 2x(Conv+Relu), GAP, Gemm -> logits."""
+    """CNN: image float32 [batch, channels, size, size] -> 2x(Conv+Relu), GAP, Gemm -> logits.
+    ``stride``: the second conv's; ``opset``/``ir``: the file's opset and IR version."""
     rng = np.random.default_rng(seed)
     inits = [
         _init("c1.w", rng.standard_normal((8, channels, 3, 3)) * 0.3),
@@ -108,7 +114,7 @@ def make_cnn(
         helper.make_node("Conv", ["image", "c1.w", "c1.b"], ["a1"], "conv1", pads=[1] * 4),
         helper.make_node("Relu", ["a1"], ["r1"], "relu1"),
         helper.make_node(
-            "Conv", ["r1", "c2.w", "c2.b"], ["a2"], "conv2", pads=[1] * 4, strides=[2, 2]
+            "Conv", ["r1", "c2.w", "c2.b"], ["a2"], "conv2", pads=[1] * 4, strides=[stride] * 2
         ),
         helper.make_node("Relu", ["a2"], ["r2"], "relu2"),
         helper.make_node("GlobalAveragePool", ["r2"], ["gap"], "gap"),
@@ -119,7 +125,7 @@ def make_cnn(
         nodes, "cnn", [_value("image", TensorProto.FLOAT, [batch, channels, size, size])],
         [_value("logits", TensorProto.FLOAT, [batch, classes])], inits,
     )  # fmt: skip
-    return _save(dir, filename, graph)
+    return _save(dir, filename, graph, opset=opset, ir=ir)
 
 
 def make_dynamic_shapes(dir: Path | str, *, seed: int = 0, filename: str = "dynamic.onnx") -> Path:

@@ -13,27 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
-
-def _init(
-    name: str, value: np.ndarray | list[float] | list[int], dtype: type = np.float32
-) -> onnx.TensorProto:
-    return numpy_helper.from_array(np.asarray(value, dtype=dtype), name)
-
-
-def _save(
-    directory: Path | str, filename: str, graph: onnx.GraphProto, *, opset: int, ir: int
-) -> Path:
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=ir,
-        producer_name="edgeort-tests",
-    )  # fmt: skip
-    onnx.checker.check_model(model, full_check=True)
-    path = Path(directory) / filename
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path
+from tests.models import _init, _save, make_cnn
 
 
 def stride_expr(dim: str, times: int) -> str:
@@ -85,32 +67,12 @@ def make_opset11_cnn(
     filename: str = "cnn_opset11.onnx",
 ) -> Path:  # fmt: skip
     """A Paddle-era CNN at opset 11 (IR 6): image [1, 3, size, size] -> 2x(Conv+Relu),
-    GlobalAveragePool, Flatten, Gemm -> logits [1, classes]."""
-    rng = np.random.default_rng(seed)
-    inits = [
-        _init("c1.w", rng.standard_normal((8, 3, 3, 3)) * 0.3),
-        _init("c1.b", rng.standard_normal(8) * 0.1),
-        _init("c2.w", rng.standard_normal((16, 8, 3, 3)) * 0.2),
-        _init("c2.b", rng.standard_normal(16) * 0.1),
-        _init("fc.w", rng.standard_normal((classes, 16)) * 0.3),
-        _init("fc.b", rng.standard_normal(classes) * 0.1),
-    ]
-    nodes = [
-        helper.make_node("Conv", ["image", "c1.w", "c1.b"], ["a1"], "conv1", pads=[1] * 4),
-        helper.make_node("Relu", ["a1"], ["r1"], "relu1"),
-        helper.make_node("Conv", ["r1", "c2.w", "c2.b"], ["a2"], "conv2", pads=[1] * 4),
-        helper.make_node("Relu", ["a2"], ["r2"], "relu2"),
-        helper.make_node("GlobalAveragePool", ["r2"], ["gap"], "gap"),
-        helper.make_node("Flatten", ["gap"], ["flat"], "flatten"),
-        helper.make_node("Gemm", ["flat", "fc.w", "fc.b"], ["logits"], "fc", transB=1),
-    ]
-    graph = helper.make_graph(
-        nodes, "cnn11",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, size, size])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, classes])],
-        inits,
+    GlobalAveragePool, Flatten, Gemm -> logits [1, classes] (:func:`tests.models.make_cnn`,
+    both convs stride 1)."""
+    return make_cnn(
+        dir, size=size, classes=classes, batch=1, seed=seed, filename=filename,
+        stride=1, opset=11, ir=6,
     )  # fmt: skip
-    return _save(dir, filename, graph, opset=11, ir=6)
 
 
 VAD_CHUNK = 64

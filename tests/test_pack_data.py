@@ -12,6 +12,7 @@ from edgeort.bundle import TensorSpec as IOInfo
 from edgeort.errors import DataError
 from edgeort.pack.data import (
     LABELS,
+    SEQUENCE,
     DatasetReader,
     load_data,
     synthetic_data,
@@ -71,6 +72,10 @@ def test_directory_of_npy_files(tmp_path: Path) -> None:
         (
             {"image": np.zeros((2, 1, 8, 8), np.float32), LABELS: np.zeros(3, np.int64)},
             "expected 2 integer class indices",
+        ),
+        (
+            {"image": np.zeros((2, 1, 8, 8), np.float32), SEQUENCE: np.zeros(2, np.float32)},
+            "'__sequence__': expected 2 integer sequence ids (shape [2]), got dtype float32",
         ),
     ],
 )
@@ -168,3 +173,13 @@ def test_one_npy_reader_names_the_file_and_the_array(tmp_path: Path) -> None:
     np.save(folder / "y.npy", np.array([{"b": 2}], dtype=object), allow_pickle=True)
     with pytest.raises(DataError, match=r"y\.npy: cannot read array 'y' as \.npy"):
         load_data(folder, [IOInfo("x", "float32", (1, 3))])
+
+
+def test_a_state_input_left_out_is_zeros_sized_by_the_given_inputs(tmp_path: Path) -> None:
+    chunk = IOInfo("chunk", "float32", ("batch", "frames"))
+    state = IOInfo("state", "float32", (2, "batch", "frames", None))
+    path = _npz(tmp_path / "s.npz", chunk=np.ones((3, 1, 5), np.float32))
+    data = load_data(path, [chunk, state], state=[("state", "stateN")])
+    assert data.arrays["state"].shape == (3, 2, 1, 5, 1)
+    assert not data.arrays["state"].any() and data.stacked["state"]
+    assert data.notes == ("state input 'state': zeros [2, 1, 5, 1] at each sequence start",)

@@ -31,7 +31,7 @@ from onnxruntime.quantization import CalibrationDataReader
 
 from edgeort.bundle import TensorSpec
 from edgeort.errors import DataError
-from edgeort.feeds import random_array
+from edgeort.feeds import random_array, resolve_shape
 
 __all__ = [
     "LABELS",
@@ -204,9 +204,9 @@ def load_data(
     if samples == 0:
         raise DataError(f"{path}: no samples (first axis is 0)", path=path)
     if labels is not None:
-        labels = _check_labels(path, labels, samples)
+        labels = _check_ints(path, LABELS, "class indices", labels, samples)
     if sequence is not None:
-        sequence = _check_sequence(path, sequence, samples)
+        sequence = _check_ints(path, SEQUENCE, "sequence ids", sequence, samples)
     out = {i.name: arrays[i.name] for i in given}
     notes: list[str] = []
     for info in inputs:
@@ -235,27 +235,18 @@ def _resolve_dims(
         for want, got in zip(other.shape, dims, strict=False):
             if isinstance(want, str) and want:
                 sizes.setdefault(want, int(got))
-    return [d if isinstance(d, int) else sizes.get(d or "", 1) for d in info.shape]
+    return list(resolve_shape(info.name, info.shape, sizes))
 
 
-def _check_sequence(path: Path, sequence: np.ndarray, samples: int) -> np.ndarray:
-    if sequence.ndim != 1 or sequence.shape[0] != samples or sequence.dtype.kind not in "iu":
+def _check_ints(path: Path, key: str, what: str, arr: np.ndarray, samples: int) -> np.ndarray:
+    """The ``key`` array (``__labels__``, ``__sequence__``): one integer per sample."""
+    if arr.ndim != 1 or arr.shape[0] != samples or arr.dtype.kind not in "iu":
         raise DataError(
-            f"{path}: {SEQUENCE!r}: expected {samples} integer sequence ids (shape "
-            f"[{samples}]), got dtype {sequence.dtype.name} shape {list(sequence.shape)}",
+            f"{path}: {key!r}: expected {samples} integer {what} (shape "
+            f"[{samples}]), got dtype {arr.dtype.name} shape {list(arr.shape)}",
             path=path,
         )
-    return sequence.astype(np.int64)
-
-
-def _check_labels(path: Path, labels: np.ndarray, samples: int) -> np.ndarray:
-    if labels.ndim != 1 or labels.shape[0] != samples or labels.dtype.kind not in "iu":
-        raise DataError(
-            f"{path}: {LABELS!r}: expected {samples} integer class indices (shape "
-            f"[{samples}]), got dtype {labels.dtype.name} shape {list(labels.shape)}",
-            path=path,
-        )
-    return labels.astype(np.int64)
+    return arr.astype(np.int64)
 
 
 def synthetic_data(

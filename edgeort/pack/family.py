@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import onnx
 
 from edgeort.errors import UsageError
+from edgeort.pack.optimize import producer_op
 
 __all__ = [
     "FAMILIES",
@@ -105,15 +106,6 @@ def _dims(value: onnx.ValueInfoProto) -> list[int | None] | None:
     return [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
 
 
-def _producer_op(name: str, producers: dict[str, onnx.NodeProto]) -> str:
-    node = producers.get(name)
-    for _ in range(8):
-        if node is None or node.op_type not in _PASS or not node.input:
-            break
-        node = producers.get(node.input[0])
-    return node.op_type if node is not None else ""
-
-
 def _tail(model: onnx.ModelProto) -> tuple[list[onnx.NodeProto], list[onnx.NodeProto]]:
     """(tail nodes after the last Convs, those last Convs), top-level graph only."""
     nodes = list(model.graph.node)
@@ -172,7 +164,7 @@ def detect(model: onnx.ModelProto, recipes: str, override: str | None = None) ->
             return Family("encoder", recipes, "cosine", None, "attention in the graph")
         return Family("generic", recipes, "cosine", None, "first output has no known rank")
     producers = {o: n for n in graph.node for o in n.output}
-    last = _producer_op(graph.output[0].name, producers)
+    last = producer_op(graph.output[0].name, producers, _PASS, limit=8)
     rank = len(out_dims)
     integer = graph.output[0].type.tensor_type.elem_type in _INTEGER
     if (rank == 3 and last in ("Softmax", "LogSoftmax")) or (ops & _RNN and not integer):

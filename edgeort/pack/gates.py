@@ -137,6 +137,12 @@ def _top1(metrics: Metrics, reference: Metrics | None, max_drop: float) -> tuple
     return agreement, 1.0 - max_drop, "top-1 agreement with fp32"
 
 
+def _verdict(value: float, bound: float, what: str) -> tuple[bool, str]:
+    """(passed, words) of a score against its bound (no interval: cosine, task metrics)."""
+    passed = value >= bound - _TOL
+    return passed, f"{what} {value:.4f} {'>=' if passed else '<'} bound {bound:.4f}"
+
+
 def accuracy_gate(
     metrics: Metrics,
     verify: Verify,
@@ -149,16 +155,13 @@ def accuracy_gate(
     if task is not None and task != "top1" and metrics.task_value is not None:
         drop = max_drop if max_drop is not None else TASK_MAX_DROP.get(task, verify.max_drop)
         value, bound = metrics.task_value, 1.0 - drop
-        passed = value >= bound - _TOL
-        what = _TASK_WHAT.get(task, f"{task} (user metric)")
-        reason = f"{what} {value:.4f} {'>=' if passed else '<'} bound {bound:.4f}"
+        passed, reason = _verdict(value, bound, _TASK_WHAT.get(task, f"{task} (user metric)"))
         return Gate(task, float(value), float(bound), passed, reason)
     if task == "top1" and metrics.task_value is not None:
         drop = max_drop if max_drop is not None else verify.top1_max_drop
         agreement = replace(metrics, top1_agreement=metrics.task_value)
         value, bound, what = _top1(agreement, reference, drop)
-        passed = value >= bound - _TOL
-        reason = f"{what} {value:.4f} {'>=' if passed else '<'} bound {bound:.4f}"
+        passed, reason = _verdict(value, bound, what)
         return Gate("top1", float(value), float(bound), passed, reason)
     classifier = metrics.top1_agreement is not None
     metric = verify.metric
@@ -173,9 +176,9 @@ def accuracy_gate(
         passed, words, interval = _top1_verdict(value, bound, what, n)
         reason = f"{note}{words}"
     else:
-        value, bound, what = metrics.cosine_mean, 1.0 - drop, "mean cosine vs fp32"
-        passed = value >= bound - _TOL
-        reason = f"{note}{what} {value:.4f} {'>=' if passed else '<'} bound {bound:.4f}"
+        value, bound = metrics.cosine_mean, 1.0 - drop
+        passed, reason = _verdict(value, bound, "mean cosine vs fp32")
+        reason = f"{note}{reason}"
     if passed and classifier and metric == "cosine":
         t_value, t_bound, t_what = _top1(metrics, reference, verify.top1_max_drop)
         t_passed, words, interval = _top1_verdict(t_value, t_bound, t_what, n)

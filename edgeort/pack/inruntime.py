@@ -25,7 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from edgeort.bundle import TensorSpec
 from edgeort.errors import EdgeortError, PackageError, UsageError
+from edgeort.hardware.ep import CPU_EP
 from edgeort.pack.data import Dataset
 from edgeort.profiles import Profile
 
@@ -33,7 +35,7 @@ __all__ = ["RemoteRun", "RuntimeVerifier", "parse_runtimes", "simulated_here"]
 
 log = logging.getLogger(__name__)
 
-CPU = "CPUExecutionProvider"
+CPU = CPU_EP
 AUTO, NONE = "auto", "none"
 
 
@@ -133,10 +135,13 @@ class RuntimeVerifier:
     ) -> RemoteRun:
         """Run ``model`` as ``profile``'s variant in ``runtime`` on every sample of
         ``data``; the stacked outputs in the model's output order."""
+        from edgeort.pack.manifest import signature
+
         if self._work is None:
             self._work = Path(tempfile.mkdtemp(prefix="edgeort-inruntime-"))
         work = Path(tempfile.mkdtemp(dir=self._work))
-        bundle = _one_variant_bundle(work, profile, model, extra, onnx_file, precision)
+        sig = signature(onnx_file)
+        bundle = _one_variant_bundle(work, profile, model, extra, sig, precision)
         inputs = {}
         for index, (name, array) in enumerate(data.arrays.items()):
             path = work / f"in{index}.npy"
@@ -163,8 +168,7 @@ class RuntimeVerifier:
                 f"({runtime.ort_build}) failed: {exc}",
                 target=profile.name,
             ) from exc
-        names = [o["name"] for o in _signature(onnx_file)[1]]
-        outputs = [np.load(result["outputs"][n], allow_pickle=False) for n in names]
+        outputs = [np.load(result["outputs"][o.name], allow_pickle=False) for o in sig[1]]
         shutil.rmtree(work, ignore_errors=True)
         got = str(result.get("ep"))
         placement = result.get("placement") or {}
@@ -204,41 +208,23 @@ def _latency_runs() -> int:
     return LATENCY_RUNS
 
 
-def _signature(
-    onnx_file: Path,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, dict[str, int]]:
-    from edgeort.pack.manifest import signature
-
-    inputs, outputs, ir, opsets = signature(onnx_file)
-    as_json = [
-        [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in group]
-        for group in (inputs, outputs)
-    ]
-    return as_json[0], as_json[1], ir, opsets
-
-
 def _one_variant_bundle(
     work: Path,
     profile: Profile,
     model: Path,
     extra: Sequence[Path],
-    onnx_file: Path,
+    sig: tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...], int, dict[str, int]],
     precision: str,
 ) -> Path:
     """``model`` as the only variant of a bundle, with the profile's runtime settings
-    (what :mod:`edgeort.pack.write` records for the shipped variant)."""
-    from edgeort.bundle import TensorSpec, VariantSpec, write_bundle
+    (what :mod:`edgeort.pack.write` records for the shipped variant); ``sig``: its
+    :func:`edgeort.pack.manifest.signature`."""
+    from edgeort.bundle import VariantSpec, write_bundle
+    from edgeort.pack.write import stage_files
 
     src = work / "src"
-    src.mkdir()
-    model_name = "model.ort" if model.suffix == ".ort" else "model.onnx"
-    shutil.copyfile(model, src / model_name)
-    data = model.with_name(model.name + ".data")
-    if data.is_file():
-        shutil.copyfile(data, src / data.name)
-    for path in extra:
-        shutil.copyfile(path, src / path.name)
-    inputs, outputs, ir_version, opsets = _signature(onnx_file)
+    model_name = stage_files(model, extra, src)
+    inputs, outputs, ir_version, opsets = sig
     session = {
         str(k): str(v)
         for k, v in profile.session.config.items()
@@ -257,8 +243,8 @@ def _one_variant_bundle(
         profile=profile.name,
         profile_version=profile.version,
         precision=precision,
-        inputs=tuple(TensorSpec(t["name"], t["dtype"], tuple(t["shape"])) for t in inputs),
-        outputs=tuple(TensorSpec(t["name"], t["dtype"], tuple(t["shape"])) for t in outputs),
+        inputs=inputs,
+        outputs=outputs,
         ir_version=ir_version,
         opsets=opsets,
         min_ort=profile.runtime.min_ort,

@@ -9,6 +9,7 @@ build a CPU session from it (unsupported operators or types fail here).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,14 @@ from edgeort.bundle import TensorSpec
 from edgeort.errors import ModelError
 from edgeort.hardware.ep import cpu_session
 
-__all__ = ["SourceModel", "io_info", "load_model", "optional_inputs", "save_model"]
+__all__ = [
+    "SourceModel",
+    "graphs_in",
+    "io_info",
+    "load_model",
+    "optional_inputs",
+    "save_model",
+]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +69,17 @@ def _info(vi: onnx.ValueInfoProto) -> TensorSpec:
         else:
             dims.append(None)
     return TensorSpec(vi.name, _dtype_name(tensor.elem_type), tuple(dims))
+
+
+def graphs_in(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    """``graph`` and every graph nested in it (If/Loop/Scan bodies), depth first."""
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("g"):
+                yield from graphs_in(attr.g)
+            for sub in attr.graphs:
+                yield from graphs_in(sub)
 
 
 def io_info(model: onnx.ModelProto) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:

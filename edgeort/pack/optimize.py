@@ -24,6 +24,7 @@ import onnxruntime as ort
 from edgeort._fs import scratch_cwd
 from edgeort.errors import PackageError
 from edgeort.hardware.ep import CPU_EP, LEVELS, cpu_session
+from edgeort.pack.load import graphs_in
 
 __all__ = [
     "Fused",
@@ -32,6 +33,7 @@ __all__ = [
     "fuse_transformer",
     "offline_optimize",
     "portable_level",
+    "producer_op",
     "prune_opsets",
     "used_domains",
 ]
@@ -54,10 +56,17 @@ class Fused:
     notes: tuple[str, ...] = ()
 
 
-def _walk(start: str, producers: Mapping[str, onnx.NodeProto], passthrough: frozenset[str]) -> str:
-    """Follow ``start`` back through pass-through ops; the op type found."""
+def producer_op(
+    start: str,
+    producers: Mapping[str, onnx.NodeProto],
+    passthrough: frozenset[str],
+    *,
+    limit: int = 16,
+) -> str:
+    """Follow ``start`` back through pass-through ops (at most ``limit``); the op type
+    found ("" for a graph input or initializer)."""
     node = producers.get(start)
-    for _ in range(16):
+    for _ in range(limit):
         if node is None or node.op_type not in passthrough or not node.input:
             break
         node = producers.get(node.input[0])
@@ -76,7 +85,7 @@ def detect_family(model: onnx.ModelProto) -> str:
         for name in n.input:
             consumers.setdefault(name, []).append(n)
     for n in nodes:
-        if n.op_type != "Softmax" or _walk(n.input[0], producers, _PASS_BEFORE) != "MatMul":
+        if n.op_type != "Softmax" or producer_op(n.input[0], producers, _PASS_BEFORE) != "MatMul":
             continue
         frontier, seen = list(consumers.get(n.output[0], [])), 0
         while frontier and seen < 16:
@@ -205,15 +214,7 @@ def offline_optimize(model: Path, out: Path, level: str) -> Path:
 
 def used_domains(model: onnx.ModelProto) -> set[str]:
     """Operator domains used by the graph, its subgraphs and functions ("" = ai.onnx)."""
-    used = {""}
-    graphs = [model.graph]
-    while graphs:
-        for node in graphs.pop().node:
-            used.add(node.domain or "")
-            for attr in node.attribute:
-                if attr.HasField("g"):
-                    graphs.append(attr.g)
-                graphs.extend(attr.graphs)
+    used = {""} | {n.domain or "" for g in graphs_in(model.graph) for n in g.node}
     for func in model.functions:
         used |= {n.domain or "" for n in func.node}
     return used

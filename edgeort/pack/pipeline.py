@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import logging
 import shutil
 import tempfile
@@ -183,7 +182,7 @@ class _Run:
             self._reference[fixed] = (verify, kind, calib, evaluate.run_dataset(session, verify))
         return self._reference[fixed]
 
-    def work_for(self, profile: Profile, index: int) -> TargetWork:
+    def work_for(self, profile: Profile, index: int, keep_going: bool) -> TargetWork:
         fixed = profile.model.fixed_shapes
         fp32, shape_notes, _ = self.prepared(fixed)
         base, stats, fuse_notes = self.fused(fixed, profile)
@@ -196,9 +195,10 @@ class _Run:
         task, metric = self.opts.task, self.opts.metric
         own = task_compare(reference, reference, verify, task, metric)
         return TargetWork(
-            profile, self.family, fp32, base, stats, verify, kind, calib, reference,
-            own, target_dir,
-            self.opts.max_drop, self.opts.measure_speed, tuple(notes),
+            profile=profile, family=self.family, fp32=fp32, base=base, fused_stats=stats,
+            verify_data=verify, data_kind=kind, calibration=calib, reference=reference,
+            reference_metrics=own, work=target_dir, max_drop=self.opts.max_drop,
+            measure_speed=self.opts.measure_speed, notes=tuple(notes), keep_going=keep_going,
             runtimes=self.opts.runtimes, min_ort=self.opts.min_ort, task=task, metric=metric,
         )  # fmt: skip
 
@@ -327,16 +327,16 @@ def package(
     sink.emit("done", "", "load", f"{source.path.name}: {what}, {len(chosen)} target(s)")
     with _work_dir(Path(output)) as tmp, contextlib.closing(verifier):
         opts = _Options(
-            shapes,
-            calibration,
-            validation,
-            max_drop,
-            measure_speed,
-            verifier,
-            min_ort,
-            task,
-            metric,
-            pairs,
+            shapes=shapes,
+            calibration=calibration,
+            validation=validation,
+            max_drop=max_drop,
+            measure_speed=measure_speed,
+            runtimes=verifier,
+            min_ort=min_ort,
+            task=task,
+            metric=metric,
+            state=pairs,
         )
         run = _Run(source, family, tmp, opts)
         outcomes: list[TargetOutcome] = []
@@ -391,7 +391,7 @@ def _state_pairs(
 
 
 def _one_target(
-    run: _Run, profile: Profile, index: int, sink: EventSink, keep_going: bool = False
+    run: _Run, profile: Profile, index: int, sink: EventSink, keep_going: bool
 ) -> TargetOutcome:
     try:
         return _build_one(run, profile, index, sink, keep_going)
@@ -411,7 +411,7 @@ def _build_one(
 ) -> TargetOutcome:
     name = profile.name
     sink.emit("start", name, "prepare", f"preparing for {name} ({profile.runtime.ep})")
-    work = dataclasses.replace(run.work_for(profile, index), keep_going=keep_going)
+    work = run.work_for(profile, index, keep_going)
     for note in work.notes:
         sink.emit("progress", name, "prepare", note)
 

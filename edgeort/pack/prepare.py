@@ -25,7 +25,7 @@ from onnxruntime.tools.onnx_model_utils import (
 from edgeort._fs import scratch_cwd
 from edgeort.bundle import TensorSpec
 from edgeort.errors import PackageError, UsageError
-from edgeort.pack.load import io_info, save_model
+from edgeort.pack.load import graphs_in, io_info, save_model
 
 __all__ = [
     "PER_CHANNEL_QDQ_OPSET",
@@ -231,14 +231,8 @@ def _fix_input(graph: onnx.GraphProto, name: str, shape: Sequence[int]) -> None:
 
 
 def _drop_value_info(graph: onnx.GraphProto) -> None:
-    del graph.value_info[:]
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                _drop_value_info(attr.g)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for sub in attr.graphs:
-                    _drop_value_info(sub)
+    for sub in graphs_in(graph):
+        del sub.value_info[:]
 
 
 def _fix_batch(graph: onnx.GraphProto, info: TensorSpec) -> None:

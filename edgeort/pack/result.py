@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ class FailedTarget:
     message: str
 
     def to_json(self) -> dict[str, str]:
-        return {"target": self.target, "error": self.error, "message": self.message}
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)

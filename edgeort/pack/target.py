@@ -22,6 +22,7 @@ from edgeort.pack import evaluate, gates, optimize, ortformat, quantize, sensiti
 from edgeort.pack.data import Dataset
 from edgeort.pack.family import Family
 from edgeort.pack.gates import Gate, GateRecord
+from edgeort.pack.load import graphs_in
 from edgeort.pack.metrics import MetricFn, Metrics, compare, padding_mask
 from edgeort.profiles import Profile, Recipe
 
@@ -193,7 +194,7 @@ class _Builder:
         if upgraded != Path():
             return upgraded, recipe, (self._opset_note,)
         why = f"per-tensor instead of per-channel: {self._opset_failed}"
-        self.gates.append(GateRecord("prepare", "note", why))
+        self.record(GateRecord("prepare", "note", why))
         return source, replace(recipe, per_channel=False), (why,)
 
     def _finish(
@@ -272,8 +273,10 @@ class _Builder:
             self.emit("measure", f"measuring {label} on {on_ep}")
             latency = evaluate.latency_ms(session, self.w.verify_data.sample(0))
         return Candidate(
-            recipe, label, built.precision, model, extra, source, built.path,
-            metrics, gate, on_ep, reason, notes, latency, ep_refused=refused,
+            recipe=recipe, label=label, precision=built.precision, model_file=model,
+            extra_files=extra, quantized_from=source, built=built.path, metrics=metrics,
+            gate=gate, on_ep=on_ep, on_ep_reason=reason, notes=notes, latency_ms=latency,
+            ep_refused=refused,
         )  # fmt: skip
 
     def _verify_remote(
@@ -303,8 +306,10 @@ class _Builder:
         self.record(gates.gate_record(gate, label))
         latency = run.latency_ms if gate.passed else None
         return Candidate(
-            recipe, label, built.precision, model, extra, source, built.path,
-            metrics, gate, run.on_ep, run.reason, notes, latency, runtime=run.record,
+            recipe=recipe, label=label, precision=built.precision, model_file=model,
+            extra_files=extra, quantized_from=source, built=built.path, metrics=metrics,
+            gate=gate, on_ep=run.on_ep, on_ep_reason=run.reason, notes=notes,
+            latency_ms=latency, runtime=run.record,
         )  # fmt: skip
 
     # -- choosing ------------------------------------------------------------------
@@ -429,13 +434,7 @@ _QUANTIZED_OPS = frozenset({
 
 def _quantized_nodes(graph: Any) -> int:
     """Quantized nodes in ``graph`` and every subgraph (If/Loop/Scan bodies)."""
-    count = 0
-    for node in graph.node:
-        count += node.op_type in _QUANTIZED_OPS
-        for attr in node.attribute:
-            for sub in (attr.g,) if attr.HasField("g") else tuple(attr.graphs):
-                count += _quantized_nodes(sub)
-    return count
+    return sum(n.op_type in _QUANTIZED_OPS for g in graphs_in(graph) for n in g.node)
 
 
 def _honest_precision(built: quantize.Built) -> quantize.Built:

@@ -15,7 +15,7 @@ from edgeort.pack.manifest import variant_metadata
 from edgeort.pack.result import FailedTarget, PackageResult, VariantResult
 from edgeort.pack.target import TargetOutcome
 
-__all__ = ["write"]
+__all__ = ["stage_files", "write"]
 
 _TYPED = ("profile", "profile_version", "precision", "inputs", "outputs", "ir_version")
 _TYPED_MORE = ("opsets", "min_ort", "ep_package")
@@ -28,16 +28,17 @@ def _options(mapping: object) -> dict[str, str]:
     return {str(k): str(v) for k, v in items.items()}
 
 
-def _stage_files(outcome: TargetOutcome, dest: Path) -> str:
+def stage_files(model: Path, extra: Sequence[Path], dest: Path) -> str:
+    """Copy a variant's files into ``dest``: the model (as ``model.onnx``/``model.ort``),
+    its external ``.data`` file and ``extra``; the model's name there."""
     dest.mkdir(parents=True, exist_ok=True)
-    cand = outcome.chosen
-    model_name = "model.ort" if cand.model_file.suffix == ".ort" else "model.onnx"
-    shutil.copyfile(cand.model_file, dest / model_name)
-    data = cand.model_file.with_name(cand.model_file.name + ".data")
+    model_name = "model.ort" if model.suffix == ".ort" else "model.onnx"
+    shutil.copyfile(model, dest / model_name)
+    data = model.with_name(model.name + ".data")
     if data.is_file():
         shutil.copyfile(data, dest / data.name)
-    for extra in cand.extra_files:
-        shutil.copyfile(extra, dest / extra.name)
+    for path in extra:
+        shutil.copyfile(path, dest / path.name)
     return model_name
 
 
@@ -46,7 +47,7 @@ def _spec(outcome: TargetOutcome, staged: Path, source: SourceModel) -> object:
 
     profile = outcome.work.profile
     name = profile.name
-    model_name = _stage_files(outcome, staged / name)
+    model_name = stage_files(outcome.chosen.model_file, outcome.chosen.extra_files, staged / name)
     meta = variant_metadata(outcome, source.sha256, source.path.name)
     session = _options(profile.session.config)
     session = {k: v for k, v in session.items() if not k.startswith("ep.context")}
@@ -73,7 +74,7 @@ def _spec(outcome: TargetOutcome, staged: Path, source: SourceModel) -> object:
     )
 
 
-def _result(outcome: TargetOutcome, spec: object, path: Path) -> VariantResult:
+def _result(outcome: TargetOutcome, spec: object) -> VariantResult:
     meta = spec.metadata  # type: ignore[attr-defined]
     return VariantResult(
         name=spec.name,  # type: ignore[attr-defined]
@@ -127,7 +128,7 @@ def write(
         metadata=metadata,
         zip=as_zip,
     )
-    variants = tuple(_result(o, s, path) for o, s in zip(outcomes, specs, strict=True))
+    variants = tuple(_result(o, s) for o, s in zip(outcomes, specs, strict=True))
     notes = tuple(f"target {f.target} left out (--keep-going): {f.message}" for f in failed)
     return PackageResult(
         path, family, data, variants, notes, failed=tuple(failed), state=tuple(state)
