@@ -323,3 +323,27 @@ def test_auto_picks_a_created_runtime_only_when_the_ep_cannot_run_here(
     assert auto.pick(cpu, False, said.append) is None  # the CPU EP never needs one
     assert RuntimeVerifier(("none",)).pick(ov, False, said.append) is None
     assert RuntimeVerifier(("openvino",)).pick(ov, True, said.append).name == "openvino"
+
+
+def test_a_variant_verified_in_a_runtime_is_gated_with_the_users_metric(
+    openvino_runtime: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runtime path compares with the task metric like the in-process path: here the
+    user's callable, whose score (a constant) must be the one recorded."""
+    from edgeort.pack import package
+    from tests.runtimes_support import RUNTIMES_DIR
+
+    monkeypatch.setenv("EDGEORT_RUNTIMES_DIR", str(RUNTIMES_DIR))
+    result = package(
+        DIGITS / "model.onnx",
+        ["openvino"],
+        output=tmp_path / "cos.ortpackage",
+        calibration=DIGITS / "calibration.npz",
+        validation=DIGITS / "validation.npz",
+        runtimes=["openvino"],
+        metric=lambda reference, outputs: 0.9990234375,
+        measure_speed=False,
+    )
+    (ov,) = result.variants
+    assert ov.accuracy["runtime"]["name"] == "openvino"
+    assert ov.accuracy["value"] == 0.9990234375, ov.accuracy

@@ -293,12 +293,7 @@ class _Builder:
             precision=built.precision,
             measure=self.w.measure_speed and not self.choice.simulated,
         )  # fmt: skip
-        metrics = compare(
-            self.w.reference,
-            run.outputs,
-            self.w.verify_data.labels,
-            padding_mask(self.w.verify_data.arrays, self.w.verify_data.samples),
-        )
+        metrics = self.w.compare(run.outputs)
         gate = gates.accuracy_gate(
             metrics, self.w.profile.verify, reference=self.w.reference_metrics,
             max_drop=self.w.max_drop,
