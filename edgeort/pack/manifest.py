@@ -158,15 +158,13 @@ def refusal_json(outcome: TargetOutcome) -> dict[str, Any] | None:
     cand = outcome.chosen
     if not cand.ep_refused:
         return None
-    import platform
-
-    from edgeort.hardware._platform import normalise_arch
+    from edgeort.hardware._platform import this_arch
 
     runtime = outcome.work.profile.runtime
     return {
         "ep": runtime.ep,
         "reason": cand.ep_refused,
-        "arch": normalise_arch(platform.machine()),
+        "arch": this_arch(),
         "simulated": outcome.choice.simulated,
         "ort_version": ort.__version__,
         "ep_version": _ep_version(runtime.package),
