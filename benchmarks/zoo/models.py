@@ -51,7 +51,9 @@ HALF = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 
 
 def _nudenet(n: int, seed: int) -> Arrays:
-    imgs = [src.letterbox(v, 320) for v in src.photo_views(n, seed)]
+    # people (what NudeNet finds: faces, arms, feet...), four per image; then other photos
+    people = src.mosaic(n - n // 4, seed, 320)
+    imgs = people + [src.letterbox(v, 320) for v in src.photo_views(n // 4, seed)]
     return {"images": _chw(imgs, (0, 0, 0), (1, 1, 1))}
 
 

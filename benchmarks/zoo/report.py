@@ -74,7 +74,8 @@ def markdown(data: dict[str, Any]) -> str:
         "`benchmarks/zoo/inputs.py`).",
         "",
         "Speed: batch 1, CPU EP, median ms of "
-        f"{data['rounds']} interleaved rounds x {data['runs_per_round']} runs; x = naive fp32 / "
+        f"{data['rounds']} interleaved rounds of at least {data['runs_per_round']} runs (more for "
+        f"fast models: a round lasts >= {data.get('min_round_s', 0)} s); x = naive fp32 / "
         "that column. The machine is shared (2 cores, other jobs running), so absolute ms are "
         "noisy; the ratios come from the same interleaved rounds. Accuracy: the family's task "
         "metric against naive fp32 on the validation data (1.000 = same answers).",
