@@ -261,6 +261,7 @@ def mobile(
             "--validation", str(vpath), "--no-speed", "--json",
             *(["--elsewhere"] if target != "qnn" else []),
             *[a for k, v in entry.shapes.items() for a in ("--shape", _shape(k, v))],
+            *[a for k, v in entry.freeze.items() for a in ("--freeze", f"{k}={v}")],
         ]  # fmt: skip
         start = time.perf_counter()
         try:
