@@ -64,7 +64,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 ROUNDS = 9
 RUNS_PER_ROUND = 5
 MOBILE_SAMPLES = 4  # validation samples for the qnn/nnapi packaging (the simulator is slow)
-MOBILE_TIMEOUT_S = 180
+MOBILE_TIMEOUT_S = 900
 # (state input, state output) pairs of the zoo's stateful models
 STATE = {"silero-vad": (("state", "stateN"),)}
 
@@ -409,10 +409,16 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
+        "--mobile-timeout", type=int, default=MOBILE_TIMEOUT_S,
+        help="seconds per qnn/nnapi packaging (the QNN HTP simulator is slow on big nets)",
+    )  # fmt: skip
+    parser.add_argument(
         "--report-only", action="store_true",
         help="rewrite zoo.md from zoo.json (+ zoo-mobile.json) without running anything",
     )  # fmt: skip
     args = parser.parse_args()
+    global MOBILE_TIMEOUT_S
+    MOBILE_TIMEOUT_S = args.mobile_timeout
     if args.report_only:
         data = json.loads((args.out / "zoo.json").read_text())
         _merge_mobile(data["rows"], args.out / "zoo-mobile.json")
