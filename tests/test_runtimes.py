@@ -172,6 +172,19 @@ def test_a_hanging_worker_is_killed_after_its_timeout() -> None:
     worker.close()
 
 
+def test_stray_replies_do_not_extend_a_calls_deadline() -> None:
+    # A reply to another id every 0.4 s, never the one asked for: the 1 s budget holds
+    # (before, each stray reply restarted it and the call never ended).
+    script = HELLO % 1 + (
+        "; import json, time\nfor i in range(300):\n"
+        "    print(json.dumps({'id': -1, 'ok': True}), flush=True); time.sleep(0.4)"
+    )
+    worker = Worker(sys.executable, name="chatty", command=[sys.executable, "-c", script])
+    with pytest.raises(RuntimeEnvError, match=r"runtime chatty: the worker hung .*within 1 s"):
+        worker.call({"job": "info"}, timeout=1)
+    worker.close()
+
+
 def test_a_worker_speaking_another_protocol_is_refused() -> None:
     script = HELLO % 99 + "; import time; time.sleep(120)"
     with pytest.raises(RuntimeEnvError, match=r"protocol 99.*speaks 1.*runtimes add old --force"):
