@@ -399,6 +399,7 @@ def _merge_mobile(rows: list[dict[str, Any]], mobile_file: Path) -> None:
 
 
 def main() -> None:
+    global MOBILE_TIMEOUT_S
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -417,7 +418,6 @@ def main() -> None:
         help="rewrite zoo.md from zoo.json (+ zoo-mobile.json) without running anything",
     )  # fmt: skip
     args = parser.parse_args()
-    global MOBILE_TIMEOUT_S
     MOBILE_TIMEOUT_S = args.mobile_timeout
     if args.report_only:
         data = json.loads((args.out / "zoo.json").read_text())
