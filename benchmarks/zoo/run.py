@@ -258,7 +258,7 @@ def mobile(
         cmd = [
             sys.executable, "-m", "edgeort", "package", str(fp32), "-t", target,
             "-o", str(work / f"{target}.ortpackage"), "--calibration", str(calib),
-            "--validation", str(vpath), "--no-speed", "--json",
+            "--validation", str(vpath), "--no-speed", "--json", "--keep-going",
             *(["--elsewhere"] if target != "qnn" else []),
             *[a for k, v in entry.shapes.items() for a in ("--shape", _shape(k, v))],
             *[a for k, v in entry.freeze.items() for a in ("--freeze", f"{k}={v}")],
@@ -281,6 +281,7 @@ def mobile(
                 "on_ep": acc.get("on_ep"), "on_ep_reason": acc.get("on_ep_reason"),
                 "metric": acc.get("metric"), "value": acc.get("value"),
                 "passed": acc.get("passed"), "build_s": round(time.perf_counter() - start, 1),
+                "ep_refused": (v.get("ep_refused") or {}).get("reason"),
             }  # fmt: skip
         elif "error" in last:
             err = last["error"]
