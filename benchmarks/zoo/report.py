@@ -60,6 +60,12 @@ def _target(r: dict[str, Any]) -> str:
         why += " benchmarks/results/overhead.md has the per-call run() overhead)"
     else:
         why = f"{ev.get('precision')} shipped at {_f(x, 2)}x on this shared 2-core machine"
+    floor = r.get(f"fp32_noise_{r.get('metric')}")
+    if floor is not None and fails:
+        why += (
+            f"; fp32 itself scores {_f(floor)} on the same images with +-half a pixel level "
+            "of noise"
+        )
     return f"{head}: {why}".replace("|", "/")
 
 
@@ -136,6 +142,10 @@ def markdown(data: dict[str, Any]) -> str:
     for r in data["rows"]:
         if "error" not in r:
             lines.append(f"| {r['model']} | {_mobile(r, 'qnn')} | {_mobile(r, 'nnapi')} |")
+    measured = [r for r in data["rows"] if r.get("measured")]
+    if measured:
+        lines += ["", "## Why, measured", ""]
+        lines += [f"- {r['model']}: {r['measured']}" for r in measured]
     lines += ["", "## Recipes", ""]
     for r in data["rows"]:
         if r.get("recipe_error"):

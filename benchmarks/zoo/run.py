@@ -54,7 +54,7 @@ sys.path[:0] = [str(ROOT), str(HERE)]
 import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 from fetch import fetch  # noqa: E402
-from models import CALIBRATION, VALIDATION, ZOO, Zoo  # noqa: E402
+from models import CALIBRATION, MEASURED, VALIDATION, ZOO, Zoo  # noqa: E402
 
 import edgeort  # noqa: E402
 from benchmarks._runner.machine import package_version  # noqa: E402
@@ -65,6 +65,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 ROUNDS = 9
 RUNS_PER_ROUND = 5  # at least; more for fast models (MIN_ROUND_S)
 MIN_ROUND_S = 0.1
+NOISE_STEPS = 0.5  # fp32's own metric under +-half a pixel level of input noise
 MOBILE_SAMPLES = 4  # validation samples for the qnn/nnapi packaging (the simulator is slow)
 MOBILE_TIMEOUT_S = 900
 # (state input, state output) pairs of the zoo's stateful models
@@ -343,6 +344,7 @@ def one(entry: Zoo, work: Path, do_mobile: bool, mobile_only: bool = False) -> d
     row: dict[str, Any] = {
         "model": entry.name, "package": entry.package, "member": entry.member,
         "task": entry.task, "family_expected": entry.family, "metric": metric,
+        **({"measured": MEASURED[entry.name]} if entry.name in MEASURED else {}),
     }  # fmt: skip
     naive = plain(fp32)
     inputs = naive.inputs  # type: ignore[attr-defined]
@@ -384,6 +386,9 @@ def one(entry: Zoo, work: Path, do_mobile: bool, mobile_only: bool = False) -> d
             row[f"{key}_sentence_cosine"] = sentence_cosine(
                 reference[0], got[0], valid["attention_mask"]
             )
+    floor = noise_floor(naive, valid, inputs, entry, metric, reference)
+    if floor is not None:
+        row[f"fp32_noise_{metric}"] = floor
     say(f"{entry.name}: speed")
     feed = _feeds(valid, inputs)[0]
     for inp, _ in STATE.get(entry.name, ()):
@@ -394,6 +399,35 @@ def one(entry: Zoo, work: Path, do_mobile: bool, mobile_only: bool = False) -> d
     if do_mobile:
         row["mobile"] = mobile(entry, fp32, cpath, valid, work)
     return row
+
+
+def noise_floor(
+    naive: Runner,
+    valid: dict[str, np.ndarray],
+    inputs: list[Any],
+    entry: Zoo,
+    metric: str,
+    reference: list[np.ndarray],
+) -> float | None:
+    """The task metric of fp32 itself on images shifted by rounding-level noise
+    (uniform +-NOISE_STEPS of one pixel level: the input's range / 255), against fp32 on
+    the clean images: how much of the metric's bound the model's own answers move for an
+    invisible change (another decoder or resizer). None for inputs that are not images."""
+    images = [
+        i.name for i in inputs
+        if len(i.shape) == 4 and i.type == "tensor(float)" and i.name in valid
+    ]  # fmt: skip
+    if not images:
+        return None
+    rng = np.random.default_rng(0)
+    noisy = dict(valid)
+    for name in images:
+        arr = valid[name]
+        step = float(arr.max() - arr.min()) / 255
+        noise = rng.uniform(-NOISE_STEPS * step, NOISE_STEPS * step, arr.shape)
+        noisy[name] = (arr + noise).astype(arr.dtype)
+    got = run_all(naive, noisy, inputs, entry.name)
+    return task_value(metric, reference, got, _layout(entry))
 
 
 def _layout(entry: Zoo) -> str | None:
