@@ -259,7 +259,7 @@ def test_one_dim_name_on_dims_of_different_sizes_is_fixed_per_dim() -> None:
     """Paddle exports name every unknown dim "?": --shape x=1,3,48,192 must not read
     as "? is 48 and 192"."""
     from edgeort.pack.load import io_info
-    from edgeort.pack.prepare import fix_shapes
+    from edgeort.pack.prepare import check_shapes, fix_shapes
 
     h = onnx.helper
     graph = h.make_graph(
@@ -268,6 +268,7 @@ def test_one_dim_name_on_dims_of_different_sizes_is_fixed_per_dim() -> None:
         [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [-1, 3, "?", "?"])],
     )  # fmt: skip
     model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    check_shapes({"x": (1, 3, 48, 192)}, io_info(model)[0])  # the early check agrees
     fix_shapes(model, {"x": (1, 3, 48, 192)})
     assert io_info(model)[0][0].shape == (1, 3, 48, 192)  # not 48 x 48
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])

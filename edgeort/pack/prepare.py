@@ -101,6 +101,7 @@ def check_shapes(shapes: Mapping[str, Sequence[int]], inputs: Sequence[TensorSpe
     """Every ``--shape`` names a model input, with its rank and its fixed dims."""
     by_name = {i.name: i for i in inputs}
     shared: dict[str, tuple[str, int, int]] = {}  # dim_param -> (input, axis, size)
+    placeholders = _placeholder_dims(shapes, by_name)
     for name, shape in shapes.items():
         info = by_name.get(name)
         if info is None:
@@ -121,7 +122,7 @@ def check_shapes(shapes: Mapping[str, Sequence[int]], inputs: Sequence[TensorSpe
                     f"got {got}",
                     option="--shape",
                 )
-            if isinstance(want, str) and want:
+            if isinstance(want, str) and want and want not in placeholders:
                 first = shared.setdefault(want, (name, axis, got))
                 if first[2] != got:
                     raise UsageError(
@@ -130,6 +131,23 @@ def check_shapes(shapes: Mapping[str, Sequence[int]], inputs: Sequence[TensorSpe
                         f"= {got}) share in the model: give both the same size",
                         option="--shape",
                     )
+
+
+def _placeholder_dims(
+    shapes: Mapping[str, Sequence[int]], by_name: Mapping[str, TensorSpec]
+) -> set[str]:
+    """Dim names that one input gives to dims of different sizes: a placeholder, not a
+    size the dims share (Paddle exports name every unknown dim ``?``, so a [1, 3, 48,
+    192] text line has H and W both ``?``). :func:`_fix_input` fixes those per dim."""
+    out: set[str] = set()
+    for name, shape in shapes.items():
+        info = by_name.get(name)
+        sizes: dict[str, set[int]] = {}
+        for dim, size in zip(info.shape if info else (), shape, strict=False):
+            if isinstance(dim, str) and dim:
+                sizes.setdefault(dim, set()).add(int(size))
+        out.update(d for d, seen in sizes.items() if len(seen) > 1)
+    return out
 
 
 def fix_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]) -> tuple[str, ...]:
