@@ -32,6 +32,7 @@ __all__ = [
     "Prepared",
     "check_fixed",
     "check_shapes",
+    "constants_to_initializers",
     "default_opset",
     "fix_shapes",
     "name_nodes",
@@ -271,6 +272,53 @@ def name_nodes(model: onnx.ModelProto) -> None:
         if not node.name or node.name in seen:
             node.name = f"{node.op_type}_{index}"
         seen.add(node.name)
+
+
+def constants_to_initializers(model: onnx.ModelProto) -> int:
+    """Turn the main graph's ``Constant`` nodes into initializers, in place; returns how
+    many. Paddle exports hold every weight in a ``Constant`` node: a quantizer then
+    treats a Conv's weight as an activation (QNN's w8a16 recipe gave it uint16, and the
+    QNN EP refused the Conv), and no quantizer folds it as a weight."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    outputs = {o.name for o in graph.output}
+    keep: list[onnx.NodeProto] = []
+    moved = 0
+    for node in graph.node:
+        if (
+            node.op_type == "Constant"
+            and node.domain in ("", "ai.onnx")
+            and (node.output[0] not in outputs)
+        ):
+            value = _constant_value(node)
+            if value is not None:
+                graph.initializer.append(numpy_helper.from_array(value, node.output[0]))
+                moved += 1
+                continue
+        keep.append(node)
+    if moved:
+        del graph.node[:]
+        graph.node.extend(keep)
+    return moved
+
+
+def _constant_value(node: onnx.NodeProto) -> Any:
+    import numpy as np
+    from onnx import numpy_helper
+
+    for attr in node.attribute:
+        if attr.name == "value":
+            return numpy_helper.to_array(attr.t)
+        if attr.name == "value_float":
+            return np.array(attr.f, dtype=np.float32)
+        if attr.name == "value_floats":
+            return np.array(list(attr.floats), dtype=np.float32)
+        if attr.name == "value_int":
+            return np.array(attr.i, dtype=np.int64)
+        if attr.name == "value_ints":
+            return np.array(list(attr.ints), dtype=np.int64)
+    return None  # sparse_value, strings: left as nodes
 
 
 def pre_process(model: Path, out: Path) -> Prepared:
