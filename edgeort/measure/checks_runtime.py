@@ -265,7 +265,10 @@ def check_arena(
     inputs = create_session(target).get_inputs()
     if all(all(isinstance(d, int) for d in arg.shape) for arg in inputs):
         return Finding(
-            "arena-growth", "skipped", label, "all input shapes are fixed (free dimension overrides)"
+            "arena-growth",
+            "skipped",
+            label,
+            "all input shapes are fixed (free dimension overrides)",
         )
     wanted = [d for d in (_dims_for(inputs, size) for size in sizes) if d is not None]
     dims_list, refused = _usable_dims(target, wanted)
