@@ -51,6 +51,7 @@ def _spec(outcome: TargetOutcome, staged: Path, source: SourceModel) -> object:
     meta = variant_metadata(outcome, source.sha256, source.path.name)
     session = _options(profile.session.config)
     session = {k: v for k, v in session.items() if not k.startswith("ep.context")}
+    session.update(dict(outcome.chosen.session_config))  # e.g. a slow fusion kept off
     if model_name.endswith(".ort"):
         session["session.load_model_format"] = "ORT"
         session["session.enable_saved_runtime_optimizations"] = "1"

@@ -92,6 +92,9 @@ class Recipe:
     block_size: int = 128  # weight_only
     symmetric_weights: bool = True
     symmetric_activations: bool = False
+    # dynamic int8: outlying input channels of MatMul/Attention measured on the calibration
+    # data and kept out of the int8 range (edgeort.pack.outliers); needs calibration data.
+    outliers: bool = False
 
 
 @dataclass(frozen=True, slots=True)
