@@ -59,6 +59,9 @@ class Runtime:
     fallback: tuple[str, ...] = (CPU_EP,)
     simulated_on: tuple[str, ...] = ()  # arches where this EP only runs in simulation
     provider_options: Mapping[str, str] = field(default_factory=dict)
+    # Added to provider_options only where the EP runs as a simulator (simulated_on):
+    # settings of the simulated device, never written into a bundle.
+    simulator_options: Mapping[str, str] = field(default_factory=dict)
     # Other wheels that provide the EP (e.g. the onnxruntime-openvino build, which
     # replaces onnxruntime and so lives in its own environment: docs/runtimes.md).
     alternative_packages: tuple[str, ...] = ()

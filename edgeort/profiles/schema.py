@@ -147,6 +147,7 @@ SECTIONS: dict[str, dict[str, Checker]] = {
         "fallback": str_list(ep_name, unique=True),
         "simulated_on": str_list(_ARCH, unique=True),
         "provider_options": str_map(provider_option),
+        "simulator_options": str_map(provider_option),
     },
     "session": {
         "graph_optimization_level": enum("disable", "basic", "extended", "layout", "all"),
