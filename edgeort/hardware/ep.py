@@ -749,10 +749,16 @@ def open_measure_session(
 
 
 def make_session(
-    model: Path, choice: EpChoice, profile: Profile | None = None
+    model: Path,
+    choice: EpChoice,
+    profile: Profile | None = None,
+    config: Mapping[str, str] | None = None,
 ) -> ort.InferenceSession:
-    """A session for ``model`` on ``choice.on_ep`` (CPU EP as fallback for the rest)."""
+    """A session for ``model`` on ``choice.on_ep`` (CPU EP as fallback for the rest);
+    ``config``: session config entries the variant carries besides the profile's."""
     so = _verify_options(profile)
+    for key, value in (config or {}).items():
+        so.add_session_config_entry(key, value)
     if str(model).endswith(".ort"):
         so.add_session_config_entry("session.load_model_format", "ORT")
     try:
