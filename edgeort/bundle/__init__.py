@@ -21,7 +21,6 @@ from edgeort.bundle._json import io_cause
 from edgeort.bundle._manifest import Bundle, read_bundle
 from edgeort.bundle._model import FileEntry, TensorSpec, Variant
 from edgeort.bundle._verify import verify_bundle
-from edgeort.bundle._zip import extract_zip, is_zip
 from edgeort.errors import BundleError, CacheError, IntegrityError
 
 __all__ = [
@@ -64,6 +63,8 @@ TrustedKeys = str | os.PathLike[str] | bytes | list[bytes | str] | tuple[bytes |
 
 
 def _open_zip(path: Path, verify: bool) -> Bundle:
+    from edgeort.bundle._zip import extract_zip  # zipfile and the cache: a zip bundle only
+
     bundle = read_bundle(extract_zip(path), source=path)
     if not verify:
         return bundle
@@ -90,6 +91,8 @@ def _fs_error(path: Path, is_file: bool, exc: OSError) -> BundleError | CacheErr
 
 def _open(path: Path, is_file: bool, verify: bool) -> Bundle:
     if is_file:
+        from edgeort.bundle._zip import is_zip
+
         if not is_zip(path):
             raise BundleError(f"{path}: neither a bundle directory nor a zip file", path=path)
         return _open_zip(path, verify)
