@@ -10,13 +10,13 @@ the stdlib (``cryptography`` lazily, for signatures); never onnx.
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeort._dirs import cache_dir
 from edgeort._fs import os_error_text
+from edgeort._log import get_logger
 from edgeort.bundle._json import io_cause
 from edgeort.bundle._manifest import Bundle, read_bundle
 from edgeort.bundle._model import FileEntry, TensorSpec, Variant
@@ -37,7 +37,7 @@ __all__ = [
     "write_bundle",
 ]
 
-log = logging.getLogger("edgeort.bundle")
+log = get_logger("edgeort.bundle")
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgeort.bundle._place import clean_leftovers, locked

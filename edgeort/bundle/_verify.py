@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import logging
 import os
 import re
 import stat
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeort._fs import os_error_text
+from edgeort._log import get_logger
 from edgeort.bundle._cache import FileCache
 from edgeort.bundle._manifest import (
     COMPONENT,
@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["check_external_refs", "hash_fd", "model_refs", "scan_tree", "verify_bundle"]
 
-log = logging.getLogger("edgeort.bundle")
+log = get_logger("edgeort.bundle")
 
 CHUNK = 1 << 20
 MAX_ENTRIES = 200_000

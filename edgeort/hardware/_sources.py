@@ -9,7 +9,6 @@ list) and the probe records the absence.
 from __future__ import annotations
 
 import glob as _glob
-import logging
 import os
 import platform
 import sys
@@ -17,6 +16,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from edgeort._log import get_logger
 from edgeort.hardware.device import Battery
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["CapturedSources", "HostSources", "PlatformValues", "Sources"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 RUN_TIMEOUT_S = 3.0
 

@@ -23,7 +23,6 @@ packager's verification runs (:mod:`edgeort.pack.evaluate`) and the measure comm
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import onnxruntime as ort
 
+from edgeort._log import INFO, get_logger
 from edgeort.errors import CacheError, EdgeortError, PackageError, ProviderError, UsageError
 from edgeort.hardware._platform import this_arch
 from edgeort.hardware.device import CPU_EP, DeviceInfo, hardware_type
@@ -88,7 +88,7 @@ NO_CPU_FALLBACK = "session.disable_cpu_ep_fallback"
 SPINNING = "session.intra_op.allow_spinning"
 _CPU_FALLBACK_REFUSED = "fallback to CPU EP has been explicitly disabled"
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 # ---- plugins, device types, simulation -----------------------------------------------
@@ -401,7 +401,7 @@ def session_options_for(
     so = ort.SessionOptions()
     # ORT's own error lines only with logging at INFO (edgeort -v): a failing run() is
     # reported once, as the EdgeortError that carries ORT's message.
-    so.log_severity_level = 3 if log.isEnabledFor(logging.INFO) else 4
+    so.log_severity_level = 3 if log.isEnabledFor(INFO) else 4
     settings = profile.session if profile is not None else None
     level = graph_optimization_level or (
         settings.graph_optimization_level if settings is not None else "all"

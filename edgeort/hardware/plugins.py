@@ -16,13 +16,13 @@ Fakes for hardware this machine lacks (``FakeProviders``) live in :mod:`edgeort.
 from __future__ import annotations
 
 import importlib
-import logging
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgeort._log import get_logger
 from edgeort.hardware.device import CPU_EP, EpDevice, PluginEp, hardware_type
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,7 +44,7 @@ __all__ = [
     "to_ep_device",
 ]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 PLUGIN_PREFIX = "onnxruntime-ep-"
 
