@@ -9,8 +9,11 @@ time of each and the ratio one-process / farm (above 1: the farm is faster), and
 the variant model files of the farm's bundles are byte-identical to the local ones.
 
 Models: the paths given (``model.onnx`` or ``model.onnx=calibration.npz`` for a model
-that needs its own calibration data, e.g. a zoo), else a default set: the digits example
-with its calibration data and five MLPs built with onnx.helper (tests/models.py). Speed
+that needs its own calibration data), or ``--zoo`` for the real-model zoo of
+``benchmarks/zoo`` (fetched by ``benchmarks/zoo/fetch.py``; each model with its real
+calibration and validation data from ``benchmarks/zoo/models.py``, packaged zero-config
+as ``benchmarks/zoo/run.py`` does), else a default set: the digits example with its
+calibration data and five MLPs built with onnx.helper (tests/models.py). Speed
 measurement is off (``--no-speed``) unless ``--speed``, so the recipes are deterministic
 and the bundles comparable.
 
@@ -19,8 +22,10 @@ Both workers run on this machine, so the farm can only win by using more cores: 
 
     .venv/bin/python benchmarks/farm.py [MODEL[=CALIB.npz] ...] [-t cpu -t openvino]
         [--repeats 5] [--warmup 1] [--speed] [--out DIR]
+    .venv/bin/python benchmarks/farm.py --zoo [NAME ...] -t cpu --repeats 1 --warmup 0
 
-Writes farm.json and farm.md to benchmarks/results (or ``--out``).
+Writes farm.json and farm.md (``--zoo``: farm-zoo.json and farm-zoo.md) to
+benchmarks/results (or ``--out``).
 """
 
 from __future__ import annotations
@@ -46,27 +51,54 @@ import edgeort  # noqa: E402
 from benchmarks._runner.machine import package_version  # noqa: E402
 from edgeort.bundle import open_bundle  # noqa: E402
 
+Model = tuple[Path, Path | None, Path | None]  # model, calibration, validation
 
-def _default_models(folder: Path) -> list[tuple[Path, Path | None]]:
+
+def _zoo_models(folder: Path, names: list[str]) -> list[Model]:
+    """The zoo's models, each linked as ``<name>.onnx`` (bundle names stay distinct),
+    with the calibration and validation arrays ``benchmarks/zoo/run.py`` packages with."""
+    sys.path.insert(0, str(REPO / "benchmarks" / "zoo"))
+    import numpy as np
+    from fetch import fetch
+    from models import CALIBRATION, VALIDATION, ZOO
+
+    unknown = sorted(set(names) - {e.name for e in ZOO})
+    if unknown:
+        raise SystemExit(f"not in the zoo: {', '.join(unknown)}")
+    folder.mkdir(parents=True, exist_ok=True)
+    out: list[Model] = []
+    for entry in ZOO:
+        if names and entry.name not in names:
+            continue
+        link = folder / f"{entry.name}.onnx"
+        link.symlink_to(fetch(entry))
+        calib, valid = folder / f"{entry.name}.calib.npz", folder / f"{entry.name}.valid.npz"
+        np.savez(calib, **entry.data(CALIBRATION, 0))
+        np.savez(valid, **entry.data(VALIDATION, 1))
+        out.append((link, calib, valid))
+    return out
+
+
+def _default_models(folder: Path) -> list[Model]:
     from tests.models import make_mlp
 
     digits = REPO / "examples" / "digits"
-    out: list[tuple[Path, Path | None]] = [(digits / "model.onnx", digits / "calibration.npz")]
+    out: list[Model] = [(digits / "model.onnx", digits / "calibration.npz", None)]
     sizes = [(64, 256, 10), (128, 256, 16), (32, 512, 8), (256, 128, 4), (96, 384, 12)]
     for i, (n_in, hidden, n_out) in enumerate(sizes):
         path = make_mlp(
             folder, inputs=n_in, hidden=hidden, outputs=n_out, batch=1, seed=i,
             filename=f"mlp{i}.onnx",
         )  # fmt: skip
-        out.append((path, None))
+        out.append((path, None, None))
     return out
 
 
-def _parse_models(items: list[str]) -> list[tuple[Path, Path | None]]:
-    out = []
+def _parse_models(items: list[str]) -> list[Model]:
+    out: list[Model] = []
     for item in items:
         model, _, calib = item.partition("=")
-        out.append((Path(model), Path(calib) if calib else None))
+        out.append((Path(model), Path(calib) if calib else None, None))
     return out
 
 
@@ -75,27 +107,26 @@ def _digests(bundle: Path) -> dict[str, dict[str, str]]:
     return {v.name: {f.path: f.sha256 for f in v.files} for v in b.variants}
 
 
-def _local(
-    models: list[tuple[Path, Path | None]], targets: list[str], out: Path, speed: bool
-) -> float:
+def _local(models: list[Model], targets: list[str], out: Path, speed: bool) -> float:
     t0 = time.perf_counter()
-    for model, calib in models:
+    for model, calib, valid in models:
         edgeort.package(
             model, targets, output=out / f"{model.stem}.ortpackage", calibration=calib,
-            measure_speed=speed,
+            validation=valid, measure_speed=speed,
         )  # fmt: skip
     return time.perf_counter() - t0
 
 
 def _farm_run(
-    client: Any, models: list[tuple[Path, Path | None]], targets: list[str], out: Path, speed: bool
+    client: Any, models: list[Model], targets: list[str], out: Path, speed: bool
 ) -> float:
     from edgeort.farm.client import farm_package
 
     t0 = time.perf_counter()
     report = farm_package(
-        client, [m for m, _ in models], targets, output=out,
-        calibration={m: c for m, c in models}, measure_speed=speed, timeout=1800,
+        client, [m for m, _, _ in models], targets, output=out,
+        calibration={m: c for m, c, _ in models}, validation={m: v for m, _, v in models},
+        measure_speed=speed, timeout=3600,
     )  # fmt: skip
     took = time.perf_counter() - t0
     JOB_SECONDS.append(sum(float(j.get("seconds") or 0) for j in report.jobs))
@@ -175,7 +206,13 @@ def _markdown(doc: dict[str, Any]) -> str:
         "",
         f"Models: {len(doc['models'])} ({', '.join(Path(x['model']).name for x in doc['models'])});"
         f" targets: {', '.join(doc['targets'])}; {len(doc['models']) * len(doc['targets'])} "
-        f"jobs per farm run; speed measurement {'on' if doc['speed'] else 'off (--no-speed)'}.",
+        f"jobs per farm run; speed measurement {'on' if doc['speed'] else 'off (--no-speed)'}."
+        + (
+            " The real-model zoo (`--zoo`): each model with the calibration and validation "
+            "data `benchmarks/zoo/run.py` packages it with, zero-config otherwise."
+            if doc.get("zoo")
+            else ""
+        ),
         "",
         "| | median wall (s) | runs (s) |",
         "|---|---|---|",
@@ -188,12 +225,17 @@ def _markdown(doc: dict[str, Any]) -> str:
         "",
         f"**Ratio one process / farm: {r['ratio']:.2f}** (above 1: the farm is faster). "
         f"Farm start-up (scheduler + 2 workers joined, not in the timed region): "
-        f"{r['farm_startup_s']:.1f} s. Untimed warm-up round(s) first (imports, first probe "
-        f"in each process): one process "
-        + ", ".join(f"{x:.2f}" for x in r["warmup_local_s"])
-        + " s, farm "
-        + ", ".join(f"{x:.2f}" for x in r["warmup_farm_s"])
-        + " s.",
+        f"{r['farm_startup_s']:.1f} s. "
+        + (
+            "Untimed warm-up round(s) first (imports, first probe in each process): one "
+            "process "
+            + ", ".join(f"{x:.2f}" for x in r["warmup_local_s"])
+            + " s, farm "
+            + ", ".join(f"{x:.2f}" for x in r["warmup_farm_s"])
+            + " s."
+            if r["warmup_local_s"]
+            else "No warm-up round: the first round pays imports and each process's first probe."
+        ),
         "",
         "Time inside the jobs, summed over both workers, per timed farm run: "
         + ", ".join(f"{x:.2f}" for x in r["farm_job_seconds_sum"])
@@ -218,10 +260,18 @@ def main() -> None:
     )
     ap.add_argument("--speed", action="store_true", help="measure latency while packaging")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    ap.add_argument(
+        "--zoo", action="store_true", help="the real-model zoo (MODELS: zoo names, default all)"
+    )
     args = ap.parse_args()
-    targets = args.targets or ["cpu", "openvino"]
+    targets = args.targets or (["cpu"] if args.zoo else ["cpu", "openvino"])
     work = Path(tempfile.mkdtemp(prefix="edgeort-farm-bench-"))
-    models = _parse_models(args.models) if args.models else _default_models(work / "models")
+    if args.zoo:
+        models = _zoo_models(work / "models", args.models)
+    elif args.models:
+        models = _parse_models(args.models)
+    else:
+        models = _default_models(work / "models")
     load_before = os.getloadavg()
     farm = LocalFarm(work)
     startup = farm.start()
@@ -243,7 +293,7 @@ def main() -> None:
                     else:
                         took = _farm_run(client, models, targets, fa, args.speed)
                         (farm_s if i >= 0 else warm_farm).append(took)
-                for model, _ in models:
+                for model, _, _ in models:
                     name = f"{model.stem}.ortpackage"
                     identical &= _digests(lo / name) == _digests(fa / name)
     finally:
@@ -263,7 +313,11 @@ def main() -> None:
             "load_after": [round(x, 2) for x in load_after],
         },
         "versions": _versions(),
-        "models": [{"model": str(m), "calibration": str(c) if c else None} for m, c in models],
+        "models": [
+            {"model": m.name if args.zoo else str(m), "calibration": str(c) if c else None}
+            for m, c, _ in models
+        ],
+        "zoo": args.zoo,
         "targets": targets,
         "speed": args.speed,
         "repeats": args.repeats,
@@ -285,8 +339,9 @@ def main() -> None:
         ),
     }  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "farm.json").write_text(json.dumps(doc, indent=2) + "\n")
-    (args.out / "farm.md").write_text(_markdown(doc))
+    stem = "farm-zoo" if args.zoo else "farm"
+    (args.out / f"{stem}.json").write_text(json.dumps(doc, indent=2) + "\n")
+    (args.out / f"{stem}.md").write_text(_markdown(doc))
     print(_markdown(doc))
 
 

@@ -224,3 +224,37 @@ def make_scan_rnn(dir: Path | str, *, seed: int = 0, filename: str = "scan_rnn.o
          helper.make_tensor_value_info("hn", TensorProto.FLOAT, [1, 16])],
     )  # fmt: skip
     return _save(dir, filename, graph, opset=17, ir=8)
+
+
+def make_rate_switch(dir: Path | str, *, seed: int = 0, filename: str = "rate_switch.onnx") -> Path:
+    """Like silero-vad's 16 kHz / 8 kHz switch: ``input`` float32 [1, n] and ``sr`` int64
+    0-d; an ``If`` on ``sr == 16000`` runs a MatMul path (then) or a path that first views
+    the chunk as [1, 3, n/3] (else: sizes the 8 kHz model is used at). Fixing n to 64
+    makes that else branch fail ONNX Runtime's shape inference (64 is no multiple of 3)
+    although the model never takes it at 16 kHz. Output ``output`` float32 [1, 8]."""
+    rng = np.random.default_rng(seed)
+    then_g = helper.make_graph(
+        [helper.make_node("MatMul", ["input", "k16.w"], ["k16.y"], "k16_mm")],
+        "k16", [], [helper.make_tensor_value_info("k16.y", TensorProto.FLOAT, [1, 8])],
+        [_init("k16.w", rng.standard_normal((64, 8)) * 0.2)],
+    )  # fmt: skip
+    else_g = helper.make_graph(
+        [helper.make_node("Reshape", ["input", "k8.thirds"], ["k8.v"], "k8_view"),
+         helper.make_node("ReduceMean", ["k8.v"], ["k8.m"], "k8_mean", axes=[2], keepdims=0),
+         helper.make_node("MatMul", ["k8.m", "k8.w"], ["k8.y"], "k8_mm")],
+        "k8", [], [helper.make_tensor_value_info("k8.y", TensorProto.FLOAT, [1, 8])],
+        [_init("k8.thirds", [1, 3, -1], np.int64), _init("k8.w", rng.standard_normal((3, 8)))],
+    )  # fmt: skip
+    nodes = [
+        helper.make_node("Equal", ["sr", "sr16k"], ["is16k"], "is16k"),
+        helper.make_node("If", ["is16k"], ["output"], "rate_branch", then_branch=then_g,
+                         else_branch=else_g),
+    ]  # fmt: skip
+    graph = helper.make_graph(
+        nodes, "rate_switch",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, "n"]),
+         helper.make_tensor_value_info("sr", TensorProto.INT64, [])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 8])],
+        [_init("sr16k", np.array(16000, dtype=np.int64), np.int64)],
+    )  # fmt: skip
+    return _save(dir, filename, graph, opset=17, ir=8)

@@ -196,6 +196,7 @@ def test_contention_too_few_rounds_is_inconclusive() -> None:
     assert few.evidence["interval"] is None and json.loads(
         json.dumps(few.to_json(), allow_nan=False)
     )
+    assert "inf" not in few.title and "too few for a 95% interval" in few.title
 
 
 def test_contention_finding_reports_the_interval_and_the_fix() -> None:

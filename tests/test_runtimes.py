@@ -172,6 +172,19 @@ def test_a_hanging_worker_is_killed_after_its_timeout() -> None:
     worker.close()
 
 
+def test_stray_replies_do_not_extend_a_calls_deadline() -> None:
+    # A reply to another id every 0.4 s, never the one asked for: the 1 s budget holds
+    # (before, each stray reply restarted it and the call never ended).
+    script = HELLO % 1 + (
+        "; import json, time\nfor i in range(300):\n"
+        "    print(json.dumps({'id': -1, 'ok': True}), flush=True); time.sleep(0.4)"
+    )
+    worker = Worker(sys.executable, name="chatty", command=[sys.executable, "-c", script])
+    with pytest.raises(RuntimeEnvError, match=r"runtime chatty: the worker hung .*within 1 s"):
+        worker.call({"job": "info"}, timeout=1)
+    worker.close()
+
+
 def test_a_worker_speaking_another_protocol_is_refused() -> None:
     script = HELLO % 99 + "; import time; time.sleep(120)"
     with pytest.raises(RuntimeEnvError, match=r"protocol 99.*speaks 1.*runtimes add old --force"):
@@ -347,3 +360,30 @@ def test_a_variant_verified_in_a_runtime_is_gated_with_the_users_metric(
     (ov,) = result.variants
     assert ov.accuracy["runtime"]["name"] == "openvino"
     assert ov.accuracy["value"] == 0.9990234375, ov.accuracy
+
+
+def test_the_bundle_sent_to_a_runtime_records_dims_and_options_as_shipped(
+    tmp_path: Path,
+) -> None:
+    """The one-variant bundle a target runtime verifies records a symbolic-expression
+    dim as an unnamed one (the bundle writer refused the expression before) and the
+    session options the shipped variant gets (``.ort``: saved runtime optimizations)."""
+    from edgeort.bundle import open_bundle
+    from edgeort.pack.inruntime import _one_variant_bundle
+    from edgeort.pack.manifest import signature
+    from edgeort.pack.write import session_options
+    from edgeort.profiles import load_profiles
+    from tests.models_real import make_expr_dims
+
+    model = make_expr_dims(tmp_path)
+    sig = signature(model)
+    assert len(str(sig[1][0].shape[2])) > 256  # the expression
+    (nnapi,) = [p for p in load_profiles() if p.name == "nnapi"]
+    ort_file = tmp_path / "model.ort"
+    ort_file.write_bytes(b"stand-in: only staged and digested, never loaded")
+    path = _one_variant_bundle(tmp_path / "w", nnapi, ort_file, (), sig, "fp32")
+    (variant,) = open_bundle(path).variants
+    assert variant.outputs[0].shape == (1, 8, None)
+    assert variant.inputs[0].shape == (1, 3, "height", "width")
+    assert dict(variant.session_options) == session_options(nnapi, "model.ort")
+    assert variant.session_options["session.enable_saved_runtime_optimizations"] == "1"

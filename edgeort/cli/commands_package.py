@@ -121,6 +121,18 @@ def _shapes(values: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def _freeze(values: tuple[str, ...]) -> dict[str, str]:
+    from edgeort.pack.freeze import parse_freeze
+
+    frozen: dict[str, str] = {}
+    for text in values:
+        name, value = parse_freeze(text)
+        if name in frozen:
+            raise UsageError(f"--freeze {name}=... given twice", option="--freeze")
+        frozen[name] = value
+    return frozen
+
+
 @click.command("package")
 @click.argument(
     "models", metavar="MODEL...", nargs=-1, required=True, type=click.Path(path_type=Path)
@@ -139,6 +151,10 @@ def _shapes(values: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
               help="Data to verify variants on (same format; optional __labels__).")  # fmt: skip
 @click.option("--shape", "shape_values", multiple=True, metavar="NAME=D1,D2,...",
               help="Fixed input shape for targets that need fixed shapes. Repeatable.")  # fmt: skip
+@click.option("--freeze", "freeze_values", multiple=True, metavar="NAME=VALUE",
+              help="For targets that fix shapes: input NAME always gets VALUE (e.g. sr=16000); "
+                   "its uses become a constant and If nodes it decides keep one branch. "
+                   "Repeatable.")  # fmt: skip
 @click.option("--max-drop", type=float, default=None,
               help="Override the profiles' accuracy bound (1-cosine or top-1 drop).")  # fmt: skip
 @click.option("--zip", "as_zip", is_flag=True, help="Write the bundle as one .zip file.")
@@ -188,6 +204,7 @@ def package_command(
     calibration: Path | None,
     validation: Path | None,
     shape_values: tuple[str, ...],
+    freeze_values: tuple[str, ...],
     max_drop: float | None,
     as_zip: bool,
     profile_files: tuple[Path, ...],
@@ -229,6 +246,7 @@ def package_command(
             "name": package_name,
             "version": package_version,
             "min_ort": min_ort,
+            "freeze": _freeze(freeze_values),
         }
         _farm_package(
             models, targets, output, calibration, validation, shape_values, max_drop, as_zip,
@@ -261,6 +279,7 @@ def package_command(
     try:
         kwargs["shapes"] = _shapes(shape_values)
         kwargs["state"] = _state(state_values, no_state)
+        kwargs["freeze"] = _freeze(freeze_values)
         on_event = (lambda e: _line(out, e.to_json())) if as_json else _status
         for model, path in zip(models, outs, strict=True):
             result = package(model, targets, output=path, on_event=on_event, **kwargs)

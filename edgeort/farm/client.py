@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgeort.errors import FarmError, UsageError
 from edgeort.farm import jobs
 from edgeort.farm._tree import read_tree, write_tree
@@ -335,6 +337,11 @@ def _resolve_targets(
     return _resolve(targets, _load_profiles(list(profile_files) or None), here)
 
 
+def _plain_value(value: Any) -> Any:
+    """A ``--freeze`` value as the job request carries it: text as given, else a list."""
+    return value if isinstance(value, str) else np.asarray(value).tolist()
+
+
 def farm_package(
     client: Any,
     models: Sequence[str | Path],
@@ -355,6 +362,7 @@ def farm_package(
     name: str | None = None,
     version: str | None = None,
     min_ort: str | None = None,
+    freeze: Mapping[str, Any] | None = None,
     retries: int = DEFAULT_RETRIES,
     timeout: float | None = None,
     on_job: OnJob | None = None,
@@ -370,7 +378,7 @@ def farm_package(
     ``calibration``/``validation``: one data path for every model, or a mapping from
     model path to its own data (models of a zoo have different inputs).
     ``state``, ``family``, ``metric`` (a name: a callable cannot travel to a worker),
-    ``name``, ``version`` and ``min_ort`` go to each job's :func:`edgeort.package` as
+    ``name``, ``version``, ``min_ort`` and ``freeze`` go to each job's :func:`edgeort.package` as
     given. :func:`edgeort.package`'s ``keep_going``, ``runtimes`` and ``allow_install``
     have no farm form: a model with a failed job gets no bundle, and each job is verified
     where the farm routes it.
@@ -411,6 +419,7 @@ def farm_package(
         "name": name,
         "version": version,
         "min_ort": min_ort,
+        "freeze": {k: _plain_value(v) for k, v in (freeze or {}).items()},
     }
     workers = [w for w in list_workers(client) if w["edgeort"]]
     builders = [w for w in workers if w["resources"].get(BUILD)]

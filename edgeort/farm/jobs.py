@@ -178,7 +178,8 @@ def package_job(request: Mapping[str, Any], model_tree: Tree) -> dict[str, Any]:
     extra profile files, may be empty), ``calibration``/``validation`` (``{"name",
     "tree"}`` or None), ``shapes``, ``max_drop``, ``measure_speed``, and optionally
     ``state`` (``{input: output}``, ``{}`` for none, None to detect), ``family``, ``metric``
-    (a name), ``name``, ``version``, ``min_ort``: passed to :func:`edgeort.package` as is.
+    (a name), ``name``, ``version``, ``min_ort``, ``freeze``: passed to
+    :func:`edgeort.package` as is.
     """
     from edgeort.farm._tree import read_tree
     from edgeort.pack import package
@@ -216,6 +217,7 @@ def package_job(request: Mapping[str, Any], model_tree: Tree) -> dict[str, Any]:
                 name=request.get("name"),
                 version=request.get("version"),
                 min_ort=request.get("min_ort"),
+                freeze=request.get("freeze") or None,
                 on_event=lambda e: events.append(e.to_json()["event"]),
             )
             tree = read_tree(out)

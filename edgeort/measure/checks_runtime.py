@@ -179,8 +179,13 @@ def contention_finding(label: str, cores: int, ratios: Sequence[float]) -> Findi
             "thread-contention",
             "inconclusive",
             label,
-            f"no verdict: ratio {v.median:.2f}, but its {pct} interval {interval} over "
-            f"{v.rounds} rounds straddles {v.threshold:g}",
+            (
+                f"no verdict: ratio {v.median:.2f}, but its {pct} interval {interval} over "
+                f"{v.rounds} rounds straddles {v.threshold:g}"
+                if evidence["interval"] is not None
+                else f"no verdict: ratio {v.median:.2f} over {v.rounds} rounds, too few for "
+                f"a {pct} interval"
+            ),
             detail=(
                 "The rounds disagree too much (a busy machine, or a ratio near the "
                 "threshold) to call it either way; run doctor again on an idle machine."

@@ -19,7 +19,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -220,18 +220,21 @@ def _one_variant_bundle(
     (what :mod:`edgeort.pack.write` records for the shipped variant); ``sig``: its
     :func:`edgeort.pack.manifest.signature`."""
     from edgeort.bundle import VariantSpec, write_bundle
-    from edgeort.pack.write import stage_files
+    from edgeort.pack.manifest import bundle_dim
+    from edgeort.pack.write import session_options, stage_files
 
     src = work / "src"
     model_name = stage_files(model, extra, src)
     inputs, outputs, ir_version, opsets = sig
-    session = {
-        str(k): str(v)
-        for k, v in profile.session.config.items()
-        if not str(k).startswith("ep.context")
-    }
-    if model_name.endswith(".ort"):
-        session["session.load_model_format"] = "ORT"
+    # as the shipped variant records them: a symbolic expression is an unnamed dim
+    inputs, outputs = (
+        tuple(
+            t if t.shape is None else replace(t, shape=tuple(bundle_dim(d) for d in t.shape))
+            for t in specs
+        )
+        for specs in (inputs, outputs)
+    )
+    session = session_options(profile, model_name)
     spec = VariantSpec(
         name=profile.name,
         ep=profile.runtime.ep,

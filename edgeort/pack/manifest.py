@@ -197,6 +197,7 @@ def variant_metadata(
         "gates": [g.to_json() for g in outcome.gates],
         "prepare": list(work.notes) + list(cand.notes),
         "source_model": {"name": source_name, "sha256": source_sha256},
+        **({"frozen_inputs": dict(work.frozen)} if work.frozen else {}),
         "built_with": {"onnxruntime": ort.__version__, "onnx": onnx.__version__},
         **_compat(outcome),
     }

@@ -18,9 +18,11 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from edgeort._fs import TMP_PREFIX, os_error_text
 from edgeort.bundle import TensorSpec
@@ -28,6 +30,7 @@ from edgeort.errors import DataError, EdgeortError, PackageError, UsageError
 from edgeort.pack import data as data_mod
 from edgeort.pack import evaluate, optimize, prepare, quantize
 from edgeort.pack import family as family_mod
+from edgeort.pack import freeze as freeze_mod
 from edgeort.pack.events import Event, EventSink
 from edgeort.pack.load import SourceModel, io_info, load_model, save_model
 from edgeort.pack.metrics import TASK_METRICS, MetricFn
@@ -114,6 +117,7 @@ class _Options:
     task: family_mod.Family | None = None
     metric: str | MetricFn | None = None
     state: tuple[tuple[str, str], ...] = ()
+    freeze: Mapping[str, Any] = field(default_factory=dict)  # input -> np.ndarray (--freeze)
 
 
 class _Run:
@@ -130,6 +134,8 @@ class _Run:
             model = self.source.proto.__class__()
             model.CopyFrom(self.source.proto)
             notes = prepare.fix_shapes(model, self.opts.shapes) if fixed else ()
+            if fixed and self.opts.freeze:
+                notes += freeze_mod.apply_freeze(model, self.opts.freeze)
             prepare.name_nodes(model)
             path = self.work / ("fixed" if fixed else "dynamic") / "model.onnx"
             save_model(model, path)
@@ -200,6 +206,7 @@ class _Run:
             reference_metrics=own, work=target_dir, max_drop=self.opts.max_drop,
             measure_speed=self.opts.measure_speed, notes=tuple(notes), keep_going=keep_going,
             runtimes=self.opts.runtimes, min_ort=self.opts.min_ort, task=task, metric=metric,
+            frozen=freeze_mod.frozen_json(self.opts.freeze) if fixed else {},
         )  # fmt: skip
 
 
@@ -253,6 +260,7 @@ def package(
     runtimes: str | Sequence[str] | None = "auto",
     allow_install: bool = False,
     min_ort: str | None = None,
+    freeze: Mapping[str, Any] | None = None,
 ) -> PackageResult:
     """Package ``model`` for every target into the bundle ``output`` (see module doc).
 
@@ -289,6 +297,10 @@ def package(
     runtime names (used for every target whose EP they run). ``min_ort``: the oldest
     onnxruntime every variant must load in; opset and IR version are down-converted
     where needed (:mod:`edgeort.pack.compat`) and the variants record it.
+    ``freeze``: ``{input: value}`` for targets that fix shapes (as ``shapes``): each
+    input's uses read the value as a constant and ``If`` nodes that then pick one branch
+    keep only it (:mod:`edgeort.pack.freeze`); the variants record the values and
+    refuse another one at run time.
     """
     _check_package_id(name, version)
     if max_drop is not None and not 0.0 <= max_drop <= 1.0:
@@ -302,6 +314,7 @@ def package(
     shapes = {k: tuple(v) for k, v in (shapes or {}).items()}
     prepare.check_shapes(shapes, source.inputs)
     pairs = _state_pairs(source, state)
+    frozen = freeze_mod.check_freeze(freeze or {}, source.inputs)
     if pairs:
         found = ", ".join(f"{i}={o}" for i, o in pairs)
         how = "given" if state is not None else "detected; override with --state IN=OUT"
@@ -311,9 +324,16 @@ def package(
         if path is not None:  # fail fast, before any work
             loaded = data_mod.load_data(path, source.inputs, optional=source.optional, state=pairs)
             data_mod.check_index_ranges(loaded, vocab, path)
+            _check_frozen_data(loaded, frozen, path)
     _check_metric(metric)
     task = family_mod.detect(source.proto, optimize.detect_family(source.proto), family)
     family = task.recipes
+    if frozen and not any(p.model.fixed_shapes for p in chosen):
+        raise UsageError(
+            f"--freeze {', '.join(frozen)}: applies to targets that fix shapes (qnn, nnapi, "
+            f"coreml...), and none of {', '.join(p.name for p in chosen)} does",
+            option="--freeze",
+        )
     if not keep_going:  # fail before any target's work
         if any(p.model.fixed_shapes for p in chosen):
             prepare.fix_shapes(copy.deepcopy(source.proto), shapes)
@@ -337,6 +357,7 @@ def package(
             task=task,
             metric=metric,
             state=pairs,
+            freeze=frozen,
         )
         run = _Run(source, family, tmp, opts)
         outcomes: list[TargetOutcome] = []
@@ -366,6 +387,23 @@ def package(
         )  # fmt: skip
     sink.emit("done", "", "write", f"wrote {result.path}", done=True)
     return result
+
+
+def _check_frozen_data(data: data_mod.Dataset, frozen: Mapping[str, Any], path: Any) -> None:
+    """Every sample of a frozen input holds its frozen value: the variants that freeze
+    it are verified on this data."""
+    for name, value in frozen.items():
+        arr = data.arrays.get(name)
+        if arr is None:
+            continue
+        for i in range(data.samples):
+            got = arr[i] if data.stacked[name] else arr[i : i + 1]
+            if not np.array_equal(got, value):
+                raise DataError(
+                    f"{path}: input {name!r} is frozen to {value.tolist()} (--freeze) but "
+                    f"sample {i} holds {np.asarray(got).tolist()}: give data at the frozen "
+                    "value, or freeze another value"
+                )
 
 
 def _check_package_id(name: str | None, version: str | None) -> None:

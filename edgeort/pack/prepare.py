@@ -205,7 +205,8 @@ def check_fixed(path: Path, notes: Sequence[str]) -> None:
         raise PackageError(
             f"with fixed shapes ({fixed}) onnxruntime cannot load the model: "
             f"{text.splitlines()[0][:300] if text else type(exc).__name__}; try other "
-            "--shape values (the sizes the model is used at), a model exported for fixed "
+            "--shape values (the sizes the model is used at), --freeze NAME=VALUE for an "
+            "input that picks an If branch (e.g. a sample rate), a model exported for fixed "
             "shapes, or leave this target out (--keep-going)",
             path=path,
         ) from None

@@ -76,6 +76,7 @@ class TargetWork:
     min_ort: str | None = None  # --min-ort: the oldest ORT every variant must load in
     task: Family | None = None  # what the model does: recipe and gate metric
     metric: str | MetricFn | None = None  # the user's metric, replacing the family's
+    frozen: dict[str, Any] = field(default_factory=dict)  # --freeze: input -> dtype, value
 
     def compare(self, outputs: list[np.ndarray]) -> Metrics:
         """``outputs`` against the fp32 reference, with the task metric."""

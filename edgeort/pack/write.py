@@ -14,6 +14,7 @@ from edgeort.pack.load import SourceModel
 from edgeort.pack.manifest import variant_metadata
 from edgeort.pack.result import FailedTarget, PackageResult, VariantResult
 from edgeort.pack.target import TargetOutcome
+from edgeort.profiles import Profile
 
 __all__ = ["stage_files", "write"]
 
@@ -42,6 +43,18 @@ def stage_files(model: Path, extra: Sequence[Path], dest: Path) -> str:
     return model_name
 
 
+def session_options(profile: Profile, model_name: str) -> dict[str, str]:
+    """The session options a variant of ``profile`` records: the profile's config (less
+    the EP-context keys, which only building uses) and the ORT-format keys for ``.ort``.
+    The shipped variant and the one verified in a target runtime both get these."""
+    session = _options(profile.session.config)
+    session = {k: v for k, v in session.items() if not k.startswith("ep.context")}
+    if model_name.endswith(".ort"):
+        session["session.load_model_format"] = "ORT"
+        session["session.enable_saved_runtime_optimizations"] = "1"
+    return session
+
+
 def _spec(outcome: TargetOutcome, staged: Path, source: SourceModel) -> object:
     from edgeort.bundle import TensorSpec, VariantSpec
 
@@ -49,11 +62,7 @@ def _spec(outcome: TargetOutcome, staged: Path, source: SourceModel) -> object:
     name = profile.name
     model_name = stage_files(outcome.chosen.model_file, outcome.chosen.extra_files, staged / name)
     meta = variant_metadata(outcome, source.sha256, source.path.name)
-    session = _options(profile.session.config)
-    session = {k: v for k, v in session.items() if not k.startswith("ep.context")}
-    if model_name.endswith(".ort"):
-        session["session.load_model_format"] = "ORT"
-        session["session.enable_saved_runtime_optimizations"] = "1"
+    session = session_options(profile, model_name)
     device = "" if profile.runtime.simulated_on else profile.runtime.device
     tensors = {
         key: tuple(TensorSpec(t["name"], t["dtype"], tuple(t["shape"])) for t in meta[key])

@@ -44,14 +44,19 @@ class InputCheck:
     rank: int | None  # None: rank unknown, not checked
     fixed: tuple[tuple[int, int], ...]  # (axis, size) of every fixed dim
     expected: str
+    frozen: np.ndarray | None = None  # the only value this variant takes (--freeze)
 
     @classmethod
-    def from_spec(cls, spec: TensorSpec) -> InputCheck:
+    def from_spec(cls, spec: TensorSpec, frozen: Any = None) -> InputCheck:
+        """``frozen``: the variant's ``frozen_inputs`` record of this input, if any."""
         dtype = None if spec.dtype in ("string", "str", "object") else np.dtype(spec.dtype)
         shape = None if spec.shape is None else tuple(spec.shape)
         rank = None if shape is None else len(shape)
         fixed = tuple((i, d) for i, d in enumerate(shape or ()) if isinstance(d, int) and d >= 0)
-        return cls(spec.name, dtype, rank, fixed, f"{spec.dtype}{shape_text(shape)}")
+        value = None
+        if isinstance(frozen, dict) and "value" in frozen:
+            value = np.asarray(frozen["value"], dtype=frozen.get("dtype") or dtype)
+        return cls(spec.name, dtype, rank, fixed, f"{spec.dtype}{shape_text(shape)}", value)
 
     def fail(self, what: str, got: str) -> InputError:
         return InputError(
@@ -90,6 +95,16 @@ class InputCheck:
         for axis, size in self.fixed:
             if shape[axis] != size:
                 raise self.fail(f"wrong size {shape[axis]} of dim {axis}", _got(arr))
+        if self.frozen is not None and not np.array_equal(arr, self.frozen):
+            got = str(arr.tolist()) if arr.size < 9 else _got(arr)
+            raise InputError(
+                f"input {self.name!r}: this variant was packaged with the input frozen to "
+                f"{self.frozen.tolist()} (--freeze), got {got}; feed that value, or load a "
+                "variant packaged without --freeze",
+                input_name=self.name,
+                expected=str(self.frozen.tolist()),
+                got=got,
+            )
         return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
 
 

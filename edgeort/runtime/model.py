@@ -89,7 +89,8 @@ class Model:
         self._session: ort.InferenceSession | None = session
         self._inputs = tuple(inputs)
         self._outputs = tuple(outputs)
-        self._checks = tuple(InputCheck.from_spec(s) for s in self._inputs)
+        frozen = (variant.metadata.get("frozen_inputs") if variant else None) or {}
+        self._checks = tuple(InputCheck.from_spec(s, frozen.get(s.name)) for s in self._inputs)
         self._input_names = frozenset(s.name for s in self._inputs)
         self._shared_dims = shared_dims(self._inputs)
         self._output_names = [s.name for s in self._outputs]

@@ -113,8 +113,10 @@ class Worker:
         tail = [line for line in text.splitlines() if line.strip()][-lines:]
         return " | ".join(tail)
 
-    def _next(self, timeout: float, doing: str) -> Any:
-        deadline = time.monotonic() + timeout
+    def _next(self, timeout: float, doing: str, deadline: float | None = None) -> Any:
+        """The next JSON reply within ``timeout`` s (or by ``deadline``, a monotonic
+        time: a call's whole budget, which stray replies do not extend)."""
+        deadline = time.monotonic() + timeout if deadline is None else deadline
         while True:
             left = deadline - time.monotonic()
             try:
@@ -154,8 +156,10 @@ class Worker:
             self._proc.stdin.flush()
         except (BrokenPipeError, OSError):
             pass  # the reader sees the exit and reports the crash
+        limit = timeout or self.timeout
+        deadline = time.monotonic() + limit
         while True:
-            reply = self._next(timeout or self.timeout, f"running job {job!r}")
+            reply = self._next(limit, f"running job {job!r}", deadline)
             if isinstance(reply, dict) and reply.get("id") == rid:
                 break
         if reply.get("ok"):
