@@ -1,6 +1,7 @@
 """A cold ``import edgeort; edgeort.load(bundle).run(feeds)`` loads only what the chosen
 CPU variant needs: no build side, no zip or bundle-writing code, no platformdirs on plain
-Linux, and no :mod:`logging` until a record could be emitted (edgeort._log).
+Linux, no :mod:`logging` until a record could be emitted (edgeort._log), and no
+:mod:`tomllib` once the profiles' tables are cached (edgeort.profiles._parsed).
 
 Checked in a fresh interpreter, so nothing another test imported can hide an import."""
 
@@ -51,6 +52,7 @@ NOT_LOADED = (
     "shutil",
     "difflib",
     "logging",
+    "tomllib",  # the built-in profiles' tables come from the cache (edgeort.profiles._parsed)
 )
 
 
@@ -81,8 +83,9 @@ def test_cold_load_of_a_cpu_bundle_imports_only_the_load_path(tmp_path: Path) ->
     assert first["y"] == out["y"]
     # the verification cache is where platformdirs puts edgeort's cache
     assert (tmp_path / "xdg-cache" / "edgeort" / "verified.json").is_file()
-    # the first load walks the model for external data and writes the cache file
-    first_needs = {"edgeort.bundle._protobuf", "tempfile", "shutil"}
+    # the first load walks the model for external data, parses the profiles and writes
+    # both caches
+    first_needs = {"edgeort.bundle._protobuf", "tempfile", "shutil", "tomllib"}
     for run, allowed in ((first, first_needs), (out, set())):
         loaded = set(run["modules"])
         unexpected = sorted(
