@@ -15,8 +15,8 @@ Fakes for hardware this machine lacks (``FakeProviders``) live in :mod:`edgeort.
 
 from __future__ import annotations
 
+import _thread  # threading.RLock is this C lock; threading itself is not needed here
 import importlib
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,7 +82,7 @@ class _Spec:
     error: str | None
 
 
-_LOCK = threading.RLock()
+_LOCK = _thread.RLock()
 _SPECS: tuple[_Spec, ...] | None = None
 _RESULTS: dict[str, bool] = {}  # registration name -> registered?
 _ERRORS: dict[str, str] = {}  # ep name -> why it is not registered
