@@ -466,17 +466,20 @@ def cold_start_run(repeats: int, work: Path, before: Path | None = None) -> dict
         env_before = child_env(
             pyc=True, pycache=work / "pycache", cache=_new_cache(work), code=before
         )
-        _child(EDGEORT_RUN_CHILD, [str(bundle)], env_before)  # warms its caches
+        _child(EDGEORT_RUN_CHILD, [str(bundle)], env_before, before)  # warms its caches
     raw: list[float] = []
     ours: list[float] = []
     old: list[float] = []
     for i in range(repeats):
-        order = [(RAW_RUN_CHILD, model_file, raw, env), (EDGEORT_RUN_CHILD, bundle, ours, env)]
-        if env_before is not None:
-            order.append((EDGEORT_RUN_CHILD, bundle, old, env_before))
+        order = [
+            (RAW_RUN_CHILD, model_file, raw, env, REPO),
+            (EDGEORT_RUN_CHILD, bundle, ours, env, REPO),
+        ]
+        if env_before is not None and before is not None:  # run in its dir: `-c` puts cwd first
+            order.append((EDGEORT_RUN_CHILD, bundle, old, env_before, before))
         random.Random(i).shuffle(order)  # every round runs each once, in its own order
-        for code, arg, into, child in order:
-            into.append(float(_child(code, [str(arg)], child).split()[0]))
+        for code, arg, into, child, cwd in order:
+            into.append(float(_child(code, [str(arg)], child, cwd).split()[0]))
 
     raw_ms, ours_ms = _ms(raw), _ms(ours)
     out: dict[str, Any] = {

@@ -44,6 +44,8 @@ NOT_LOADED = (
     "edgeort.bundle.signing",
     "edgeort.bundle._protobuf",
     "edgeort.hardware._captured",
+    "edgeort.hardware._ep_records",
+    "edgeort.hardware._plugin_spec",
     "edgeort.runtime.placement",
     "onnx",
     "click",
@@ -52,6 +54,7 @@ NOT_LOADED = (
     "shutil",
     "difflib",
     "logging",
+    "threading",
     "tomllib",  # the built-in profiles' tables come from the cache (edgeort.profiles._parsed)
 )
 

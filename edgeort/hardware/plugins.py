@@ -28,6 +28,8 @@ from edgeort.hardware.device import CPU_EP, EpDevice, PluginEp, hardware_type
 if TYPE_CHECKING:  # pragma: no cover
     from importlib import metadata
 
+    from edgeort.hardware._plugin_spec import _Spec
+
 __all__ = [
     "KNOWN_PLUGINS",
     "KnownPlugin",
@@ -70,18 +72,6 @@ KNOWN_PLUGINS: dict[str, KnownPlugin] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class _Spec:
-    """One installed plugin distribution, as found (before registration)."""
-
-    package: str
-    module: str
-    version: str | None
-    ep_names: tuple[str, ...]
-    library_path: str | None
-    error: str | None
-
-
 _LOCK = _thread.RLock()
 _SPECS: tuple[_Spec, ...] | None = None
 _RESULTS: dict[str, bool] = {}  # registration name -> registered?
@@ -119,6 +109,8 @@ def _module_name(dist: metadata.Distribution, package: str) -> str:
 
 
 def _inspect(dist: metadata.Distribution) -> _Spec:
+    from edgeort.hardware._plugin_spec import _Spec  # discovery only: not for a CPU load
+
     package = _dist_name(dist)
     module_name = _module_name(dist, package)
     known = [p.ep_name for p in KNOWN_PLUGINS.values() if _normalise(p.package) == package]
