@@ -259,7 +259,7 @@ def test_one_dim_name_on_dims_of_different_sizes_is_fixed_per_dim() -> None:
     """Paddle exports name every unknown dim "?": --shape x=1,3,48,192 must not read
     as "? is 48 and 192"."""
     from edgeort.pack.load import io_info
-    from edgeort.pack.prepare import fix_shapes
+    from edgeort.pack.prepare import check_shapes, fix_shapes
 
     h = onnx.helper
     graph = h.make_graph(
@@ -268,6 +268,7 @@ def test_one_dim_name_on_dims_of_different_sizes_is_fixed_per_dim() -> None:
         [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [-1, 3, "?", "?"])],
     )  # fmt: skip
     model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    check_shapes({"x": (1, 3, 48, 192)}, io_info(model)[0])  # the early check agrees
     fix_shapes(model, {"x": (1, 3, 48, 192)})
     assert io_info(model)[0][0].shape == (1, 3, 48, 192)  # not 48 x 48
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -479,6 +480,38 @@ def test_qnn_recipe_on_a_model_with_metadata_props(tmp_path: Path) -> None:
     built = onnx.load(str(out / "model" / variant.name / variant.model_file))
     assert {p.key: p.value for p in built.metadata_props}["names"].startswith("{0: 'cat'")
     assert any(n.op_type == "QuantizeLinear" for n in built.graph.node)
+
+
+def test_weights_in_constant_nodes_are_quantized_as_weights(tmp_path: Path) -> None:
+    """Paddle exports hold every weight in a Constant node, none in initializers: the
+    qnn recipe quantized the Conv weights like activations (uint16), which the QNN EP
+    refuses. They become initializers first, so they get the recipe's uint8."""
+    from tests.models import make_cnn
+
+    model = make_cnn(tmp_path, batch=1)
+    proto = onnx.load(str(model))
+    for init in proto.graph.initializer:
+        proto.graph.node.insert(
+            0, onnx.helper.make_node("Constant", [], [init.name], value=init, name=f"c_{init.name}")
+        )
+    del proto.graph.initializer[:]
+    onnx.save(proto, str(model))
+    out = tmp_path / "paddle-like.ortpackage"
+    package(
+        model, ["qnn"], output=out, calibration=_images(tmp_path / "c.npz", 8, 16, 16, 0),
+        measure_speed=False, here=False, max_drop=1.0,
+    )  # fmt: skip
+    variant = open_bundle(out).variants[0]
+    built = onnx.load(str(out / "model" / variant.name / variant.model_file))
+    inits = {i.name: i for i in built.graph.initializer}
+    producers = {o: n for n in built.graph.node for o in n.output}
+    convs = [n for n in built.graph.node if n.op_type == "Conv"]
+    assert convs
+    for conv in convs:
+        dq = producers[conv.input[1]]
+        assert dq.op_type == "DequantizeLinear" and dq.input[0] in inits, dq
+        assert inits[dq.input[0]].data_type == onnx.TensorProto.UINT8
+    assert not any(n.op_type == "Constant" for n in built.graph.node)
 
 
 def test_a_recipe_that_quantizes_nothing_ships_as_fp32_and_says_why(tmp_path: Path) -> None:

@@ -136,6 +136,7 @@ class _Run:
             notes = prepare.fix_shapes(model, self.opts.shapes) if fixed else ()
             if fixed and self.opts.freeze:
                 notes += freeze_mod.apply_freeze(model, self.opts.freeze)
+            prepare.constants_to_initializers(model)
             prepare.name_nodes(model)
             path = self.work / ("fixed" if fixed else "dynamic") / "model.onnx"
             save_model(model, path)

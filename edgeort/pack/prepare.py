@@ -32,6 +32,7 @@ __all__ = [
     "Prepared",
     "check_fixed",
     "check_shapes",
+    "constants_to_initializers",
     "default_opset",
     "fix_shapes",
     "name_nodes",
@@ -101,6 +102,7 @@ def check_shapes(shapes: Mapping[str, Sequence[int]], inputs: Sequence[TensorSpe
     """Every ``--shape`` names a model input, with its rank and its fixed dims."""
     by_name = {i.name: i for i in inputs}
     shared: dict[str, tuple[str, int, int]] = {}  # dim_param -> (input, axis, size)
+    placeholders = _placeholder_dims(shapes, by_name)
     for name, shape in shapes.items():
         info = by_name.get(name)
         if info is None:
@@ -121,7 +123,7 @@ def check_shapes(shapes: Mapping[str, Sequence[int]], inputs: Sequence[TensorSpe
                     f"got {got}",
                     option="--shape",
                 )
-            if isinstance(want, str) and want:
+            if isinstance(want, str) and want and want not in placeholders:
                 first = shared.setdefault(want, (name, axis, got))
                 if first[2] != got:
                     raise UsageError(
@@ -130,6 +132,23 @@ def check_shapes(shapes: Mapping[str, Sequence[int]], inputs: Sequence[TensorSpe
                         f"= {got}) share in the model: give both the same size",
                         option="--shape",
                     )
+
+
+def _placeholder_dims(
+    shapes: Mapping[str, Sequence[int]], by_name: Mapping[str, TensorSpec]
+) -> set[str]:
+    """Dim names that one input gives to dims of different sizes: a placeholder, not a
+    size the dims share (Paddle exports name every unknown dim ``?``, so a [1, 3, 48,
+    192] text line has H and W both ``?``). :func:`_fix_input` fixes those per dim."""
+    out: set[str] = set()
+    for name, shape in shapes.items():
+        info = by_name.get(name)
+        sizes: dict[str, set[int]] = {}
+        for dim, size in zip(info.shape if info else (), shape, strict=False):
+            if isinstance(dim, str) and dim:
+                sizes.setdefault(dim, set()).add(int(size))
+        out.update(d for d, seen in sizes.items() if len(seen) > 1)
+    return out
 
 
 def fix_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]) -> tuple[str, ...]:
@@ -253,6 +272,53 @@ def name_nodes(model: onnx.ModelProto) -> None:
         if not node.name or node.name in seen:
             node.name = f"{node.op_type}_{index}"
         seen.add(node.name)
+
+
+def constants_to_initializers(model: onnx.ModelProto) -> int:
+    """Turn the main graph's ``Constant`` nodes into initializers, in place; returns how
+    many. Paddle exports hold every weight in a ``Constant`` node: a quantizer then
+    treats a Conv's weight as an activation (QNN's w8a16 recipe gave it uint16, and the
+    QNN EP refused the Conv), and no quantizer folds it as a weight."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    outputs = {o.name for o in graph.output}
+    keep: list[onnx.NodeProto] = []
+    moved = 0
+    for node in graph.node:
+        if (
+            node.op_type == "Constant"
+            and node.domain in ("", "ai.onnx")
+            and (node.output[0] not in outputs)
+        ):
+            value = _constant_value(node)
+            if value is not None:
+                graph.initializer.append(numpy_helper.from_array(value, node.output[0]))
+                moved += 1
+                continue
+        keep.append(node)
+    if moved:
+        del graph.node[:]
+        graph.node.extend(keep)
+    return moved
+
+
+def _constant_value(node: onnx.NodeProto) -> Any:
+    import numpy as np
+    from onnx import numpy_helper
+
+    for attr in node.attribute:
+        if attr.name == "value":
+            return numpy_helper.to_array(attr.t)
+        if attr.name == "value_float":
+            return np.array(attr.f, dtype=np.float32)
+        if attr.name == "value_floats":
+            return np.array(list(attr.floats), dtype=np.float32)
+        if attr.name == "value_int":
+            return np.array(attr.i, dtype=np.int64)
+        if attr.name == "value_ints":
+            return np.array(list(attr.ints), dtype=np.int64)
+    return None  # sparse_value, strings: left as nodes
 
 
 def pre_process(model: Path, out: Path) -> Prepared:
