@@ -63,7 +63,7 @@ def _load() -> dict[str, Any]:
         if directory is not None:
             try:
                 data = json.loads((directory / FILE_NAME).read_bytes())
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, RecursionError) as exc:
                 if not isinstance(exc, FileNotFoundError):
                     log.debug("ignoring profile table cache: %s", exc)
                 data = {}
@@ -98,9 +98,12 @@ def lookup(path: Path) -> dict[str, Any] | None:
     if not isinstance(entry, dict) or any(entry.get(k) != v for k, v in _stamp(st).items()):
         return None
     table = entry.get("table")
-    if not isinstance(table, dict) or not _exact(table):
+    try:
+        if not isinstance(table, dict) or not _exact(table):
+            return None
+        return _copy(table)  # the caller may change it; the cache keeps its own
+    except RecursionError:  # nested deeper than any profile: not a table we wrote
         return None
-    return _copy(table)  # the caller may change it; the cache keeps its own
 
 
 def store(path: Path, table: dict[str, Any]) -> None:
