@@ -14,13 +14,19 @@ import pytest
 from edgeort.cli import main
 from tests.models import make_two_input
 
-# fp32 on the HTP backend: the x86-64 simulator cannot finalize the graph
+# fp32 on the HTP backend of the simulator's default SoC (soc_model 0, not the SM8650
+# that qnn-htp's simulator_options pick): the x86-64 simulator cannot finalize the graph
 # (QNN_COMMON_ERROR_MEM_ALLOC), so session creation fails although QNN is installed.
+# The QNN backend keeps the SoC of the first session in a process, so a refusal is made
+# in a fresh process (``fresh_edgeort``) whose first QNN session is this profile's.
 QNN_FP32 = """\
 [profile]
 name = "qnn-fp32"
 extends = "qnn-htp"
 default = false
+
+[runtime.simulator_options]
+soc_model = "0"
 
 [[model.recipes.default]]
 precision = "fp32"
@@ -56,6 +62,19 @@ class Run:
     rc: int
     out: str
     err: str
+
+
+def fresh_edgeort(*args: object) -> Run:
+    """``edgeort ARGS`` in a new process (``python -m edgeort``)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgeort", *(str(a) for a in args)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return Run(proc.returncode, proc.stdout, proc.stderr)
 
 
 def edgeort(capsys: pytest.CaptureFixture[str], *args: object) -> Run:

@@ -16,7 +16,7 @@ import edgeort
 from edgeort.bundle import open_bundle as open_dir
 from edgeort.errors import InputError
 from tests.conftest import REPO
-from tests.first_hour_support import HAS_QNN, Tiny, make_tiny, needs_qnn
+from tests.first_hour_support import HAS_QNN, Tiny, fresh_edgeort, make_tiny, needs_qnn
 from tests.first_hour_support import edgeort as cli
 
 Cap = pytest.CaptureFixture[str]
@@ -29,16 +29,17 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Tiny:
 
 @pytest.fixture(scope="module")
 def bundle(tiny: Tiny) -> Path:
-    """cpu + qnn (w8a16) + qnn-fp32 (refused by the simulator, kept by keep_going)."""
-    from edgeort.pack import package
-
-    targets = ["cpu", "qnn", "qnn-fp32"] if HAS_QNN else ["cpu"]
-    result = package(
-        tiny.model, targets, output=tiny.folder / "tiny.ortpackage",
-        calibration=tiny.calibration, profiles=[tiny.qnn_fp32], keep_going=True,
-        measure_speed=False, name="tiny-demo", version="2.1",
+    """cpu + qnn-fp32 (refused by the simulator, kept by --keep-going) + qnn (w8a16),
+    packaged in a fresh process whose first QNN session is qnn-fp32's."""
+    out = tiny.folder / "tiny.ortpackage"
+    targets = ["-t", "cpu", "-t", "qnn-fp32", "-t", "qnn"] if HAS_QNN else ["-t", "cpu"]
+    run = fresh_edgeort(
+        "package", tiny.model, *targets, "-o", out, "--calibration", tiny.calibration,
+        "--profile", tiny.qnn_fp32, "--keep-going", "--no-speed", "--name", "tiny-demo",
+        "--version", "2.1",
     )  # fmt: skip
-    return result.path
+    assert run.rc == 0, run.err
+    return out
 
 
 # ---- claims that were not true --------------------------------------------------------
@@ -49,8 +50,8 @@ def test_a_variant_its_ep_refuses_fails_packaging_without_keep_going(
     tiny: Tiny, tmp_path: Path, capsys: Cap
 ) -> None:
     out = tmp_path / "q.ortpackage"
-    run = cli(
-        capsys, "package", tiny.model, "-t", "qnn-fp32", "--profile", tiny.qnn_fp32,
+    run = fresh_edgeort(
+        "package", tiny.model, "-t", "qnn-fp32", "--profile", tiny.qnn_fp32,
         "--calibration", tiny.calibration, "-o", out, "--no-speed",
     )  # fmt: skip
     assert run.rc == 12, run.err  # PackageError
@@ -87,11 +88,27 @@ def test_keep_going_records_the_refusal_and_every_command_believes_it(
 
 @needs_qnn
 def test_doctor_on_the_model_reports_qnn_refusing_it_as_a_problem(tiny: Tiny, capsys: Cap) -> None:
-    run = cli(capsys, "doctor", tiny.model, "--no-run")
+    # The tiny model with an op no EP has: ORT refuses the QNN session (a real refusal;
+    # the simulator, emulating an SM8650, takes the fp32 tiny model itself).
+    import onnx
+
+    proto = onnx.load(str(tiny.model))
+    last = proto.graph.node[-1]
+    out_name = last.output[0]
+    last.output[0] = f"{out_name}_pre"
+    proto.graph.node.append(
+        onnx.helper.make_node("Mystery", [last.output[0]], [out_name], domain="com.example")
+    )
+    proto.opset_import.append(onnx.helper.make_opsetid("com.example", 1))
+    model = tiny.folder / "mystery.onnx"
+    onnx.save(proto, str(model))
+    run = cli(capsys, "doctor", model, "--no-run")
     assert run.rc == 0
-    line = next(x for x in run.out.splitlines() if "ep-refused" in x)
-    assert line.startswith("[!!] ep-refused: tiny.onnx on qnn: QNNExecutionProvider is installed")
-    assert "QNN_COMMON_ERROR" in line and "no problems found" not in run.out
+    line = next(x for x in run.out.splitlines() if "ep-refused" in x and " on qnn:" in x)
+    assert line.startswith(
+        "[!!] ep-refused: mystery.onnx on qnn: QNNExecutionProvider is installed"
+    )
+    assert "Mystery" in line and "no problems found" not in run.out
 
 
 def test_keep_going_leaves_out_a_failing_target_and_lists_it(

@@ -287,15 +287,40 @@ def test_doctor_json_is_plain_data(planted: Path) -> None:
 
 
 def test_a_session_ort_refuses_becomes_a_skipped_finding(tmp_path: Path) -> None:
-    # QNN's HTP simulator cannot finalise this BERT-like graph at sequence 1 (a real ORT error).
+    # An op no EP has: ORT itself refuses the session (a real ORT error), on QNN too.
+    qnn_or_skip()
+    import onnx
+
+    h = onnx.helper
+    graph = h.make_graph(
+        [h.make_node("Relu", ["x"], ["h"]),
+         h.make_node("Mystery", ["h"], ["y"], domain="com.example")],
+        "unknown-op",
+        [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["batch", 8])],
+        [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["batch", 8])],
+    )  # fmt: skip
+    model = tmp_path / "mystery.onnx"
+    onnx.save(
+        h.make_model(
+            graph, opset_imports=[h.make_opsetid("", 17), h.make_opsetid("com.example", 1)]
+        ),
+        str(model),
+    )
+    report = doctor(resolve(model, ep=QNN))
+    runtime = [f for f in report.findings if f.check in {"thread-contention", "io-copies"}]
+    assert runtime and all(f.status == "skipped" and "could not run" in f.title for f in runtime)
+    assert all("Mystery" in f.title for f in runtime)
+
+
+def test_arena_check_skips_when_free_dims_fix_every_input(tmp_path: Path) -> None:
+    """A fixed-shape profile's free dimension overrides leave no dynamic input in the
+    session: the arena check skips (it crashed on max() of no sizes)."""
     from dataclasses import replace
 
     from edgeort.measure.targets import Knobs
 
-    qnn_or_skip()
-    resolved = resolve(make_bert_like(tmp_path), ep=QNN)
-    fixed = Knobs(free_dims={"batch": 1, "sequence": 1})
-    resolved = replace(resolved, targets=tuple(replace(t, knobs=fixed) for t in resolved.targets))
-    report = doctor(resolved)
-    runtime = [f for f in report.findings if f.check in {"thread-contention", "io-copies"}]
-    assert runtime and all(f.status == "skipped" and "could not run" in f.title for f in runtime)
+    resolved = resolve(make_bert_like(tmp_path), ep="CPUExecutionProvider")
+    fixed = Knobs(free_dims={"batch": 1, "sequence": 8})
+    (target,) = [replace(t, knobs=fixed) for t in resolved.targets]
+    finding = check_arena(target, read_graph(make_bert_like(tmp_path)))
+    assert finding.status == "skipped" and "fixed" in finding.title

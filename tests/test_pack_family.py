@@ -121,7 +121,7 @@ def test_families_are_read_off_the_graph(tmp_path: Path) -> None:
     scores = _single_output(tmp_path / "s.onnx", "Sigmoid", [1, 3, 8, 8], [1, 1])
     assert (_family(scores).name, _family(scores).metric) == ("scores", "decision")
     bert = _family(make_bert_like(tmp_path))
-    assert (bert.name, bert.metric, bert.recipes) == ("encoder", "cosine", "transformer")
+    assert (bert.name, bert.metric, bert.recipes) == ("encoder", "embedding", "transformer")
 
 
 def test_user_family_wins_and_bad_names_say_what_is_expected(tmp_path: Path) -> None:

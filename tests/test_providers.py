@@ -204,3 +204,43 @@ def test_hardware_type_reads_ort_device_types() -> None:
         assert hardware_type(type("Hw", (), {"type": member})()) == kind
     cpu = [d for d in ort.get_ep_devices() if d.ep_name == "CPUExecutionProvider"]
     assert [hardware_type(d.device) for d in cpu] == ["cpu"] * len(cpu)
+
+
+def test_simulator_options_apply_where_the_ep_is_simulated_and_never_ship(
+    tmp_path: Path,
+) -> None:
+    """qnn-htp's ``simulator_options`` (the SoC the x86-64 HTP simulator emulates) join
+    the provider options only where the profile says the EP is simulated, and the
+    packaged variant records the profile's provider options without them."""
+    from dataclasses import replace
+
+    from edgeort.hardware._platform import this_arch
+    from edgeort.hardware.ep import simulator_options
+    from edgeort.profiles import load_profiles
+
+    (qnn,) = [p for p in load_profiles() if p.name == "qnn-htp"]
+    assert dict(qnn.runtime.simulator_options) == {"soc_model": "57"}
+    here = this_arch() in qnn.runtime.simulated_on
+    assert simulator_options(qnn.runtime.ep, qnn) == ({"soc_model": "57"} if here else {})
+    on_device = replace(qnn, runtime=replace(qnn.runtime, simulated_on=()))
+    assert simulator_options(qnn.runtime.ep, on_device) == {}
+    assert simulator_options("CPUExecutionProvider") == {}
+
+    import numpy as np
+
+    from edgeort.bundle import open_bundle
+    from edgeort.pack import package
+    from tests.models import make_mlp
+
+    model = make_mlp(tmp_path, batch=1)
+    calib = tmp_path / "c.npz"
+    rng = np.random.default_rng(0)
+    np.savez(calib, x=rng.standard_normal((8, 1, 16)).astype(np.float32))
+    out = tmp_path / "m.ortpackage"
+    package(
+        model, ["qnn"], output=out, calibration=calib, here=False, measure_speed=False,
+        max_drop=1.0,
+    )  # fmt: skip
+    (variant,) = open_bundle(out).variants
+    assert "soc_model" not in variant.provider_options
+    assert dict(variant.provider_options) == dict(qnn.runtime.provider_options)

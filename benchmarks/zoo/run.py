@@ -344,7 +344,8 @@ def one(entry: Zoo, work: Path, do_mobile: bool, mobile_only: bool = False) -> d
         if key == "naive":
             continue
         got = run_all(run, valid, inputs, entry.name)
-        row[f"{key}_{metric}"] = task_value(metric, reference, got, _layout(entry))
+        mask = valid.get("attention_mask") if metric == "embedding" else None
+        row[f"{key}_{metric}"] = task_value(metric, reference, got, _layout(entry), mask)
         if "attention_mask" in valid:  # an encoder: the sentence embeddings, as it is used
             row[f"{key}_sentence_cosine"] = sentence_cosine(
                 reference[0], got[0], valid["attention_mask"]

@@ -173,7 +173,9 @@ def _freeze(values: tuple[str, ...]) -> dict[str, str]:
                    "recognizer, scores, encoder or generic (picks the recipes and the accuracy "
                    "metric); read off the graph when not given.")  # fmt: skip
 @click.option("--metric", default=None,
-              type=click.Choice(["top1", "boxes", "map_iou", "ctc", "decision", "cosine"]),
+              type=click.Choice(
+                  ["top1", "boxes", "map_iou", "ctc", "decision", "embedding", "cosine"]
+              ),
               help="The accuracy gate's metric instead of the family's.")  # fmt: skip
 @click.option("--elsewhere", is_flag=True,
               help="Packaging for other devices: short names take the default profile, "

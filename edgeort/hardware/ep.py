@@ -72,6 +72,7 @@ __all__ = [
     "session_options_for",
     "simulated_here",
     "simulated_on",
+    "simulator_options",
     "support_note",
 ]
 
@@ -288,6 +289,22 @@ def _options(profile: Profile) -> dict[str, str]:
     return opts
 
 
+def simulator_options(ep: str, profile: Profile | None = None) -> dict[str, str]:
+    """``runtime.simulator_options`` for ``ep`` where it runs as a simulator here (the
+    profile's, else those of the built-in profiles of ``ep``); ``{}`` elsewhere."""
+    if not simulated_here(ep, profile):
+        return {}
+    if profile is not None:
+        return {str(k): str(v) for k, v in profile.runtime.simulator_options.items()}
+    from edgeort.profiles import load_profiles
+
+    found: dict[str, str] = {}
+    for p in load_profiles():
+        if p.runtime.ep == ep:
+            found.update({str(k): str(v) for k, v in p.runtime.simulator_options.items()})
+    return found
+
+
 def choose_ep(profile: Profile) -> EpChoice:
     """Pick the EP that verifies ``profile``'s variant on this machine."""
     from edgeort.hardware._ep_records import EpChoice
@@ -316,9 +333,11 @@ def choose_ep(profile: Profile) -> EpChoice:
         if not devices:
             where = f" of type {wanted_type}" if wanted_type and not simulated else ""
             return EpChoice(ep, CPU_EP, f"{ep} is installed but reports no device{where} here")
-        return EpChoice(ep, ep, "", simulated, tuple(devices), _options(profile))
+        options = {**_options(profile), **simulator_options(ep, profile)}
+        return EpChoice(ep, ep, "", simulated, tuple(devices), options)
     if ep in ort.get_available_providers():
-        return EpChoice(ep, ep, "", simulated, (), _options(profile))
+        options = {**_options(profile), **simulator_options(ep, profile)}
+        return EpChoice(ep, ep, "", simulated, (), options)
     return EpChoice(
         ep,
         CPU_EP,
@@ -595,7 +614,10 @@ def create_session(
         graph_optimization_level=graph_optimization_level,
         execution_mode=execution_mode,
     )
-    options = expand_options({**variant.provider_options, **(provider_options or {})}, variant)
+    simulator = simulator_options(variant.ep, profile)
+    options = expand_options(
+        {**variant.provider_options, **simulator, **(provider_options or {})}, variant
+    )
     providers = _attach_ep(so, variant, options, strict)
     try:
         session = ort.InferenceSession(
@@ -660,7 +682,8 @@ def open_measure_session(
         so.profile_file_prefix = profile_prefix
     if record_placement and _config_value(so, RECORD_PLACEMENT) != "1":
         so.add_session_config_entry(RECORD_PLACEMENT, "1")
-    options = {**(provider_options or {}), **knobs.ep_options}
+    simulator = simulator_options(ep, profile) if ep != CPU_EP else {}
+    options = {**simulator, **(provider_options or {}), **knobs.ep_options}
     provider_list: list[Any] | None = None
     if ep == CPU_EP:
         provider_list = [CPU_EP]
@@ -689,10 +712,16 @@ def open_measure_session(
 
 
 def make_session(
-    model: Path, choice: EpChoice, profile: Profile | None = None
+    model: Path,
+    choice: EpChoice,
+    profile: Profile | None = None,
+    config: Mapping[str, str] | None = None,
 ) -> ort.InferenceSession:
-    """A session for ``model`` on ``choice.on_ep`` (CPU EP as fallback for the rest)."""
+    """A session for ``model`` on ``choice.on_ep`` (CPU EP as fallback for the rest);
+    ``config``: session config entries the variant carries besides the profile's."""
     so = _verify_options(profile)
+    for key, value in (config or {}).items():
+        so.add_session_config_entry(key, value)
     if str(model).endswith(".ort"):
         so.add_session_config_entry("session.load_model_format", "ORT")
     try:

@@ -263,6 +263,13 @@ def check_arena(
     if not graph.dynamic_inputs:
         return Finding("arena-growth", "skipped", label, "all input shapes are fixed")
     inputs = create_session(target).get_inputs()
+    if all(all(isinstance(d, int) for d in arg.shape) for arg in inputs):
+        return Finding(
+            "arena-growth",
+            "skipped",
+            label,
+            "all input shapes are fixed (free dimension overrides)",
+        )
     wanted = [d for d in (_dims_for(inputs, size) for size in sizes) if d is not None]
     dims_list, refused = _usable_dims(target, wanted)
     if len(dims_list) < 2:

@@ -2,7 +2,7 @@
 
 | family | read off the graph (first output) | metric (:mod:`edgeort.pack.metrics`) |
 |---|---|---|
-| ``encoder`` | attention (``optimize.detect_family`` says transformer) | ``cosine`` |
+| ``encoder`` | attention (``optimize.detect_family`` says transformer) | ``embedding`` |
 | ``detector`` | rank 3, a decode tail (Sigmoid and Concat after the last Conv) | ``boxes`` |
 | ``recognizer`` | rank 3 after (Log)Softmax, or an RNN; integer ``[batch, steps]`` | ``ctc`` |
 | ``segmenter`` | rank 4 after a Conv net (a map: masks, text probability) | ``map_iou`` |
@@ -47,7 +47,7 @@ METRICS = {
     "segmenter": "map_iou",
     "recognizer": "ctc",
     "scores": "decision",
-    "encoder": "cosine",
+    "encoder": "embedding",
     "generic": "cosine",
 }
 FAMILIES = tuple(METRICS)
@@ -161,7 +161,7 @@ def detect(model: onnx.ModelProto, recipes: str, override: str | None = None) ->
         return Family(name, base, METRICS[name], layout, "named by the user")
     if out_dims is None:
         if recipes == "transformer":
-            return Family("encoder", recipes, "cosine", None, "attention in the graph")
+            return Family("encoder", recipes, "embedding", None, "attention in the graph")
         return Family("generic", recipes, "cosine", None, "first output has no known rank")
     producers = {o: n for n in graph.node for o in n.output}
     last = producer_op(graph.output[0].name, producers, _PASS, limit=8)
@@ -174,7 +174,7 @@ def detect(model: onnx.ModelProto, recipes: str, override: str | None = None) ->
         why = "integer [batch, steps] output after ArgMax: per-step class ids"
         return Family("recognizer", recipes, "ctc", None, why)
     if recipes == "transformer":
-        return Family("encoder", recipes, "cosine", None, "attention in the graph")
+        return Family("encoder", recipes, "embedding", None, "attention in the graph")
     tail_ops = {n.op_type for n in _tail(model)[0]} if "Conv" in ops else set()
     if rank == 3 and "Conv" in ops and {"Sigmoid", "Concat"} <= tail_ops:
         layout = _layout(out_dims, tail_ops)

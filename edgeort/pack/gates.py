@@ -20,7 +20,8 @@ its metric.
 Task metrics (the family's, or the user's ``--metric``/``metric=``; see
 :mod:`edgeort.pack.metrics`): value = the metric's score, bound = 1 - max_drop with
 :data:`TASK_MAX_DROP` for its default (``top1``: the profile's ``top1_max_drop``; a
-user's callable and ``cosine``: the profile's ``max_drop``). With labels, ``top1`` gates
+user's callable and ``cosine``: the profile's ``max_drop``). ``embedding`` also bounds its
+worst sample (:data:`TASK_MIN_DROP`). With labels, ``top1`` gates
 accuracy against fp32's instead of agreement.
 """
 
@@ -36,6 +37,7 @@ from edgeort.profiles import Recipe, Verify
 
 __all__ = [
     "TASK_MAX_DROP",
+    "TASK_MIN_DROP",
     "Gate",
     "GateRecord",
     "accuracy_gate",
@@ -47,13 +49,16 @@ __all__ = [
 _TOL = 1e-9
 QUANTIZED_MODES = ("dynamic", "static", "qnn")
 # Default bounds (1 - score) of the task metrics; issue targets: a detector keeps >= 95%
-# of its confident boxes.
-TASK_MAX_DROP = {"boxes": 0.05, "map_iou": 0.05, "ctc": 0.02, "decision": 0.01}
+# of its confident boxes; an encoder's sentence embeddings keep cosine >= 0.997 on average
+# and >= 0.99 for the worst sentence (TASK_MIN_DROP bounds the worst sample).
+TASK_MAX_DROP = {"boxes": 0.05, "map_iou": 0.05, "ctc": 0.02, "decision": 0.01, "embedding": 0.003}
+TASK_MIN_DROP = {"embedding": 0.01}
 _TASK_WHAT = {
     "boxes": "confident boxes matched at IoU >= 0.9, same class",
     "map_iou": "IoU of the thresholded map",
     "ctc": "greedy-CTC strings identical",
     "decision": "threshold decisions identical",
+    "embedding": "mean sentence-embedding cosine vs fp32",
     "cosine": "mean cosine vs fp32",
 }
 
@@ -156,6 +161,11 @@ def accuracy_gate(
         drop = max_drop if max_drop is not None else TASK_MAX_DROP.get(task, verify.max_drop)
         value, bound = metrics.task_value, 1.0 - drop
         passed, reason = _verdict(value, bound, _TASK_WHAT.get(task, f"{task} (user metric)"))
+        if task in TASK_MIN_DROP and metrics.task_min is not None:
+            # the worst sample's bound: the task's, or the user's max_drop when looser
+            floor = 1.0 - max(TASK_MIN_DROP[task], drop)
+            ok, words = _verdict(metrics.task_min, floor, "worst sample")
+            passed, reason = passed and ok, f"{reason}; {words}"
         return Gate(task, float(value), float(bound), passed, reason)
     if task == "top1" and metrics.task_value is not None:
         drop = max_drop if max_drop is not None else verify.top1_max_drop

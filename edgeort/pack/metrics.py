@@ -19,7 +19,10 @@ each a score in [0, 1] where 1.0 means the variant does what fp32 does: ``top1``
 agreement), ``boxes`` (a detector's confident boxes after NMS matched at IoU >= 0.9 with
 the same class, over the larger of the two box counts), ``map_iou`` (IoU of the
 thresholded map), ``ctc`` (greedy-CTC strings identical), ``decision`` (scores on the same
-side of the threshold) and ``cosine``. A user metric is any callable
+side of the threshold), ``embedding`` (cosine of the sentence embedding: a
+``[samples, seq, hidden]`` output mean-pooled over the attention mask's real tokens, as a
+sentence encoder is used; any other output as it is; mean over samples, and the minimum
+kept as ``task_min``) and ``cosine``. A user metric is any callable
 ``(reference, outputs) -> float`` on the per-output arrays.
 """
 
@@ -39,6 +42,7 @@ __all__ = [
     "compare",
     "ctc_agreement",
     "decision_agreement",
+    "embedding_cosines",
     "is_classifier",
     "map_iou",
     "padding_mask",
@@ -65,6 +69,7 @@ class Metrics:
     masked_by: str | None = None  # the input whose padding was left out, if any
     task_metric: str | None = None  # the family's metric (or the user's), see task_value
     task_value: float | None = None
+    task_min: float | None = None  # the worst sample's score, for metrics that gate it
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -155,7 +160,12 @@ def compare(
         top1_accuracy=accuracy,
         masked_by=mask[0] if mask is not None and masked else None,
         task_metric=_custom_name(custom) if custom is not None else task,
-        task_value=_task(task, custom, reference, outputs, layout, float(np.mean(cos))),
+        task_value=_task(task, custom, reference, outputs, layout, float(np.mean(cos)), keep),
+        task_min=(
+            float(np.min(embedding_cosines(reference, outputs, keep)))
+            if task == "embedding" and custom is None and reference
+            else None
+        ),
     )
 
 
@@ -166,12 +176,13 @@ def _task(
     outputs: Sequence[np.ndarray],
     layout: str | None,
     cosine_mean: float,
+    mask: np.ndarray | None = None,
 ) -> float | None:
     if custom is not None:
         return float(custom(reference, outputs))
     if task == "cosine":
         return cosine_mean  # every output, padding left out: the same figure as cosine_mean
-    return task_value(task, reference, outputs, layout) if task else None
+    return task_value(task, reference, outputs, layout, mask) if task else None
 
 
 def _custom_name(fn: MetricFn) -> str:
@@ -180,7 +191,7 @@ def _custom_name(fn: MetricFn) -> str:
 
 # -- task metrics: each a score in [0, 1], 1.0 = the variant does what fp32 does ------------
 
-TASK_METRICS = ("top1", "boxes", "map_iou", "ctc", "decision", "cosine")
+TASK_METRICS = ("top1", "boxes", "map_iou", "ctc", "decision", "embedding", "cosine")
 CONFIDENCE = 0.25  # a detector's box counts from this score (YOLO's default)
 NMS_IOU = 0.45  # overlapping boxes of one class above this IoU are one detection
 MATCH_IOU = 0.9  # a variant's box matches fp32's at this IoU, with the same class
@@ -346,13 +357,31 @@ def decision_agreement(reference: Sequence[np.ndarray], outputs: Sequence[np.nda
     return float(np.mean((ref >= thr) == (got >= thr))) if ref.size else 1.0
 
 
+def embedding_cosines(
+    reference: Sequence[np.ndarray], outputs: Sequence[np.ndarray], mask: np.ndarray | None
+) -> np.ndarray:
+    """Per-sample cosine of the first output's sentence embedding: a ``[samples, seq,
+    hidden]`` output mean-pooled over ``mask``'s real tokens (``[samples, seq]``; all
+    positions without one), any other output flattened per sample."""
+    ref = np.asarray(reference[0], dtype=np.float64)
+    got = np.asarray(outputs[0], dtype=np.float64)
+    if ref.ndim == 3:
+        m = np.ones(ref.shape[:2]) if mask is None or mask.shape != ref.shape[:2] else mask
+        w = m.astype(np.float64)[..., None]
+        count = np.maximum(w.sum(axis=1), 1.0)
+        ref, got = (ref * w).sum(axis=1) / count, (got * w).sum(axis=1) / count
+    return _cosines(ref, got)
+
+
 def task_value(
     metric: str,
     reference: Sequence[np.ndarray],
     outputs: Sequence[np.ndarray],
     layout: str | None = None,
+    mask: np.ndarray | None = None,
 ) -> float:
-    """The named task metric (:data:`TASK_METRICS`) of ``outputs`` against ``reference``."""
+    """The named task metric (:data:`TASK_METRICS`) of ``outputs`` against ``reference``
+    (``mask``: the attention mask, ``[samples, seq]``, for ``embedding``)."""
     if metric == "top1":
         return top1_agreement(reference, outputs)
     if metric == "boxes":
@@ -363,6 +392,8 @@ def task_value(
         return ctc_agreement(reference, outputs)
     if metric == "decision":
         return decision_agreement(reference, outputs)
+    if metric == "embedding":
+        return float(np.mean(embedding_cosines(reference, outputs, mask)))
     if metric == "cosine":
         return float(np.mean(_cosines(np.asarray(reference[0]), np.asarray(outputs[0]))))
     raise ValueError(f"unknown metric {metric!r}: expected one of {', '.join(TASK_METRICS)}")

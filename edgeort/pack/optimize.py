@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import onnx
 import onnxruntime as ort
@@ -168,7 +169,7 @@ def fuse_transformer(model: Path, out: Path) -> Fused:
         with scratch_cwd(out.parent):
             optimized = optimize_model(
                 str(model.resolve()), model_type="bert", num_heads=heads, hidden_size=hidden,
-                opt_level=0,
+                opt_level=0, optimization_options=_fusion_options(),
             )  # fmt: skip
             stats = {k: int(v) for k, v in optimized.get_fused_operator_statistics().items() if v}
             optimized.save_model_to_file(str(out.resolve()))
@@ -177,6 +178,19 @@ def fuse_transformer(model: Path, out: Path) -> Fused:
         log.warning("%s", why)
         return Fused(model, {}, (why,))
     return Fused(out, dict(sorted(stats.items())), ("onnxruntime.transformers bert fusion",))
+
+
+def _fusion_options() -> Any:
+    """BERT fusion without SkipLayerNormalization: the residual Add and LayerNormalization
+    stay standard ops. The CPU EP fuses them itself when a session loads the model (its
+    SkipLayerNormFusion), unless the variant turns that off because it measured the plain
+    ops faster (:data:`edgeort.pack.target.SLOW_FUSIONS`); a fused node in the file would
+    leave no such choice."""
+    from onnxruntime.transformers.fusion_options import FusionOptions
+
+    options = FusionOptions("bert")
+    options.enable_skip_layer_norm = False
+    return options
 
 
 def portable_level(level: str, *, ep: str, precision: str) -> tuple[str, str]:

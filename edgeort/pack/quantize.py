@@ -5,6 +5,7 @@
 | fp32 (mode none) | the model as is |
 | fp16 | ``onnxruntime.transformers.float16.convert_float_to_float16`` (``keep_io_types``) |
 | dynamic int8 | ``quantize_dynamic`` (weights only; MatMuls with constant B) |
+| dynamic int8, outliers | :mod:`edgeort.pack.outliers` (calibration), ``quantize_dynamic`` |
 | static int8/16 | ``quantize_static`` QDQ or QOperator with a calibration reader |
 | qnn (w8a16) | ``qnn_preprocess_model`` + ``get_qnn_qdq_config`` + ``quantize`` |
 | weight_only int4 | ``MatMulNBitsQuantizer`` on MatMuls with large constant weights |
@@ -89,6 +90,8 @@ def describe(recipe: Recipe) -> str:
         extra += f", {'/'.join(recipe.op_types)} only"
     if recipe.mode in ("static", "qnn"):
         extra += f", {recipe.format}, {recipe.calibrate_method}"
+    if recipe.outliers:
+        extra += ", outlier channels float"
     return f"{recipe.precision} {recipe.mode}{extra}"
 
 
@@ -111,6 +114,9 @@ def apply_recipe(
 
         head = head_nodes(onnx.load_model(str(model), load_external_data=False))
         recipe = replace(recipe, nodes_to_exclude=(*recipe.nodes_to_exclude, *head))
+    outlier_notes: tuple[str, ...] = ()
+    if recipe.outliers and recipe.mode == "dynamic":
+        model, recipe, outlier_notes = _outliers(model, recipe, out, calibration)
     try:
         if recipe.mode == "none" and recipe.precision == "fp32":
             shutil.copyfile(model, out)
@@ -134,7 +140,28 @@ def apply_recipe(
             f"recipe {describe(recipe)} failed: {type(exc).__name__}: {exc}"
         ) from exc
     notes = (f"{len(head)} detection-head node(s) kept float",) if head else ()
-    return Built(out, recipe.precision, notes)
+    return Built(out, recipe.precision, (*notes, *outlier_notes))
+
+
+def _outliers(
+    model: Path, recipe: Recipe, out: Path, calibration: Dataset | None
+) -> tuple[Path, Recipe, tuple[str, ...]]:
+    """The model with its outlying input channels kept float (:mod:`edgeort.pack.outliers`)
+    and the recipe leaving the float side nodes alone."""
+    if calibration is None:
+        return model, recipe, ("outliers: no calibration data, not applied",)
+    from edgeort.pack import outliers
+
+    try:
+        done = outliers.rewrite(
+            model, out.with_name(out.stem + ".outliers.onnx"), calibration,
+            exclude=recipe.nodes_to_exclude, op_types=recipe.op_types,
+        )  # fmt: skip
+    except Exception as exc:  # ORT refusing the measuring graph: plain dynamic, said why
+        log.info("outlier rewrite failed: %s", exc)
+        return model, recipe, (f"outliers: not applied ({type(exc).__name__}: {exc})"[:300],)
+    recipe = replace(recipe, nodes_to_exclude=(*recipe.nodes_to_exclude, *done.float_nodes))
+    return done.path, recipe, done.notes
 
 
 def _fp16(model: Path, recipe: Recipe, out: Path) -> Built:

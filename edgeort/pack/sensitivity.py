@@ -16,7 +16,7 @@ The nodes ranked first go to ``nodes_to_exclude`` in the ``exclude_sensitive`` f
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ import onnxruntime as ort
 from edgeort.hardware.ep import cpu_session
 from edgeort.pack.data import Dataset
 
-__all__ = ["rank_sensitive_nodes"]
+__all__ = ["rank_sensitive_nodes", "run_with_outputs"]
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +46,26 @@ def _with_outputs(model: onnx.ModelProto, names: Iterable[str], out: Path) -> Pa
     return out
 
 
-def _run(path: Path, names: list[str], data: Dataset, samples: int) -> dict[str, list[np.ndarray]]:
+def _session(path: Path) -> ort.InferenceSession:
     so = ort.SessionOptions()
     so.log_severity_level = 3
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    session = cpu_session(path, so)
+    return cpu_session(path, so)
+
+
+def run_with_outputs(
+    model: onnx.ModelProto, names: list[str], data: Dataset, path: Path
+) -> Iterator[tuple[str, np.ndarray]]:
+    """(tensor name, value) of each of ``names`` for every sample of ``data``: ``model``
+    with those tensors added as outputs, saved at ``path`` and run on the CPU EP."""
+    session = _session(_with_outputs(model, names, path))
+    for feed in data.feeds():
+        for name, value in zip(names, session.run(names, feed), strict=True):
+            yield name, np.asarray(value)
+
+
+def _run(path: Path, names: list[str], data: Dataset, samples: int) -> dict[str, list[np.ndarray]]:
+    session = _session(path)
     found: dict[str, list[np.ndarray]] = {n: [] for n in names}
     for feed in data.feeds(samples):
         for name, value in zip(names, session.run(names, feed), strict=True):

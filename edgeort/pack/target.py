@@ -31,6 +31,15 @@ __all__ = ["Candidate", "TargetOutcome", "TargetWork", "build_target", "task_com
 log = logging.getLogger(__name__)
 
 EXCLUDE_FRACTIONS = (0.0, 0.1, 0.3)  # of the ranked nodes; 0.0 = just the worst one
+# CPU EP runtime fusions whose fused kernel can be slower than the ops it replaces: each is
+# tried off for the chosen variant, re-verified and timed against it, and kept off only
+# when faster by FUSION_MARGIN. onnxruntime 1.32, all-MiniLM-L6-v2 dynamic int8, one
+# thread: the 12 SkipLayerNormalization nodes took 1375 us a run, the Add +
+# LayerNormalization they replace 314 us (issue 9).
+SLOW_FUSIONS = {"SkipLayerNormFusion": "LayerNormalization"}  # optimizer: op it fuses
+DISABLE_OPTIMIZERS = "optimization.disable_specified_optimizers"
+FUSION_MARGIN = 0.03
+FUSION_ROUNDS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +59,8 @@ class Candidate:
     latency_ms: float | None = None
     ep_refused: str = ""  # ORT's reason when the target's EP, present here, refused it
     runtime: dict[str, Any] | None = None  # the target runtime it was verified in
+    # session config entries the variant carries (a runtime fusion measured slower, off)
+    session_config: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +325,10 @@ class _Builder:
         passing: list[Candidate] = []
         first: Candidate | None = None
         for recipe in recipes:
+            if recipe.outliers and self.w.calibration is None:
+                why = f"{quantize.describe(recipe)} skipped: outliers need calibration data"
+                self.record(GateRecord("recipe", "skip", why))
+                continue
             cand = self.build(recipe, quantize.describe(recipe))
             first = first or cand
             if cand.gate.passed:
@@ -329,8 +344,56 @@ class _Builder:
             )
             why = f"fastest passing recipe on {self.choice.on_ep}: {timings}"
             self.record(GateRecord("recipe", "keep", why, best.label))
-            return best
-        return passing[0]
+            return self.without_slow_fusions(best)
+        return self.without_slow_fusions(passing[0])
+
+    def without_slow_fusions(self, cand: Candidate) -> Candidate:
+        """``cand`` with the :data:`SLOW_FUSIONS` off when that measures faster here and
+        still passes the gate (CPU EP variants, verified in-process, speed measured)."""
+        if not (
+            cand.on_ep == evaluate.CPU
+            and self.choice.on_ep == evaluate.CPU
+            and self.remote is None
+            and self.w.measure_speed
+            and cand.precision != "fp32"
+            and cand.model_file.suffix == ".onnx"
+        ):
+            return cand
+        import onnx
+
+        graph = onnx.load_model(str(cand.model_file), load_external_data=False).graph
+        ops = {n.op_type for n in graph.node}
+        slow = [name for name, op in SLOW_FUSIONS.items() if op in ops]
+        if not slow:
+            return cand
+        config = {DISABLE_OPTIMIZERS: ",".join(slow)}
+        base = evaluate.make_session(cand.model_file, self.choice, self.w.profile)
+        try:
+            alt = evaluate.make_session(cand.model_file, self.choice, self.w.profile, config)
+        except evaluate.SessionRefused as exc:  # an ORT without the config key
+            self.record(GateRecord("session", "skip", f"{DISABLE_OPTIMIZERS}: {exc.reason}"))
+            return cand
+        metrics = self.w.compare(evaluate.run_dataset(alt, self.w.verify_data))
+        gate = gates.accuracy_gate(
+            metrics, self.w.profile.verify, reference=self.w.reference_metrics,
+            max_drop=self.w.max_drop,
+        )  # fmt: skip
+        feed = self.w.verify_data.sample(0)
+        times: dict[str, list[float]] = {"on": [], "off": []}
+        for _ in range(FUSION_ROUNDS):  # interleaved: a busy machine slows both alike
+            times["on"].append(evaluate.latency_ms(base, feed))
+            times["off"].append(evaluate.latency_ms(alt, feed))
+        on, off = (float(np.median(times[k])) for k in ("on", "off"))
+        what = f"{'/'.join(slow)} off: {off:.4f} ms vs {on:.4f} ms on"
+        if not gate.passed or off > on * (1 - FUSION_MARGIN):
+            why = gate.reason if not gate.passed else f"not {FUSION_MARGIN:.0%} faster"
+            self.record(GateRecord("session", "skip", f"{what}; kept on ({why})", cand.label))
+            return cand
+        self.record(GateRecord("session", "keep", f"{what}; off in the variant", cand.label))
+        return replace(
+            cand, metrics=metrics, gate=gate, latency_ms=off,
+            session_config=tuple(sorted(config.items())),
+        )  # fmt: skip
 
     def fallback(self, failed: Candidate) -> Candidate:
         current = failed

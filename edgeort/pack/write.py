@@ -63,6 +63,7 @@ def _spec(outcome: TargetOutcome, staged: Path, source: SourceModel) -> object:
     model_name = stage_files(outcome.chosen.model_file, outcome.chosen.extra_files, staged / name)
     meta = variant_metadata(outcome, source.sha256, source.path.name)
     session = session_options(profile, model_name)
+    session.update(dict(outcome.chosen.session_config))  # e.g. a slow fusion kept off
     device = "" if profile.runtime.simulated_on else profile.runtime.device
     tensors = {
         key: tuple(TensorSpec(t["name"], t["dtype"], tuple(t["shape"])) for t in meta[key])

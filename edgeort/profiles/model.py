@@ -59,6 +59,9 @@ class Runtime:
     fallback: tuple[str, ...] = (CPU_EP,)
     simulated_on: tuple[str, ...] = ()  # arches where this EP only runs in simulation
     provider_options: Mapping[str, str] = field(default_factory=dict)
+    # Added to provider_options only where the EP runs as a simulator (simulated_on):
+    # settings of the simulated device, never written into a bundle.
+    simulator_options: Mapping[str, str] = field(default_factory=dict)
     # Other wheels that provide the EP (e.g. the onnxruntime-openvino build, which
     # replaces onnxruntime and so lives in its own environment: docs/runtimes.md).
     alternative_packages: tuple[str, ...] = ()
@@ -92,6 +95,9 @@ class Recipe:
     block_size: int = 128  # weight_only
     symmetric_weights: bool = True
     symmetric_activations: bool = False
+    # dynamic int8: outlying input channels of MatMul/Attention measured on the calibration
+    # data and kept out of the int8 range (edgeort.pack.outliers); needs calibration data.
+    outliers: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,12 +170,14 @@ WEIGHT_ONLY_FIELDS = ("bits", "block_size")  # used by mode = "weight_only" reci
 def _recipe_fields(recipe: Recipe) -> dict[str, Any]:
     """A recipe's fields, without the weight-only ones (``bits``, ``block_size``) when it
     is not a weight-only recipe and they hold their defaults: a w8a16 recipe does not
-    show ``bits = 4``."""
+    show ``bits = 4``; ``outliers`` only on dynamic recipes (or where set)."""
     out = _fields(recipe)
     if recipe.mode != "weight_only":
         for key in WEIGHT_ONLY_FIELDS:
             if out[key] == getattr(Recipe(), key):
                 del out[key]
+    if recipe.mode != "dynamic" and not recipe.outliers:  # a dynamic-only field
+        del out["outliers"]
     return out
 
 

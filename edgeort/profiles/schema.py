@@ -148,6 +148,7 @@ SECTIONS: dict[str, dict[str, Checker]] = {
         "fallback": str_list(ep_name, unique=True),
         "simulated_on": str_list(_ARCH, unique=True),
         "provider_options": str_map(provider_option),
+        "simulator_options": str_map(provider_option),
     },
     "session": {
         "graph_optimization_level": enum("disable", "basic", "extended", "layout", "all"),
@@ -187,6 +188,7 @@ RECIPE: dict[str, Checker] = {
     "block_size": block_size,
     "symmetric_weights": boolean,
     "symmetric_activations": boolean,
+    "outliers": boolean,
 }
 REQUIRED = ("profile.name", "profile.description", "profile.version", "profile.short", "runtime.ep")
 _CLASSES = {
@@ -257,6 +259,8 @@ def recipe_rules(r: Recipe) -> list[tuple[str, str]]:
         out.append(("weight_type", f"weight_type {r.weight_type!r} needs precision 'int4'"))
     if m == "dynamic" and r.activation_type != "uint8":
         out.append(("activation_type", "mode 'dynamic' computes uint8 activations: use 'uint8'"))
+    if r.outliers and m != "dynamic":
+        out.append(("outliers", f"outliers applies to mode 'dynamic', got {m!r}"))
     if m == "qnn" and r.format != "qdq":
         out.append(("format", "mode 'qnn' writes QDQ (get_qnn_qdq_config): use 'qdq'"))
     if r.reduce_range and p != "int8":
