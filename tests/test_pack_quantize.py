@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,13 @@ from edgeort.pack.data import Dataset, synthetic_data
 from edgeort.pack.evaluate import CPU, EpChoice, make_session, run_dataset
 from edgeort.pack.load import load_model
 from edgeort.pack.metrics import compare
-from edgeort.pack.quantize import MIN_NBITS_K, apply_recipe, describe, large_matmuls
+from edgeort.pack.quantize import (
+    MIN_NBITS_K,
+    apply_recipe,
+    describe,
+    large_matmuls,
+    op_types_to_quantize,
+)
 from edgeort.profiles import Recipe
 from tests.models import make_mlp
 
@@ -117,3 +124,74 @@ def test_describe() -> None:
     assert describe(Recipe(precision="int8", mode="dynamic", per_channel=True)) == (
         "int8 dynamic, per-channel"
     )
+
+
+def _conv_softmax(folder: Path) -> Path:
+    """image [1, 3, 8, 8] -> Conv -> Relu -> Softmax over channels: a conv net whose
+    answer is read from a softmax."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(3)
+    w = numpy_helper.from_array((rng.standard_normal((4, 3, 3, 3)) * 0.3).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["image", "w"], ["c"], "conv", pads=[1] * 4),
+            helper.make_node("Relu", ["c"], ["r"], "relu"),
+            helper.make_node("Softmax", ["r"], ["probs"], "softmax", axis=1),
+        ],
+        "conv_softmax",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [w],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = folder / "conv_softmax.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def _softmax_wrapped(model: onnx.ModelProto) -> bool:
+    """True when the Softmax's output is quantized (read by a QuantizeLinear)."""
+    softmax = next(n for n in model.graph.node if n.op_type == "Softmax")
+    return any(
+        n.op_type == "QuantizeLinear" and softmax.output[0] in n.input for n in model.graph.node
+    )
+
+
+@pytest.mark.parametrize("fmt", ["qdq", "qoperator"])
+def test_float_op_types_leave_those_ops_float(tmp_path: Path, fmt: str) -> None:
+    path = _conv_softmax(tmp_path)
+    data = synthetic_data(load_model(path).inputs, samples=4)
+    every = Recipe(precision="int8", mode="static", format=fmt, activation_type="uint8")
+    built = apply_recipe(path, every, tmp_path / "every.onnx", data)
+    ops = {n.op_type for n in onnx.load(str(built.path)).graph.node}
+    kept = apply_recipe(
+        path, replace(every, float_op_types=("Softmax",)), tmp_path / "kept.onnx", data
+    )
+    kept_model = onnx.load(str(kept.path))
+    kept_ops = {n.op_type for n in kept_model.graph.node}
+    if fmt == "qdq":  # the quantizer's default set wraps the Softmax; the recipe keeps it
+        assert _softmax_wrapped(onnx.load(str(built.path)))
+        assert not _softmax_wrapped(kept_model)
+    else:
+        assert "QLinearSoftmax" in ops and "QLinearSoftmax" not in kept_ops
+    assert "Softmax" in kept_ops
+    assert {"QLinearConv"} <= kept_ops or "QuantizeLinear" in kept_ops  # the Conv still is
+    got = run_dataset(make_session(kept.path, ON_CPU), data)
+    assert compare(run_dataset(make_session(path, ON_CPU), data), got).cosine_mean > 0.99
+
+
+def test_float_op_types_narrow_explicit_op_types() -> None:
+    recipe = Recipe(
+        precision="int8", mode="static", op_types=("Conv", "Softmax"), float_op_types=("Softmax",)
+    )
+    assert op_types_to_quantize(recipe) == ["Conv"]
+    assert op_types_to_quantize(replace(recipe, float_op_types=())) == ["Conv", "Softmax"]
+    qnn = Recipe(precision="int8", mode="qnn", float_op_types=("Softmax",))
+    assert op_types_to_quantize(qnn, {"Conv", "Softmax", "Relu"}) == ["Conv", "Relu"]
+    every = op_types_to_quantize(
+        Recipe(precision="int8", mode="static", float_op_types=("Softmax",))
+    )
+    assert every is not None and "Softmax" not in every and {"Conv", "Sigmoid", "Mul"} <= set(every)
+    assert "float" in describe(recipe) and "Softmax" in describe(recipe)

@@ -1,8 +1,10 @@
 """Real inputs for the zoo models: photos, rendered text and synthesized speech.
 
 - Photos: the sample images scikit-image ships in its wheel (``skimage/data/*.png|jpg``:
-  astronaut, coffee, chelsea the cat, horse, rocket, motorcycles, ...), each used as is
-  and as crops and flips, so every model gets more distinct samples than photos.
+  astronaut, coffee, chelsea the cat, horse, rocket, motorcycles, ...), used as is (the
+  calibration set only) and as crops and flips, so every model gets more distinct samples
+  than photos. People for the detector: scikit-image's astronaut and cameraman and
+  matplotlib's Grace Hopper (``mpl-data/sample_data``), four views to a 2x2 mosaic.
 - Text: lines of English words and digits rendered with the DejaVu fonts (Debian's
   ``fonts-dejavu-core``) with Pillow: on plain paper, on photo backgrounds, rotated.
 - Speech: sentences spoken by ``espeak-ng`` (Debian package) at 16 kHz, with silence
@@ -134,15 +136,16 @@ def photos() -> list[np.ndarray]:
     return out
 
 
-def photo_views(count: int, seed: int) -> list[np.ndarray]:
-    """``count`` views of the photos: whole, random crops (40-100% of a side), flips."""
+def photo_views(count: int, seed: int, base: list[np.ndarray] | None = None) -> list[np.ndarray]:
+    """``count`` views of the photos: whole (seed 0 only: calibration and validation never
+    share a view), random crops (40-100% of a side), flips."""
     rng = np.random.default_rng(seed)
-    base = photos()
+    base = photos() if base is None else base
     views = []
     for i in range(count):
         img = base[i % len(base)]
         h, w = img.shape[:2]
-        if i >= len(base):
+        if i >= len(base) or seed != 0:
             s = rng.uniform(0.4, 1.0)
             ch, cw = max(16, int(h * s)), max(16, int(w * s))
             y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
@@ -151,6 +154,41 @@ def photo_views(count: int, seed: int) -> list[np.ndarray]:
                 img = img[:, ::-1]
         views.append(np.ascontiguousarray(img))
     return views
+
+
+def people() -> list[np.ndarray]:
+    """Photos of people shipped in wheels: scikit-image's astronaut and cameraman, and
+    matplotlib's Grace Hopper (``mpl-data/sample_data``; the ``report`` extra), uint8 HxWx3."""
+    import skimage
+
+    image = _pil()
+    paths = [Path(skimage.__file__).parent / "data" / n for n in ("astronaut.png", "camera.png")]
+    try:
+        import matplotlib
+
+        paths.append(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg")
+    except ImportError:
+        pass
+    return [
+        np.asarray(image.open(p).convert("RGB"))  # type: ignore[attr-defined]
+        for p in paths
+        if p.exists()
+    ]
+
+
+def mosaic(count: int, seed: int, side: int, fill: int = 114) -> list[np.ndarray]:
+    """``count`` side x side images, each a 2x2 mosaic (YOLO's training augmentation) of
+    people-photo views, so a detector finds several people per image."""
+    views = photo_views(count * 4, seed, people())
+    half = side // 2
+    out = []
+    for i in range(count):
+        img = np.full((side, side, 3), fill, dtype=np.uint8)
+        for k in range(4):
+            y, x = (k // 2) * half, (k % 2) * half
+            img[y : y + half, x : x + half] = letterbox(views[i * 4 + k], half, fill)
+        out.append(img)
+    return out
 
 
 def resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -60,6 +60,12 @@ def _target(r: dict[str, Any]) -> str:
         why += " benchmarks/results/overhead.md has the per-call run() overhead)"
     else:
         why = f"{ev.get('precision')} shipped at {_f(x, 2)}x on this shared 2-core machine"
+    floor = r.get(f"fp32_noise_{r.get('metric')}")
+    if floor is not None and fails:
+        why += (
+            f"; fp32 itself scores {_f(floor)} on the same images with +-half a pixel level "
+            "of noise"
+        )
     return f"{head}: {why}".replace("|", "/")
 
 
@@ -76,7 +82,8 @@ def markdown(data: dict[str, Any]) -> str:
         "`benchmarks/zoo/inputs.py`).",
         "",
         "Speed: batch 1, CPU EP, median ms of "
-        f"{data['rounds']} interleaved rounds x {data['runs_per_round']} runs; x = naive fp32 / "
+        f"{data['rounds']} interleaved rounds of at least {data['runs_per_round']} runs (more for "
+        f"fast models: a round lasts >= {data.get('min_round_s', 0)} s); x = naive fp32 / "
         "that column. The machine is shared (2 cores, other jobs running), so absolute ms are "
         "noisy; the ratios come from the same interleaved rounds. Accuracy: the family's task "
         "metric against naive fp32 on the validation data (1.000 = same answers).",
@@ -135,6 +142,10 @@ def markdown(data: dict[str, Any]) -> str:
     for r in data["rows"]:
         if "error" not in r:
             lines.append(f"| {r['model']} | {_mobile(r, 'qnn')} | {_mobile(r, 'nnapi')} |")
+    measured = [r for r in data["rows"] if r.get("measured")]
+    if measured:
+        lines += ["", "## Why, measured", ""]
+        lines += [f"- {r['model']}: {r['measured']}" for r in measured]
     lines += ["", "## Recipes", ""]
     for r in data["rows"]:
         if r.get("recipe_error"):

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import platform
 import shutil
@@ -53,7 +54,7 @@ sys.path[:0] = [str(ROOT), str(HERE)]
 import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 from fetch import fetch  # noqa: E402
-from models import CALIBRATION, VALIDATION, ZOO, Zoo  # noqa: E402
+from models import CALIBRATION, MEASURED, VALIDATION, ZOO, Zoo  # noqa: E402
 
 import edgeort  # noqa: E402
 from benchmarks._runner.machine import package_version  # noqa: E402
@@ -62,7 +63,9 @@ from edgeort.pack.metrics import task_value  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 ROUNDS = 9
-RUNS_PER_ROUND = 5
+RUNS_PER_ROUND = 5  # at least; more for fast models (MIN_ROUND_S)
+MIN_ROUND_S = 0.1
+NOISE_STEPS = 0.5  # fp32's own metric under +-half a pixel level of input noise
 MOBILE_SAMPLES = 4  # validation samples for the qnn/nnapi packaging (the simulator is slow)
 MOBILE_TIMEOUT_S = 900
 # (state input, state output) pairs of the zoo's stateful models
@@ -188,15 +191,16 @@ def recipe(entry: Zoo, fp32: Path, calib: dict[str, np.ndarray], work: Path) -> 
     family, _ = parse_family(entry.family)
     if "Conv" in ops and family != "encoder":
         pre = work / "recipe.pre.onnx"
+        source, per_channel, how = _opset13(fp32, work)
         try:
             cwd = Path.cwd()
             os.chdir(work)  # it leaves sym_shape_infer_temp.onnx files in the cwd
             try:
-                quant_pre_process(str(fp32), str(pre))
+                quant_pre_process(str(source), str(pre))
             finally:
                 os.chdir(cwd)
         except Exception:
-            shutil.copyfile(fp32, pre)
+            shutil.copyfile(source, pre)
         inputs = ort.InferenceSession(str(pre)).get_inputs()
         feeds = _feeds(calib, inputs)
         for inp, _ in STATE.get(entry.name, ()):
@@ -204,30 +208,62 @@ def recipe(entry: Zoo, fp32: Path, calib: dict[str, np.ndarray], work: Path) -> 
                 f[inp] = _zero_state(inputs, inp)
         quantize_static(
             str(pre), str(out), _Reader(feeds), quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
-            op_types_to_quantize=["Conv"],
+            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+            per_channel=per_channel, op_types_to_quantize=["Conv"],
         )  # fmt: skip
+        scales = "per-channel" if per_channel else "per-tensor"
         return (
             out,
-            "quantize_static QDQ S8S8 per-channel MinMax, Conv only (after quant_pre_process)",
+            f"quantize_static QDQ S8S8 {scales} MinMax, Conv only ({how}quant_pre_process)",
         )
     quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, per_channel=True,
                      extra_options={"MatMulConstBOnly": True})  # fmt: skip
     return out, "quantize_dynamic int8 per-channel (MatMul with constant B)"
 
 
-def speed(runners: dict[str, Runner], feed: dict[str, np.ndarray]) -> dict[str, float]:
+def _opset13(fp32: Path, work: Path) -> tuple[Path, bool, str]:
+    """Per-channel QDQ needs opset 13 (DequantizeLinear's axis): what a competent user
+    does with an older model -- ``onnx.version_converter`` to 13, or, when that fails,
+    per-tensor scales. (source, per_channel, what was done)."""
+    import onnx
+    from onnx import version_converter
+
+    model = onnx.load(str(fp32))
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
+    if opset >= 13:
+        return fp32, True, "after "
+    try:
+        converted = version_converter.convert_version(model, 13)
+        onnx.checker.check_model(converted)
+        out = work / "recipe.opset13.onnx"
+        onnx.save(converted, str(out))
+        ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+        return out, True, f"opset {opset} -> 13 by onnx.version_converter, then "
+    except Exception as exc:
+        say(f"version_converter failed ({type(exc).__name__}: {exc}); per-tensor")
+        return fp32, False, f"opset {opset}: version_converter failed, per-tensor; after "
+
+
+def speed(runners: dict[str, Runner], feed: dict[str, np.ndarray]) -> tuple[dict[str, float], int]:
+    """Median ms per runner over ROUNDS interleaved rounds, and the runs per round: at
+    least RUNS_PER_ROUND, and enough that a round of the fastest runner lasts
+    MIN_ROUND_S (a sub-millisecond model timed 5 runs a round measures the scheduler:
+    one preemption on a busy 2-core machine is worth ten runs)."""
+    fastest = float("inf")
     for run in runners.values():
         for _ in range(3):
+            start = time.perf_counter()
             run(dict(feed))
+            fastest = min(fastest, time.perf_counter() - start)
+    runs = max(RUNS_PER_ROUND, math.ceil(MIN_ROUND_S / max(fastest, 1e-6)))
     times: dict[str, list[float]] = {k: [] for k in runners}
     for _ in range(ROUNDS):
         for key, run in runners.items():
             start = time.perf_counter()
-            for _ in range(RUNS_PER_ROUND):
+            for _ in range(runs):
                 run(dict(feed))
-            times[key].append((time.perf_counter() - start) / RUNS_PER_ROUND * 1000)
-    return {k: statistics.median(v) for k, v in times.items()}
+            times[key].append((time.perf_counter() - start) / runs * 1000)
+    return {k: statistics.median(v) for k, v in times.items()}, runs
 
 
 def _variant(result: Any) -> dict[str, Any]:
@@ -308,6 +344,7 @@ def one(entry: Zoo, work: Path, do_mobile: bool, mobile_only: bool = False) -> d
     row: dict[str, Any] = {
         "model": entry.name, "package": entry.package, "member": entry.member,
         "task": entry.task, "family_expected": entry.family, "metric": metric,
+        **({"measured": MEASURED[entry.name]} if entry.name in MEASURED else {}),
     }  # fmt: skip
     naive = plain(fp32)
     inputs = naive.inputs  # type: ignore[attr-defined]
@@ -350,16 +387,48 @@ def one(entry: Zoo, work: Path, do_mobile: bool, mobile_only: bool = False) -> d
             row[f"{key}_sentence_cosine"] = sentence_cosine(
                 reference[0], got[0], valid["attention_mask"]
             )
+    floor = noise_floor(naive, valid, inputs, entry, metric, reference)
+    if floor is not None:
+        row[f"fp32_noise_{metric}"] = floor
     say(f"{entry.name}: speed")
     feed = _feeds(valid, inputs)[0]
     for inp, _ in STATE.get(entry.name, ()):
         feed[inp] = _zero_state(inputs, inp)
-    ms = speed(runners, feed)
+    ms, row["runs_per_round"] = speed(runners, feed)
     row["ms"] = ms
     row["speedup"] = {k: ms["naive"] / v for k, v in ms.items()}
     if do_mobile:
         row["mobile"] = mobile(entry, fp32, cpath, valid, work)
     return row
+
+
+def noise_floor(
+    naive: Runner,
+    valid: dict[str, np.ndarray],
+    inputs: list[Any],
+    entry: Zoo,
+    metric: str,
+    reference: list[np.ndarray],
+) -> float | None:
+    """The task metric of fp32 itself on images shifted by rounding-level noise
+    (uniform +-NOISE_STEPS of one pixel level: the input's range / 255), against fp32 on
+    the clean images: how much of the metric's bound the model's own answers move for an
+    invisible change (another decoder or resizer). None for inputs that are not images."""
+    images = [
+        i.name for i in inputs
+        if len(i.shape) == 4 and i.type == "tensor(float)" and i.name in valid
+    ]  # fmt: skip
+    if not images:
+        return None
+    rng = np.random.default_rng(0)
+    noisy = dict(valid)
+    for name in images:
+        arr = valid[name]
+        step = float(arr.max() - arr.min()) / 255
+        noise = rng.uniform(-NOISE_STEPS * step, NOISE_STEPS * step, arr.shape)
+        noisy[name] = (arr + noise).astype(arr.dtype)
+    got = run_all(naive, noisy, inputs, entry.name)
+    return task_value(metric, reference, got, _layout(entry))
 
 
 def _layout(entry: Zoo) -> str | None:
@@ -452,7 +521,8 @@ def main() -> None:
                 partial = {"rows": rows}
                 (args.out / "zoo-mobile.json").write_text(json.dumps(partial, indent=1) + "\n")
     data = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
-            "rounds": ROUNDS, "runs_per_round": RUNS_PER_ROUND, "rows": rows}  # fmt: skip
+            "rounds": ROUNDS, "runs_per_round": RUNS_PER_ROUND, "min_round_s": MIN_ROUND_S,
+            "rows": rows}  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     if args.mobile_only:
         (args.out / "zoo-mobile.json").write_text(json.dumps(data, indent=1, default=str) + "\n")

@@ -34,6 +34,7 @@ __all__ = [
     "SessionRefused",
     "choose_ep",
     "latency_ms",
+    "latency_ms_interleaved",
     "make_session",
     "ort_reason",
     "run_dataset",
@@ -113,6 +114,32 @@ def latency_ms(
         session.run(None, feed)
         times.append((time.perf_counter() - start) * 1000.0)
     return float(statistics.median(times))
+
+
+def latency_ms_interleaved(
+    sessions: Sequence[ort.InferenceSession],
+    feed: dict[str, np.ndarray],
+    *,
+    runs: int = LATENCY_RUNS,
+    rounds: int = 5,
+    warmup: int = 3,
+) -> list[float]:
+    """Median wall time per session, in ms, of ``runs`` runs each, timed in ``rounds``
+    interleaved rounds (a, b, a, b, ...): a load that comes and goes on the machine falls
+    on every session alike, so the sessions compare fairly (timing them one after the
+    other, minutes apart, does not)."""
+    for session in sessions:
+        for _ in range(warmup):
+            session.run(None, feed)
+    per_round = max(1, runs // rounds)
+    times: list[list[float]] = [[] for _ in sessions]
+    for _ in range(rounds):
+        for session, slot in zip(sessions, times, strict=True):
+            for _ in range(per_round):
+                start = time.perf_counter()
+                session.run(None, feed)
+                slot.append((time.perf_counter() - start) * 1000.0)
+    return [float(statistics.median(t)) for t in times]
 
 
 def ep_node_counts(session: ort.InferenceSession) -> dict[str, int]:

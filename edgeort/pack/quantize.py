@@ -45,6 +45,7 @@ __all__ = [
     "describe",
     "large_matmuls",
     "needs_calibration",
+    "op_types_to_quantize",
 ]
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,8 @@ def describe(recipe: Recipe) -> str:
     extra = ", per-channel" if recipe.per_channel else ""
     if recipe.op_types:
         extra += f", {'/'.join(recipe.op_types)} only"
+    if recipe.float_op_types:
+        extra += f", {'/'.join(recipe.float_op_types)} float"
     if recipe.mode in ("static", "qnn"):
         extra += f", {recipe.format}, {recipe.calibrate_method}"
     if recipe.outliers:
@@ -178,9 +181,35 @@ def _fp16(model: Path, recipe: Recipe, out: Path) -> Built:
     return Built(out, "fp16", (io,))
 
 
+def op_types_to_quantize(recipe: Recipe, present: set[str] | None = None) -> list[str] | None:
+    """The recipe's op types, less its ``float_op_types``; with no ``op_types`` the
+    quantizer's own default set (what ``quantize_static``/``quantize_dynamic`` take for
+    None; for ``qnn``, every op type ``present`` in the model) less them. None: the
+    quantizer's default."""
+    if not recipe.float_op_types:
+        return list(recipe.op_types) or None
+    from onnxruntime.quantization.registry import (
+        IntegerOpsRegistry,
+        QDQRegistry,
+        QLinearOpsRegistry,
+    )
+
+    if recipe.op_types:
+        ops = set(recipe.op_types)
+    elif recipe.mode == "qnn" and present is not None:
+        ops = set(present)
+    elif recipe.mode == "dynamic":
+        ops = set(IntegerOpsRegistry)
+    elif recipe.format == "qoperator":
+        ops = set(QLinearOpsRegistry)
+    else:  # QDQ (static, qnn): quantize_static's default for QDQ
+        ops = set(QLinearOpsRegistry) | set(QDQRegistry)
+    return sorted(ops - set(recipe.float_op_types))
+
+
 def _common(recipe: Recipe) -> dict[str, Any]:
     return {
-        "op_types_to_quantize": list(recipe.op_types) or None,
+        "op_types_to_quantize": op_types_to_quantize(recipe),
         "per_channel": recipe.per_channel,
         "nodes_to_exclude": list(recipe.nodes_to_exclude) or None,
     }
@@ -236,7 +265,7 @@ def _qnn(model: Path, recipe: Recipe, out: Path, data: Dataset | None) -> None:
         weight_type=_QTYPES[recipe.weight_type],
         per_channel=recipe.per_channel,
         activation_symmetric=recipe.symmetric_activations,
-        op_types_to_quantize=list(recipe.op_types) or None,
+        op_types_to_quantize=op_types_to_quantize(recipe, _op_types(source)),
         nodes_to_exclude=list(recipe.nodes_to_exclude) or None,
     )
     quantize(str(source), str(out), config)
@@ -245,6 +274,11 @@ def _qnn(model: Path, recipe: Recipe, out: Path, data: Dataset | None) -> None:
         built = onnx.load_model(str(out))
         onnx.helper.set_model_props(built, {**dict(meta), **_props(built)})
         onnx.save_model(built, str(out))
+
+
+def _op_types(model: Path) -> set[str]:
+    proto = onnx.load_model(str(model), load_external_data=False)
+    return {n.op_type for n in proto.graph.node}
 
 
 def _props(model: onnx.ModelProto) -> dict[str, str]:

@@ -90,6 +90,8 @@ class Recipe:
     calibrate_method: str = "minmax"  # minmax | entropy | percentile
     op_types: tuple[str, ...] = ()  # op types to quantize; () = the quantizer's default
     nodes_to_exclude: tuple[str, ...] = ()
+    # op types left float: taken out of op_types, or of the quantizer's default set
+    float_op_types: tuple[str, ...] = ()
     keep_io_types: bool = True  # fp16: inputs/outputs stay fp32
     bits: int = 4  # weight_only
     block_size: int = 128  # weight_only

@@ -183,6 +183,7 @@ RECIPE: dict[str, Checker] = {
     "calibrate_method": enum("minmax", "entropy", "percentile"),
     "op_types": str_list(string()),
     "nodes_to_exclude": str_list(string()),
+    "float_op_types": str_list(string()),
     "keep_io_types": boolean,
     "bits": integer(allowed=(2, 4, 8)),
     "block_size": block_size,
