@@ -33,9 +33,11 @@ Writes overhead.json and overhead.md to benchmarks/results (or ``--out``).
 imports, loads and runs once -- ``import numpy, onnxruntime; InferenceSession(the picked
 variant's file).run()`` against ``import numpy, edgeort; edgeort.load(bundle).run()`` --
 interleaved, bytecode and verification caches warm, and adds it to the existing
-overhead.json/overhead.md (target: edgeort <= 1.3x raw)::
+overhead.json/overhead.md (target: edgeort <= 1.3x raw). With ``--baseline-code DIR`` the
+code in DIR runs in the same rounds too (before/now)::
 
-    .venv/bin/python benchmarks/overhead.py --cold-start [--repeats 15]
+    .venv/bin/python benchmarks/overhead.py --cold-start [--repeats 15] \
+        [--baseline-code DIR --baseline-label "main at abc1234"]
 """
 
 from __future__ import annotations
@@ -440,8 +442,9 @@ def in_process(bundle: Path, model_file: Path, repeats: int, work: Path) -> dict
     return {f"{k}_ms": round(statistics.median(v) * 1e3, 2) for k, v in parts.items()}
 
 
-def cold_start_run(repeats: int, work: Path) -> dict[str, Any]:
-    """The issue's whole-program cold start on the example bundle (cpu + qnn variants)."""
+def cold_start_run(repeats: int, work: Path, before: Path | None = None) -> dict[str, Any]:
+    """The issue's whole-program cold start on the example bundle (cpu + qnn variants).
+    ``before``: a checkout of earlier code, timed in the same rounds (before/now)."""
     import edgeort
 
     bundle = work / "digits-cpu-qnn.ortpackage"
@@ -458,14 +461,28 @@ def cold_start_run(repeats: int, work: Path) -> dict[str, Any]:
     opened = edgeort.open_bundle(bundle)
     model_file = opened.model_path(opened.variant(picked))
     _child(RAW_RUN_CHILD, [str(model_file)], env)
-    raw, ours = [], []
+    env_before: dict[str, str] | None = None
+    if before is not None:
+        env_before = child_env(
+            pyc=True, pycache=work / "pycache", cache=_new_cache(work), code=before
+        )
+        _child(EDGEORT_RUN_CHILD, [str(bundle)], env_before, before)  # warms its caches
+    raw: list[float] = []
+    ours: list[float] = []
+    old: list[float] = []
     for i in range(repeats):
-        order = [(RAW_RUN_CHILD, model_file, raw), (EDGEORT_RUN_CHILD, bundle, ours)]
-        for code, arg, into in order if i % 2 == 0 else order[::-1]:
-            into.append(float(_child(code, [str(arg)], env).split()[0]))
+        order = [
+            (RAW_RUN_CHILD, model_file, raw, env, REPO),
+            (EDGEORT_RUN_CHILD, bundle, ours, env, REPO),
+        ]
+        if env_before is not None and before is not None:  # run in its dir: `-c` puts cwd first
+            order.append((EDGEORT_RUN_CHILD, bundle, old, env_before, before))
+        random.Random(i).shuffle(order)  # every round runs each once, in its own order
+        for code, arg, into, child, cwd in order:
+            into.append(float(_child(code, [str(arg)], child, cwd).split()[0]))
 
     raw_ms, ours_ms = _ms(raw), _ms(ours)
-    return {
+    out: dict[str, Any] = {
         "bundle": "examples/digits packaged for cpu and qnn (edgeort.package)",
         "picked": picked,
         "repeats": repeats,
@@ -485,6 +502,11 @@ def cold_start_run(repeats: int, work: Path) -> dict[str, Any]:
             "numpy": np.__version__,
         },
     }
+    if old:
+        out["before_ms"] = _ms(old)
+        out["before_ratio"] = round(_ms(old) / raw_ms, 2)
+        out["before_all_ms"] = [round(x * 1e3, 1) for x in old]
+    return out
 
 
 def _cold_start_lines(data: dict[str, Any]) -> list[str]:
@@ -493,7 +515,7 @@ def _cold_start_lines(data: dict[str, Any]) -> list[str]:
         return []
     v = c["versions"]
     met = "met" if c["ratio"] <= 1.3 else "missed"
-    return [
+    lines = [
         "## Whole-program cold start: import, load, run once (median ms)",
         "",
         f"A fresh process each ({c['repeats']} of each, interleaved; bytecode and verification",
@@ -509,6 +531,15 @@ def _cold_start_lines(data: dict[str, Any]) -> list[str]:
         "| raw ORT | edgeort | ratio | target |",
         "|---|---|---|---|",
         f"| {c['raw_ms']} | {c['edgeort_ms']} | {c['ratio']}x | <= 1.3x: {met} |",
+        "",
+    ]
+    if "before_ms" not in c:
+        return lines
+    return [
+        *lines,
+        f"Before/now, in the same rounds (each round runs all three once, shuffled): "
+        f"{c.get('before_label', 'before')} took {c['before_ms']} ms "
+        f"({c['before_ratio']}x raw), this code {c['edgeort_ms']} ms ({c['ratio']}x raw).",
         "",
     ]
 
@@ -676,8 +707,11 @@ def main() -> None:
 
         work = Path(tempfile.mkdtemp(prefix="edgeort-coldstart-"))
         data = json.loads((args.out / "overhead.json").read_text(encoding="utf-8"))
-        data["cold_start_run"] = cold_start_run(args.repeats, work)
+        before = args.baseline_code.resolve() if args.baseline_code is not None else None
+        data["cold_start_run"] = cold_start_run(args.repeats, work, before)
         data["cold_start_run"]["code"] = args.code_label or _git_head()
+        if before is not None:
+            data["cold_start_run"]["before_label"] = args.baseline_label
         atomic_write_text(args.out / "overhead.json", json.dumps(data, indent=2) + "\n")
         atomic_write_text(args.out / "overhead.md", markdown(data))
         shutil.rmtree(work, ignore_errors=True)

@@ -1,17 +1,15 @@
 """Atomic file-system writes: temp file beside the target, fsync, rename, fsync the dir.
 
 Every write edgeort makes to a user-visible path goes through here, so fault-injection
-tests can patch one place (``edgeort._fs.os``) to fail the k-th call.
+tests can patch one place (``edgeort._fs.os``) to fail the k-th call. ``tempfile``,
+``shutil`` and ``hashlib`` are imported where they are used: reading a bundle needs none.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,6 +47,8 @@ def fsync_dir(path: Path) -> None:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    import tempfile
+
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
     try:
@@ -83,6 +83,9 @@ def fsync_tree(root: Path) -> None:
 @contextlib.contextmanager
 def staging_dir(target: Path) -> Iterator[Path]:
     """A fresh temp directory beside ``target``; removed on any failure."""
+    import shutil
+    import tempfile
+
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=target.parent))
@@ -109,6 +112,8 @@ def scratch_cwd(path: Path) -> Iterator[Path]:
 
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file, streamed in 1 MiB blocks."""
+    import hashlib
+
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

@@ -412,7 +412,8 @@ def test_user_dir_is_under_the_platformdirs_config_dir(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("EDGEORT_CONFIG_DIR")
-    monkeypatch.setattr(platformdirs, "user_config_dir", lambda app: str(tmp_path / app))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))  # platformdirs' config dir is here
+    assert platformdirs.user_config_dir("edgeort") == str(tmp_path / "edgeort")
     assert user_profile_dir() == tmp_path / "edgeort" / "profiles"
     write(user_profile_dir() / "mine.toml", minimal("mine"))
     write(user_profile_dir() / "notes.txt", "not a profile")

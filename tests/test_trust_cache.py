@@ -3,7 +3,8 @@
 The suite runs as root here, and root ignores mode bits: a 0o500 directory is writable
 for root. So the permission cases run in a child process that drops to uid/gid 65534
 (``nobody``) after importing edgeort (the interpreter lives under /root, which nobody
-cannot read), against directories in a world-readable temp dir. When the suite runs as
+cannot read, so every module the child needs, lazily imported ones included, is imported
+before it drops), against directories in a world-readable temp dir. When the suite runs as
 a normal user, the same child runs without dropping. Cases root cannot bypass (a cache
 whose parent is a regular file) run in-process.
 """
@@ -38,6 +39,7 @@ device = __import__("edgeort.hardware", fromlist=["probe"]).probe(register_plugi
 cache, zip_path, dir_path, warm = sys.argv[2:6]
 os.environ["EDGEORT_CACHE_DIR"] = warm  # a first load as root imports every lazy module
 edgeort.load(dir_path, device=device).run({"x": np.ones((1, 4), np.float32)})
+open_bundle(zip_path)  # ... and the zip reader's (imported only for a zip bundle)
 warnings.clear()
 if os.geteuid() == 0:
     os.setgroups([])

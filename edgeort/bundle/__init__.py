@@ -10,18 +10,17 @@ the stdlib (``cryptography`` lazily, for signatures); never onnx.
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeort._dirs import cache_dir
 from edgeort._fs import os_error_text
+from edgeort._log import get_logger
 from edgeort.bundle._json import io_cause
 from edgeort.bundle._manifest import Bundle, read_bundle
 from edgeort.bundle._model import FileEntry, TensorSpec, Variant
 from edgeort.bundle._verify import verify_bundle
-from edgeort.bundle._zip import extract_zip, is_zip
 from edgeort.errors import BundleError, CacheError, IntegrityError
 
 __all__ = [
@@ -38,7 +37,7 @@ __all__ = [
     "write_bundle",
 ]
 
-log = logging.getLogger("edgeort.bundle")
+log = get_logger("edgeort.bundle")
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgeort.bundle._place import clean_leftovers, locked
@@ -64,6 +63,8 @@ TrustedKeys = str | os.PathLike[str] | bytes | list[bytes | str] | tuple[bytes |
 
 
 def _open_zip(path: Path, verify: bool) -> Bundle:
+    from edgeort.bundle._zip import extract_zip  # zipfile and the cache: a zip bundle only
+
     bundle = read_bundle(extract_zip(path), source=path)
     if not verify:
         return bundle
@@ -90,6 +91,8 @@ def _fs_error(path: Path, is_file: bool, exc: OSError) -> BundleError | CacheErr
 
 def _open(path: Path, is_file: bool, verify: bool) -> Bundle:
     if is_file:
+        from edgeort.bundle._zip import is_zip
+
         if not is_zip(path):
             raise BundleError(f"{path}: neither a bundle directory nor a zip file", path=path)
         return _open_zip(path, verify)

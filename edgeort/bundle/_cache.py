@@ -9,19 +9,19 @@ missing, corrupt, read-only or foreign-owned cache is logged and ignored.
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from edgeort import _fs
 from edgeort._dirs import cache_dir
+from edgeort._log import get_logger
 from edgeort.bundle._json import canonical_json, loads_strict
 from edgeort.errors import BundleError
 
 __all__ = ["FileCache", "private_dir"]
 
-log = logging.getLogger("edgeort.bundle")
+log = get_logger("edgeort.bundle")
 
 MAX_ENTRIES = 20_000
 _STAT_KEYS = ("size", "mtime_ns", "ctime_ns", "ino", "dev")

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import logging
 import os
 import re
 import stat
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeort._fs import os_error_text
+from edgeort._log import get_logger
 from edgeort.bundle._cache import FileCache
 from edgeort.bundle._manifest import (
     COMPONENT,
@@ -29,12 +29,14 @@ from edgeort.bundle._manifest import (
 )
 from edgeort.bundle._model import Variant
 from edgeort.bundle._paths import path_problem
-from edgeort.bundle._protobuf import ExternalRef, MalformedProto, external_refs
 from edgeort.errors import BundleError, IntegrityError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edgeort.bundle._protobuf import ExternalRef
 
 __all__ = ["check_external_refs", "hash_fd", "model_refs", "scan_tree", "verify_bundle"]
 
-log = logging.getLogger("edgeort.bundle")
+log = get_logger("edgeort.bundle")
 
 CHUNK = 1 << 20
 MAX_ENTRIES = 200_000
@@ -146,6 +148,8 @@ def _model_refs(fd: int, rel: str, size: int) -> list[ExternalRef]:
     head = os.pread(fd, 8, 0) if hasattr(os, "pread") else b""
     if rel.endswith(".ort") or head[4:8] == b"ORTM":
         return []  # ORT format (flatbuffer): no external data
+    from edgeort.bundle._protobuf import MalformedProto, external_refs  # a walk: not cached
+
     os.lseek(fd, 0, os.SEEK_SET)
     with os.fdopen(os.dup(fd), "rb") as fh:
         try:
@@ -160,6 +164,10 @@ def _refs_to_json(refs: list[ExternalRef]) -> list[Any]:
 
 def _refs_from_json(data: list[Any]) -> list[ExternalRef]:
     """Refs stored in the cache; anything not exactly as written raises ValueError."""
+    if isinstance(data, list) and not data:
+        return []  # the usual case (no external data): the protobuf reader is not needed
+    from edgeort.bundle._protobuf import ExternalRef
+
     refs = [ExternalRef(t, tuple((k, v) for k, v in e), x) for t, e, x in data]
     for r in refs:
         texts = [r.tensor, *(s for kv in r.entries for s in kv)]

@@ -20,6 +20,7 @@ _WHAT = {
     "ep": "EP compiled-model caches",
     "runtimes": "target runtimes edgeort installed",
     "verified.json": "remembered file digests of verified bundles",
+    "profile-tables.json": "parsed built-in profile tables",
     "signing": "accepted signature sequences (replay protection; kept by clear)",
 }
 # What "clear" removes: what edgeort rebuilds by itself. The accepted signature
@@ -80,8 +81,8 @@ def cache_dir_command(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print what was removed as JSON.")
 def cache_clear_command(as_json: bool) -> None:
     """Remove what edgeort rebuilds by itself: tune results, extracted bundles, EP
-    caches, installed runtimes, remembered digests. The accepted signature sequences
-    (replay protection) are kept."""
+    caches, installed runtimes, remembered digests and profile tables. The accepted
+    signature sequences (replay protection) are kept."""
     from edgeort._dirs import cache_dir
 
     root = cache_dir()

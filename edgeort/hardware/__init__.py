@@ -12,6 +12,7 @@ It imports neither onnx nor click. The JSON form is documented in ``docs/probe.m
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import TYPE_CHECKING, Any
 
 from edgeort.hardware._cpu import ARM_FLAGS, X86_FLAGS, read_cpu
 from edgeort.hardware._ort import OrtState, ort_notes
@@ -22,8 +23,11 @@ from edgeort.hardware._platform import (
     read_os,
     read_soc,
 )
-from edgeort.hardware._sources import CapturedSources, HostSources, PlatformValues, Sources
+from edgeort.hardware._sources import HostSources, PlatformValues, Sources
 from edgeort.hardware.device import DeviceInfo
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edgeort.hardware._captured import CapturedSources
 
 __all__ = [
     "ARM_FLAGS",
@@ -35,6 +39,15 @@ __all__ = [
     "Sources",
     "probe",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """:class:`CapturedSources` is imported on first use (probing this host never needs it)."""
+    if name == "CapturedSources":
+        from edgeort.hardware._captured import CapturedSources
+
+        return CapturedSources
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def probe(

@@ -23,20 +23,21 @@ packager's verification runs (:mod:`edgeort.pack.evaluate`) and the measure comm
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import onnxruntime as ort
 
+from edgeort._log import INFO, get_logger
 from edgeort.errors import CacheError, EdgeortError, PackageError, ProviderError, UsageError
 from edgeort.hardware._platform import this_arch
 from edgeort.hardware.device import CPU_EP, DeviceInfo, hardware_type
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgeort.bundle import Variant
+    from edgeort.hardware._ep_records import EpChoice, Knobs
     from edgeort.profiles import Profile
 
 __all__ = [
@@ -75,6 +76,18 @@ __all__ = [
     "support_note",
 ]
 
+
+def __getattr__(name: str) -> Any:
+    """:class:`EpChoice` (build-time verification) and :class:`Knobs` (measurements) are
+    defined in :mod:`edgeort.hardware._ep_records`, imported on first use: opening a
+    bundle's session needs neither."""
+    if name in {"EpChoice", "Knobs"}:
+        from edgeort.hardware import _ep_records
+
+        return getattr(_ep_records, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 LEVELS = {  # the one name -> ORT level table (profiles, tune, pack, doctor)
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
     "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -89,7 +102,7 @@ NO_CPU_FALLBACK = "session.disable_cpu_ep_fallback"
 SPINNING = "session.intra_op.allow_spinning"
 _CPU_FALLBACK_REFUSED = "fallback to CPU EP has been explicitly disabled"
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 # ---- plugins, device types, simulation -----------------------------------------------
@@ -266,34 +279,6 @@ def ep_unavailable_reason(ep: str) -> str | None:
     return f"{ep} is not available in this onnxruntime build ({plugins.plugin_install_hint(ep)})"
 
 
-@dataclass(frozen=True, slots=True)
-class EpChoice:
-    """Where verification runs. ``on_ep`` is the EP asked for; ``reason`` says why it
-    is the CPU EP when the profile wants another. ``simulated``: the EP runs here only
-    in simulation (QNN HTP on x86_64), so its latency means nothing."""
-
-    wanted: str
-    on_ep: str
-    reason: str = ""
-    simulated: bool = False
-    devices: tuple[Any, ...] = ()
-    provider_options: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def device_type(self) -> str:
-        """``cpu`` | ``gpu`` | ``npu`` of the device verification ran on ("" unknown)."""
-        if self.on_ep == CPU_EP:
-            return "cpu"
-        if self.devices:
-            return hardware_type(self.devices[0].device)
-        return ""
-
-    @property
-    def present(self) -> bool:
-        """The wanted EP runs here (really, not in simulation)."""
-        return self.on_ep == self.wanted and not self.simulated
-
-
 def _options(profile: Profile) -> dict[str, str]:
     opts = {}
     for key, value in profile.runtime.provider_options.items():
@@ -322,6 +307,8 @@ def simulator_options(ep: str, profile: Profile | None = None) -> dict[str, str]
 
 def choose_ep(profile: Profile) -> EpChoice:
     """Pick the EP that verifies ``profile``'s variant on this machine."""
+    from edgeort.hardware._ep_records import EpChoice
+
     ep = profile.runtime.ep
     if ep == CPU_EP:
         return EpChoice(ep, CPU_EP)
@@ -420,7 +407,7 @@ def session_options_for(
     so = ort.SessionOptions()
     # ORT's own error lines only with logging at INFO (edgeort -v): a failing run() is
     # reported once, as the EdgeortError that carries ORT's message.
-    so.log_severity_level = 3 if log.isEnabledFor(logging.INFO) else 4
+    so.log_severity_level = 3 if log.isEnabledFor(INFO) else 4
     settings = profile.session if profile is not None else None
     level = graph_optimization_level or (
         settings.graph_optimization_level if settings is not None else "all"
@@ -473,34 +460,10 @@ def expand_options(options: Mapping[str, str], variant: Variant) -> dict[str, st
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class Knobs:
-    """Session settings a measurement sets; ``None`` keeps the target's own value."""
-
-    threads: int | None = None  # intra-op threads
-    inter_threads: int | None = None
-    spinning: bool | None = None  # session.intra_op.allow_spinning
-    graph_opt: str | None = None  # disable | basic | extended | all
-    execution_mode: str | None = None  # sequential | parallel
-    mem_pattern: bool | None = None
-    cpu_arena: bool | None = None
-    ep_options: Mapping[str, str] = field(default_factory=dict)
-    config: Mapping[str, str] = field(default_factory=dict)
-    free_dims: Mapping[str, int] = field(default_factory=dict)  # named dim -> fixed value
-
-    def describe(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            k: getattr(self, k)
-            for k in ("threads", "inter_threads", "spinning", "graph_opt", "execution_mode")
-            if getattr(self, k) is not None
-        }
-        if self.ep_options:
-            out["ep_options"] = dict(self.ep_options)
-        return out
-
-
 def merge_knobs(base: Knobs, over: Knobs) -> Knobs:
     """``over`` on top of ``base`` (its ``None`` fields keep ``base``'s values)."""
+    from edgeort.hardware._ep_records import Knobs
+
     values = {
         name: getattr(over, name) if getattr(over, name) is not None else getattr(base, name)
         for name in (

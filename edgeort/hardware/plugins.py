@@ -15,18 +15,20 @@ Fakes for hardware this machine lacks (``FakeProviders``) live in :mod:`edgeort.
 
 from __future__ import annotations
 
+import _thread  # threading.RLock is this C lock; threading itself is not needed here
 import importlib
-import logging
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgeort._log import get_logger
 from edgeort.hardware.device import CPU_EP, EpDevice, PluginEp, hardware_type
 
 if TYPE_CHECKING:  # pragma: no cover
     from importlib import metadata
+
+    from edgeort.hardware._plugin_spec import _Spec
 
 __all__ = [
     "KNOWN_PLUGINS",
@@ -44,7 +46,7 @@ __all__ = [
     "to_ep_device",
 ]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 PLUGIN_PREFIX = "onnxruntime-ep-"
 
@@ -70,19 +72,7 @@ KNOWN_PLUGINS: dict[str, KnownPlugin] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class _Spec:
-    """One installed plugin distribution, as found (before registration)."""
-
-    package: str
-    module: str
-    version: str | None
-    ep_names: tuple[str, ...]
-    library_path: str | None
-    error: str | None
-
-
-_LOCK = threading.RLock()
+_LOCK = _thread.RLock()
 _SPECS: tuple[_Spec, ...] | None = None
 _RESULTS: dict[str, bool] = {}  # registration name -> registered?
 _ERRORS: dict[str, str] = {}  # ep name -> why it is not registered
@@ -119,6 +109,8 @@ def _module_name(dist: metadata.Distribution, package: str) -> str:
 
 
 def _inspect(dist: metadata.Distribution) -> _Spec:
+    from edgeort.hardware._plugin_spec import _Spec  # discovery only: not for a CPU load
+
     package = _dist_name(dist)
     module_name = _module_name(dist, package)
     known = [p.ep_name for p in KNOWN_PLUGINS.values() if _normalise(p.package) == package]

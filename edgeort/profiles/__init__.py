@@ -13,11 +13,11 @@ codes against. The schema checks live in :mod:`edgeort.profiles.schema` (field c
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from edgeort._dirs import config_dir
+from edgeort._log import get_logger
 from edgeort.errors import Problem, ProfileError
 from edgeort.profiles.model import (
     FAMILIES,
@@ -57,7 +57,7 @@ __all__ = [
     "user_profile_dir",
 ]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 # ---- loading -------------------------------------------------------------------------

@@ -5,7 +5,6 @@ Used by :mod:`edgeort.profiles.schema`; a checker is ``(collector, key, value) -
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -52,6 +51,8 @@ Checker = Callable[[Collector, str, Any], Any]
 
 
 def suggest(name: str, allowed: list[str], *, listing: bool = True) -> str:
+    import difflib  # only on a problem: kept off the load path
+
     close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
     if close:
         return f"; did you mean {close[0]!r}?"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +66,8 @@ def read_doc(path: Path) -> Doc:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         return fail(f"not UTF-8 text (bad byte at offset {exc.start})")
+    import tomllib  # not needed when a built-in profile's table is cached (_parsed)
+
     try:
         return Doc(path, tomllib.loads(text))
     except tomllib.TOMLDecodeError as exc:
@@ -246,6 +247,20 @@ def list_user_files(directory: Path) -> tuple[list[Path], list[Problem]]:
         return [], [Problem(str(directory), "", f"cannot read the user profile directory: {why}")]
 
 
+def _read_builtin(path: Path) -> Doc:
+    """A built-in profile file: its cached table when the file is unchanged (still
+    checked and resolved like a parsed one), else parsed and cached."""
+    from edgeort.profiles import _parsed
+
+    table = _parsed.lookup(path)
+    if table is not None:
+        return Doc(path, table)
+    doc = read_doc(path)
+    if not doc.problems and doc.raw is not None:
+        _parsed.store(path, doc.raw)
+    return doc
+
+
 def _builtin_one(directory: Path, name: str, seen: tuple[str, ...]) -> Profile | None:
     """The built-in profile ``name`` from ``<directory>/<name>.toml`` (its ``extends``
     parent first); None when there is no such file. Raises for a broken file."""
@@ -255,7 +270,7 @@ def _builtin_one(directory: Path, name: str, seen: tuple[str, ...]) -> Profile |
     path = directory / f"{name}.toml"
     if not _FILE_NAME.fullmatch(name) or name in seen or not path.is_file():
         return None
-    doc = read_doc(path)
+    doc = _read_builtin(path)
     if doc.problems:
         raise ProfileError(doc.problems)
     base: dict[str, Profile] = {}

@@ -9,7 +9,6 @@ the device, the OS).
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -176,6 +175,8 @@ def resolve_target(
     same = [p for p in profiles if p.short == name]
     if not same:
         known = sorted({p.name for p in profiles} | {p.short for p in profiles})
+        import difflib  # only on this error
+
         close = difflib.get_close_matches(name, known, n=3)
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         raise UsageError(

@@ -8,7 +8,6 @@ The tables below are the schema; ``docs/profiles.md`` documents them field by fi
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -55,6 +54,8 @@ def ep_name(c: Collector, key: str, v: Any) -> Any:
         return v
     stem = v.removesuffix("ExecutionProvider").lower()
     stems = {e.removesuffix("ExecutionProvider").lower(): e for e in KNOWN_EPS}
+    import difflib  # only for a name that is not a known EP
+
     close = difflib.get_close_matches(stem, list(stems), n=1, cutoff=0.75)
     if close:  # a typo of a known EP; an unknown plugin EP name is accepted
         return c.bad(key, f"unknown execution provider {v!r}; did you mean {stems[close[0]]!r}?")

@@ -13,11 +13,11 @@ print to stdout and silently re-create the session on the CPU EP (also during ``
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgeort._log import DEBUG, INFO, get_logger
 from edgeort.errors import NoVariantError, ProviderError, UsageError
 from edgeort.hardware._platform import this_arch
 from edgeort.hardware.device import DeviceInfo
@@ -40,7 +40,7 @@ __all__ = [
     "tuning_cache_path",
 ]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def _device_for(variants: Sequence[Variant]) -> DeviceInfo:
@@ -199,5 +199,5 @@ def _log_skipped(ranking: Ranking, logged: Collection[str] = ()) -> None:
     for choice in ranking.skipped:
         if choice.name in logged:
             continue
-        level = logging.DEBUG if choice.reason.startswith("not asked for") else logging.INFO
+        level = DEBUG if choice.reason.startswith("not asked for") else INFO
         log.log(level, "variant %s skipped: %s", choice.name, choice.reason)

@@ -17,10 +17,7 @@ and fixed dims. Any exception ORT raises while running is translated into an
 
 from __future__ import annotations
 
-import difflib
-from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,36 +29,19 @@ from edgeort.runtime.inputs import InputCheck, check_shared_dims, shared_dims
 if TYPE_CHECKING:  # pragma: no cover
     from edgeort.bundle import TensorSpec, Variant
     from edgeort.profiles import Profile
+    from edgeort.runtime.placement import PlacedNode, Placement
 
 __all__ = ["Model", "PlacedNode", "Placement", "translate_ort_error"]
 
 
-@dataclass(frozen=True, slots=True)
-class PlacedNode:
-    """One node of the optimised graph and the EP that runs it."""
+def __getattr__(name: str) -> Any:
+    """``Placement`` and ``PlacedNode`` live in :mod:`edgeort.runtime.placement`, imported
+    on first use (``Model.placement()``): loading a model does not define them."""
+    if name in {"PlacedNode", "Placement"}:
+        from edgeort.runtime import placement
 
-    ep: str
-    name: str
-    op_type: str
-    domain: str
-
-
-@dataclass(frozen=True, slots=True)
-class Placement:
-    """Which EP runs which nodes, as ORT recorded it when the session was created."""
-
-    nodes: tuple[PlacedNode, ...]
-
-    @property
-    def counts(self) -> dict[str, int]:
-        """Number of nodes per EP, EPs in the order ORT listed them."""
-        return dict(Counter(n.ep for n in self.nodes))
-
-    def on(self, ep: str) -> tuple[PlacedNode, ...]:
-        return tuple(n for n in self.nodes if n.ep == ep)
-
-    def __str__(self) -> str:
-        return ", ".join(f"{ep}: {n} node(s)" for ep, n in self.counts.items()) or "no nodes"
+        return getattr(placement, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def translate_ort_error(
@@ -158,6 +138,8 @@ class Model:
         extra = sorted(str(k) for k in feeds if k not in self._input_names)
         missing = [c.name for c in self._checks if c.name not in feeds]
         if extra:  # a misspelt name shows as unknown + missing: name both
+            import difflib  # only for this error's hint
+
             close = difflib.get_close_matches(extra[0], missing, 1, cutoff=0.5)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             absent = f"; missing input {missing[0]!r}" if missing else ""
@@ -214,6 +196,8 @@ class Model:
     # -- introspection ---------------------------------------------------------------
     def placement(self) -> Placement:
         """Which EP runs which node (recorded at session creation)."""
+        from edgeort.runtime.placement import PlacedNode, Placement
+
         try:
             subgraphs = self._live().get_provider_graph_assignment_info()
         except Exception as exc:

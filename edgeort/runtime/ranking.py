@@ -30,13 +30,13 @@ Order of the usable ones, best first:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import onnxruntime as ort
 
+from edgeort._log import get_logger
 from edgeort.hardware.device import DeviceInfo
 from edgeort.hardware.ep import CPU_EP, ep_unavailable, simulated_on
 from edgeort.runtime.ortcompat import version_guard
@@ -48,7 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["Choice", "Ranking", "deferrable_eps", "rank_variants"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import onnxruntime as ort
 
 from edgeort._dirs import cache_dir
+from edgeort._log import get_logger
 from edgeort.hardware.device import DeviceInfo
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["device_fingerprint", "read_tuning", "tuning_cache_path", "variant_sha256"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def device_fingerprint(device: DeviceInfo) -> str:
