@@ -85,6 +85,20 @@ def test_tune_json_saves_the_cache(bundle: Path) -> None:
     assert json.loads(Path(row["cache"]).read_text())["intra_op_threads"] == row["best"]["threads"]
 
 
+def test_tune_warns_when_a_sequence_dim_defaults_to_1(tmp_path: Path) -> None:
+    """Settings tuned on 1-token inputs can be slower at real lengths: tune says which
+    dims it set to 1 (not the batch) unless --dim or --input sets them."""
+    from tests.models import make_bert_like
+
+    model = make_bert_like(tmp_path)
+    common = ["tune", model, "--budget", 1, "--runs", 3, "--no-save", "--json"]
+    warned = invoke(*common)
+    assert warned.exit_code == 0, warned.output
+    assert "tune: dynamic dims sequence set to 1" in warned.stderr
+    quiet = invoke(*common, "--dim", "sequence=16")
+    assert quiet.exit_code == 0 and "set to 1" not in quiet.stderr
+
+
 def test_tune_no_save(bundle: Path) -> None:
     data = as_json(
         invoke("tune", bundle, "--budget", 2, "--runs", 3, "--no-save", "--json"), "tune"

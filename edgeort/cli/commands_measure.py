@@ -411,6 +411,15 @@ def tune_command(
     resolved = _resolve(path, ep, ep_options, variant)
     _need_targets(resolved)
     device = resolved.device if resolved.device is not None else _probe()
+    given_dims, given_inputs = _dims(dims, resolved), _pairs(inputs, "--input")
+    defaulted = _defaulted_dims(resolved, given_dims, given_inputs)
+    if defaulted:
+        click.echo(
+            f"tune: dynamic dims {', '.join(defaulted)} set to 1: the settings found are the "
+            "best for inputs that small, and can be slower at the sizes the model runs at; "
+            "pass --dim NAME=N or --input NAME=FILE.npy with real sizes",
+            err=True,
+        )
     results = []
     for t in resolved.targets:
         result, _search = tune_target(
@@ -418,8 +427,8 @@ def tune_command(
             budget_s=budget,
             device=device,
             runs=runs,
-            input_files=_pairs(inputs, "--input"),
-            dims=_dims(dims, resolved),
+            input_files=given_inputs,
+            dims=given_dims,
         )
         if save:
             result = replace(result, cache_path=save_tuning(result, t, device))
@@ -435,6 +444,23 @@ def tune_command(
         out += [*format_tune(r), ""]
     out += [f"skipped {k}: {v}" for k, v in resolved.skipped.items()]
     _lines(out)
+
+
+def _defaulted_dims(resolved: Any, dims: dict[str, int], inputs: dict[str, str]) -> list[str]:
+    """Dynamic dims past the first (batch 1 is how edge models run) that no --dim or
+    --input sets, so they default to 1: the dim name, or ``input:axis`` if unnamed."""
+    out: list[str] = []
+    for t in resolved.targets:
+        for spec in _inputs_of(t):
+            if spec.name in inputs:
+                continue
+            for axis, dim in enumerate(spec.shape or ()):
+                if axis == 0 or (isinstance(dim, int) and dim >= 0):
+                    continue
+                key = dim if isinstance(dim, str) and dim else f"{spec.name}:{axis}"
+                if key not in dims and f"{spec.name}:{axis}" not in dims and key not in out:
+                    out.append(key)
+    return out
 
 
 def _probe() -> Any:
