@@ -35,9 +35,19 @@ def _target(r: dict[str, Any]) -> str:
     fam = r.get("family_expected", "").split(":")[0]
     if fam == "encoder":
         s = r.get("edgeort_sentence_cosine") or {}
-        ok = (x or 0) >= ENCODER_SPEEDUP and s.get("mean", 0) >= 0.997 and s.get("min", 0) >= 0.99
-        figures = f">= {ENCODER_SPEEDUP}x, cosine mean >= 0.997, min >= 0.99"
-        head = f"{'meets' if ok else 'misses'} {figures}"
+        parts = [
+            (f">= {ENCODER_SPEEDUP}x ({_f(x, 2)}x)", (x or 0) >= ENCODER_SPEEDUP),
+            (f"cosine mean >= 0.997 ({_f(s.get('mean'), 4)})", s.get("mean", 0) >= 0.997),
+            (f"min >= 0.99 ({_f(s.get('min'), 4)})", s.get("min", 0) >= 0.99),
+        ]
+        ok = all(met for _, met in parts)
+        met = [p for p, m in parts if m]
+        missed = [p for p, m in parts if not m]
+        head = (
+            "meets " + ", ".join(met)
+            if ok
+            else ("misses " + ", ".join(missed) + ("; meets " + ", ".join(met) if met else ""))
+        )
     elif fam in ("classifier", "detector"):
         ok = (x or 0) >= CNN_SPEEDUP
         head = f"{'meets' if ok else 'misses'} >= {CNN_SPEEDUP}x"
@@ -58,6 +68,11 @@ def _target(r: dict[str, Any]) -> str:
     elif ev.get("precision") == "fp32":
         why = "fp32 shipped; slower than naive in this run (cause not measured separately:"
         why += " benchmarks/results/overhead.md has the per-call run() overhead)"
+    elif fam == "encoder":
+        why = (
+            f"{ev.get('precision')} shipped; at batch 1 the int8 MatMuls gain little from the "
+            "second thread that fp32 uses (see 'Why, measured')"
+        )
     else:
         why = f"{ev.get('precision')} shipped at {_f(x, 2)}x on this shared 2-core machine"
     floor = r.get(f"fp32_noise_{r.get('metric')}")
