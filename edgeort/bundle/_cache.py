@@ -19,7 +19,7 @@ from edgeort._log import get_logger
 from edgeort.bundle._json import canonical_json, loads_strict
 from edgeort.errors import BundleError
 
-__all__ = ["FileCache", "private_dir"]
+__all__ = ["FileCache", "private_dir", "stat_stamp"]
 
 log = get_logger("edgeort.bundle")
 
@@ -27,7 +27,8 @@ MAX_ENTRIES = 20_000
 _STAT_KEYS = ("size", "mtime_ns", "ctime_ns", "ino", "dev")
 
 
-def _stamp(st: os.stat_result) -> dict[str, int]:
+def stat_stamp(st: os.stat_result) -> dict[str, int]:
+    """What a cache entry keys a file on: a changed file (size, times, inode) misses."""
     return {
         "size": st.st_size,
         "mtime_ns": st.st_mtime_ns,
@@ -84,7 +85,7 @@ class FileCache:
         entry = self.entries.get(real)
         if not isinstance(entry, dict) or self.path is None:
             return None
-        stamp = _stamp(st)
+        stamp = stat_stamp(st)
         if any(entry.get(k) != stamp[k] for k in _STAT_KEYS):
             return None
         return entry
@@ -93,7 +94,7 @@ class FileCache:
         if self.path is None:
             return
         self.entries.pop(real, None)  # re-insert at the end: oldest entries go first
-        self.entries[real] = {**_stamp(st), **data}
+        self.entries[real] = {**stat_stamp(st), **data}
         self.dirty = True
 
     def save(self) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from edgeort._dirs import cache_dir
 from edgeort._log import get_logger
+from edgeort.bundle._cache import private_dir, stat_stamp
 
 __all__ = ["lookup", "store"]
 
@@ -28,31 +29,14 @@ log = get_logger(__name__)
 
 FILE_NAME = "profile-tables.json"
 MAX_ENTRIES = 200
-_STAT_KEYS = ("size", "mtime_ns", "ctime_ns", "ino", "dev")
 _entries: dict[str, Any] | None = None  # loaded once per process
 
 
-def _stamp(st: os.stat_result) -> dict[str, int]:
-    return {
-        "size": st.st_size,
-        "mtime_ns": st.st_mtime_ns,
-        "ctime_ns": st.st_ctime_ns,
-        "ino": st.st_ino,
-        "dev": st.st_dev,
-    }
-
-
 def _directory() -> Path | None:
-    """The cache directory when it is ours (created 0700 if missing), else None."""
+    """The cache directory when it is ours (created 0700 if missing), else None: someone
+    else could write the tables we would trust (the verification cache's rule)."""
     directory = cache_dir()
-    try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        st = os.stat(directory)
-    except OSError:
-        return None
-    if hasattr(os, "getuid") and st.st_uid != os.getuid():
-        return None  # someone else could write the tables we would trust
-    return directory
+    return None if private_dir(directory) else directory
 
 
 def _load() -> dict[str, Any]:
@@ -95,7 +79,7 @@ def lookup(path: Path) -> dict[str, Any] | None:
     except OSError:
         return None
     entry = _load().get(real)
-    if not isinstance(entry, dict) or any(entry.get(k) != v for k, v in _stamp(st).items()):
+    if not isinstance(entry, dict) or any(entry.get(k) != v for k, v in stat_stamp(st).items()):
         return None
     table = entry.get("table")
     try:
@@ -120,7 +104,7 @@ def store(path: Path, table: dict[str, Any]) -> None:
         return
     entries = _load()
     entries.pop(real, None)
-    entries[real] = {**_stamp(st), "table": _copy(table)}
+    entries[real] = {**stat_stamp(st), "table": _copy(table)}
     while len(entries) > MAX_ENTRIES:
         entries.pop(next(iter(entries)))
     from edgeort import _fs
