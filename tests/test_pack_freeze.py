@@ -217,6 +217,9 @@ def test_cli_freeze(tmp_path: Path, fixed_profile: Path) -> None:
     ]  # fmt: skip
     bad = CliRunner().invoke(cli, [*common, "-o", str(tmp_path / "a"), "--freeze", "sr"])
     assert bad.exit_code != 0 and "expected NAME=VALUE" in bad.output
+    twice = ["--freeze", "sr=16000", "--freeze", "sr=8000"]
+    bad = CliRunner().invoke(cli, [*common, "-o", str(tmp_path / "a"), *twice])
+    assert bad.exit_code == 2 and "--freeze sr=... given twice" in bad.output
     ok = CliRunner().invoke(cli, [*common, "-o", str(tmp_path / "b"), "--freeze", "sr=16000"])
     assert ok.exit_code == 0, ok.output
     (variant,) = open_bundle(tmp_path / "b").variants

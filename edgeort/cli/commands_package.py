@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import click
 
@@ -109,28 +110,33 @@ def _state(values: tuple[str, ...], none: bool) -> dict[str, str] | None:
     return pairs
 
 
+T = TypeVar("T")
+
+
+def _named(
+    values: tuple[str, ...], option: str, parse: Callable[[str], tuple[str, T]]
+) -> dict[str, T]:
+    """``NAME=...`` options (``--shape``, ``--freeze``) by name; a name given twice is a
+    usage error."""
+    out: dict[str, T] = {}
+    for text in values:
+        name, value = parse(text)
+        if name in out:
+            raise UsageError(f"{option} {name}=... given twice", option=option)
+        out[name] = value
+    return out
+
+
 def _shapes(values: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
     from edgeort.pack.prepare import parse_shape
 
-    shapes: dict[str, tuple[int, ...]] = {}
-    for text in values:
-        name, shape = parse_shape(text)
-        if name in shapes:
-            raise UsageError(f"--shape {name}=... given twice", option="--shape")
-        shapes[name] = shape
-    return shapes
+    return _named(values, "--shape", parse_shape)
 
 
 def _freeze(values: tuple[str, ...]) -> dict[str, str]:
     from edgeort.pack.freeze import parse_freeze
 
-    frozen: dict[str, str] = {}
-    for text in values:
-        name, value = parse_freeze(text)
-        if name in frozen:
-            raise UsageError(f"--freeze {name}=... given twice", option="--freeze")
-        frozen[name] = value
-    return frozen
+    return _named(values, "--freeze", parse_freeze)
 
 
 @click.command("package")
