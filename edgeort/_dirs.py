@@ -40,25 +40,22 @@ def _plain_linux(xdg_var: str, default: str) -> str | None:
     return os.path.join(home.rstrip("/") + "/" + default, APP)
 
 
-def cache_dir() -> Path:
-    env = os.environ.get("EDGEORT_CACHE_DIR")
-    if env:
-        return Path(env)
-    fast = _plain_linux("XDG_CACHE_HOME", ".cache")
+def _user_dir(env: str, xdg: str, default: str, kind: str) -> Path:
+    """``$env``, else the XDG dir on plain Linux, else platformdirs' ``user_<kind>_dir``."""
+    given = os.environ.get(env)
+    if given:
+        return Path(given)
+    fast = _plain_linux(xdg, default)
     if fast is not None:
         return Path(fast)
     import platformdirs
 
-    return Path(platformdirs.user_cache_dir(APP))
+    return Path(getattr(platformdirs, f"user_{kind}_dir")(APP))
+
+
+def cache_dir() -> Path:
+    return _user_dir("EDGEORT_CACHE_DIR", "XDG_CACHE_HOME", ".cache", "cache")
 
 
 def config_dir() -> Path:
-    env = os.environ.get("EDGEORT_CONFIG_DIR")
-    if env:
-        return Path(env)
-    fast = _plain_linux("XDG_CONFIG_HOME", ".config")
-    if fast is not None:
-        return Path(fast)
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir(APP))
+    return _user_dir("EDGEORT_CONFIG_DIR", "XDG_CONFIG_HOME", ".config", "config")
