@@ -173,3 +173,30 @@ def test_every_command_on_the_example_model(tmp_path: Path, repo_root: Path) -> 
         "thread-contention",
         "arena-growth",
     }
+
+
+def test_bench_and_tune_run_a_bundle_at_its_recorded_sample_shapes(tmp_path: Path) -> None:
+    """The packager records the first verification sample's shapes (``sample_shapes``);
+    bench and tune feed dynamic dims at those sizes, not 1, unless --dim says otherwise."""
+    import numpy as np
+
+    from edgeort.bundle import open_bundle
+    from edgeort.pack import package
+    from tests.models import make_bert_like
+
+    model = make_bert_like(tmp_path)
+    data = tmp_path / "v.npz"
+    rng = np.random.default_rng(0)
+    np.savez(
+        data, input_ids=rng.integers(0, 100, (4, 1, 12)), attention_mask=np.ones((4, 1, 12), int)
+    )
+    out = tmp_path / "b.ortpackage"
+    package(model, ["cpu"], output=out, validation=data, measure_speed=False)
+    (variant,) = open_bundle(out).variants
+    assert variant.metadata["sample_shapes"] == {"input_ids": [1, 12], "attention_mask": [1, 12]}
+    row = as_json(invoke("bench", out, "--runs", 3, "--json"), "bench")["results"][0]
+    assert row["input_shapes"] == {"input_ids": [1, 12], "attention_mask": [1, 12]}
+    told = as_json(invoke("bench", out, "--runs", 3, "--dim", "sequence=5", "--json"), "bench")
+    assert told["results"][0]["input_shapes"]["input_ids"] == [1, 5]
+    tuned = invoke("tune", out, "--budget", 1, "--runs", 3, "--no-save", "--json")
+    assert tuned.exit_code == 0 and "set to 1" not in tuned.stderr

@@ -47,6 +47,7 @@ def _pairs(items: tuple[str, ...], option: str) -> dict[str, str]:
 
 
 def _dims(items: tuple[str, ...], resolved: Any = None) -> dict[str, int]:
+    """``--dim`` values over the sizes the packager verified a bundle variant at."""
     out = {}
     for name, value in _pairs(items, "--dim").items():
         if not value.isdigit() or int(value) < 1:
@@ -56,6 +57,27 @@ def _dims(items: tuple[str, ...], resolved: Any = None) -> dict[str, int]:
         from edgeort.feeds import check_dim_names
 
         check_dim_names([i for t in resolved.targets for i in _inputs_of(t)], out)
+    return {**_recorded_dims(resolved), **out} if resolved is not None else out
+
+
+def _recorded_dims(resolved: Any) -> dict[str, int]:
+    """Dynamic dims of bundle variants at the sizes of their first verification sample
+    (``sample_shapes``, recorded by ``edgeort package``): the sizes the model is used
+    at, which 1 seldom is (a 1-token sentence, a 1x1 image)."""
+    out: dict[str, int] = {}
+    for t in resolved.targets:
+        variant = t.variant
+        shapes = (variant.metadata.get("sample_shapes") if variant is not None else None) or {}
+        for spec in variant.inputs if variant is not None else ():
+            shape = shapes.get(spec.name)
+            if not isinstance(shape, list) or spec.shape is None or len(shape) != len(spec.shape):
+                continue
+            for axis, dim in enumerate(spec.shape):
+                if isinstance(dim, int) and dim >= 0:
+                    continue
+                key = dim if isinstance(dim, str) and dim else f"{spec.name}:{axis}"
+                if isinstance(shape[axis], int) and shape[axis] >= 1:
+                    out.setdefault(key, shape[axis])
     return out
 
 

@@ -15,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 import onnxruntime as ort
 
@@ -196,11 +197,20 @@ def variant_metadata(
         "ep_refused": refusal_json(outcome),
         "gates": [g.to_json() for g in outcome.gates],
         "prepare": list(work.notes) + list(cand.notes),
+        "sample_shapes": _sample_shapes(work.verify_data),
         "source_model": {"name": source_name, "sha256": source_sha256},
         **({"frozen_inputs": dict(work.frozen)} if work.frozen else {}),
         "built_with": {"onnxruntime": ort.__version__, "onnx": onnx.__version__},
         **_compat(outcome),
     }
+
+
+def _sample_shapes(data: Any) -> dict[str, list[int]]:
+    """Input shapes of the first verification sample: the sizes latency was measured at,
+    and what ``bench``/``tune``/``profile`` feed for dynamic dims unless told."""
+    if not data.samples:
+        return {}
+    return {name: [int(d) for d in np.shape(arr)] for name, arr in data.sample(0).items()}
 
 
 def _compat(outcome: TargetOutcome) -> dict[str, Any]:
