@@ -222,3 +222,21 @@ def test_unreadable_trace_is_a_data_error(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(DataError):
         summarize_trace(tmp_path / "bad.json", runs=1)
+
+
+def test_switch_to_pauses_then_wakes_the_session(tmp_path: Path) -> None:
+    """Between sessions timed in turn: a pause longer than a thread pool's spin, then one
+    untimed run of the next session."""
+    import time
+
+    from edgeort.measure.bench import SETTLE_S, switch_to
+
+    calls: list[float] = []
+
+    class Session:
+        def run(self, names: object, feeds: object) -> None:
+            calls.append(time.perf_counter())
+
+    start = time.perf_counter()
+    switch_to(Session(), {})
+    assert len(calls) == 1 and calls[0] - start >= SETTLE_S

@@ -29,7 +29,8 @@ def test_interleaved_latency_gives_one_median_per_session(tmp_path: Path) -> Non
 
     times = latency_ms_interleaved([Counting(0), Counting(1)], feed, runs=6, rounds=3, warmup=2)  # type: ignore[list-item]
     assert len(times) == 2 and all(t > 0 for t in times)
-    assert calls == [2 + 6, 2 + 6]  # warmup + rounds x runs-per-round, each
+    # warmup + per round one untimed run after the pause (switch_to) + the timed runs
+    assert calls == [2 + 3 * (1 + 2), 2 + 3 * (1 + 2)]
 
 
 def test_speed_gate_reads_the_interleaved_timings(tmp_path: Path) -> None:

@@ -68,6 +68,7 @@ MIN_ROUND_S = 0.1
 NOISE_STEPS = 0.5  # fp32's own metric under +-half a pixel level of input noise
 MOBILE_SAMPLES = 4  # validation samples for the qnn/nnapi packaging (the simulator is slow)
 MOBILE_TIMEOUT_S = 900
+SETTLE_S = 0.03  # between runners' blocks (edgeort.measure.bench.SETTLE_S)
 # (state input, state output) pairs of the zoo's stateful models
 STATE = {"silero-vad": (("state", "stateN"),)}
 
@@ -259,6 +260,10 @@ def speed(runners: dict[str, Runner], feed: dict[str, np.ndarray]) -> tuple[dict
     times: dict[str, list[float]] = {k: [] for k in runners}
     for _ in range(ROUNDS):
         for key, run in runners.items():
+            # as edgeort.measure.bench.switch_to: the previous runner's thread pool stops
+            # spinning, this one's threads wake, before the timed block
+            time.sleep(SETTLE_S)
+            run(dict(feed))
             start = time.perf_counter()
             for _ in range(runs):
                 run(dict(feed))

@@ -34,6 +34,7 @@ __all__ = [
     "bench",
     "bench_target",
     "feeds_for",
+    "switch_to",
     "time_runs",
 ]
 
@@ -126,6 +127,21 @@ def feeds_for(
     missing = [arg for arg in inputs if arg.name not in feeds]
     feeds.update(generate_feeds(missing, dims=dims, seed=seed))
     return feeds
+
+
+SETTLE_S = 0.03  # longer than an idle ORT thread pool keeps spinning
+
+
+def switch_to(session: Any, feeds: Mapping[str, np.ndarray], *, warmup: int = 1) -> None:
+    """Before timing a block of runs of ``session`` among several sessions: wait until
+    the thread pools of the sessions run before it stop spinning, then run it untimed so
+    its own threads are awake. Without this, interleaved rounds on a 2-core machine time
+    each session against the spinning workers of the previous one (measured: an int8
+    variant at 7.8 ms right after the fp32 model's runs, 4.5 ms after a 30-50 ms pause,
+    3.1 ms timed alone) and the comparison is of the order, not the sessions."""
+    time.sleep(SETTLE_S)
+    for _ in range(warmup):
+        session.run(None, dict(feeds))
 
 
 def time_runs(

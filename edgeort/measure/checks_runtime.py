@@ -22,7 +22,7 @@ import numpy as np
 import onnxruntime as ort
 
 from edgeort.errors import ProviderError
-from edgeort.measure.bench import feeds_for, time_runs
+from edgeort.measure.bench import feeds_for, switch_to, time_runs
 from edgeort.measure.findings import Finding
 from edgeort.measure.graphinfo import GraphInfo
 from edgeort.measure.targets import CPU, DEVICE_EPS, Knobs, Target, create_session
@@ -124,7 +124,10 @@ def _interleaved_round_ratios(
     start = time.perf_counter()
     while len(ratios) < min_rounds or time.perf_counter() - start < budget_s:
         pair = (one, many) if len(ratios) % 2 == 0 else (many, one)
-        times = {id(s): float(np.median(time_runs(s, feeds, runs=runs))) for s in pair}
+        times = {}
+        for s in pair:
+            switch_to(s, feeds)
+            times[id(s)] = float(np.median(time_runs(s, feeds, runs=runs)))
         m1, mn = times[id(one)], times[id(many)]
         ratios.append(mn / m1 if m1 > 0 else 1.0)
         if len(ratios) >= max_rounds:

@@ -30,7 +30,7 @@ import psutil
 from edgeort._fs import atomic_write_text, os_error_text, sha256_file
 from edgeort.errors import CacheError, ModelError, UsageError
 from edgeort.hardware.device import DeviceInfo
-from edgeort.measure.bench import feeds_for, time_runs
+from edgeort.measure.bench import feeds_for, switch_to, time_runs
 from edgeort.measure.search import Dimension, SearchResult, Space, coordinate_descent, key
 from edgeort.measure.targets import SPINNING, Knobs, Target, create_session
 
@@ -150,6 +150,8 @@ class SessionMeasure:
         times: list[list[float]] = [[] for _ in points]
         for _ in range(rounds):
             for i, (session, feeds, _n) in enumerate(entries):
+                if len(entries) > 1:
+                    switch_to(session, feeds)
                 times[i] += time_runs(session, feeds, runs=max(1, -(-totals[i] // rounds)))
         return [float(np.median(t) * 1000.0) for t in times]
 

@@ -131,10 +131,13 @@ def latency_ms_interleaved(
     for session in sessions:
         for _ in range(warmup):
             session.run(None, feed)
+    from edgeort.measure.bench import switch_to
+
     per_round = max(1, runs // rounds)
     times: list[list[float]] = [[] for _ in sessions]
     for _ in range(rounds):
         for session, slot in zip(sessions, times, strict=True):
+            switch_to(session, feed)  # the other sessions' threads idle, this one's awake
             for _ in range(per_round):
                 start = time.perf_counter()
                 session.run(None, feed)
