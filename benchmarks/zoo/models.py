@@ -231,11 +231,11 @@ MEASURED: dict[str, str] = {
         "Accuracy: outlier input channels kept float (a side MatMul) before dynamic int8 "
         "bring the sentence cosine to mean 0.9986 / min 0.9933 (plain quantize_dynamic: "
         "0.9916 / 0.9605); excluding whole nodes never gained more than 0.0017 of mean. "
-        "Speed, quiet machine, 39-token sentence, one interleaved run: naive fp32 (ORT's "
-        "default threads) 10.9 ms, fp32 on 1 thread 10.7, on 2 threads 6.3; edgeort int8 on "
-        "1 thread 5.4 ms (2.0x), on 2 threads 6.4 ms: at batch 1 the int8 MatMuls lose "
-        "with the second thread that fp32 gains from, and edgeort's CPU profiles use 2 "
-        "threads here. The float side path costs about 8% (profile): the plain-ORT recipe, "
+        "Speed, one interleaved run on an earlier quiet machine state, 39-token sentence: "
+        "naive fp32 (ORT's default threads) 10.9 ms, fp32 on 1 thread 10.7, on 2 threads "
+        "6.3; edgeort int8 on 1 thread 5.4 ms (2.0x), on 2 threads 6.4 ms: at batch 1 the "
+        "int8 MatMuls lose with the second thread that fp32 gains from, and edgeort's CPU "
+        "profiles use 2 threads here. The float side path costs about 8% (profile): the plain-ORT recipe, "
         "which quantizes those channels too, is that much faster and misses the cosine "
         "bounds (0.9916 / 0.9605)."
     ),
@@ -243,6 +243,7 @@ MEASURED: dict[str, str] = {
         "fp32 ships: the dynamic int8 recipe quantizes no node (the LSTM sits in If "
         "branches). An earlier run's 0.08x was the harness: 5 runs a round of a 0.25 ms model "
         "on a loaded 2-core machine; on a quiet machine naive 0.235, plain-ORT 0.243 and "
-        "edgeort 0.244 ms."
+        "edgeort 0.244 ms. What is left is edgeort's run() itself: its input checks cost "
+        "about 7 us a call (benchmarks/results/overhead.md), 5% of a 0.13 ms model."
     ),
 }

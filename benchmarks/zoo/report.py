@@ -65,6 +65,8 @@ def _target(r: dict[str, Any]) -> str:
         why = "int8 passed the gate but ran slower than fp32 on its EP: " + slower[0]["reason"]
     elif ev.get("precision") == "fp32" and fails:
         why = f"no int8 recipe passed the gate ({len(fails)} tried; first: {fails[0]['reason']})"
+    elif ev.get("precision") == "fp32" and r.get("measured"):
+        why = "fp32 shipped; slower than naive in this run (see 'Why, measured')"
     elif ev.get("precision") == "fp32":
         why = "fp32 shipped; slower than naive in this run (cause not measured separately:"
         why += " benchmarks/results/overhead.md has the per-call run() overhead)"
