@@ -235,9 +235,9 @@ MEASURED: dict[str, str] = {
         "naive fp32 (ORT's default threads) 10.9 ms, fp32 on 1 thread 10.7, on 2 threads "
         "6.3; edgeort int8 on 1 thread 5.4 ms (2.0x), on 2 threads 6.4 ms: at batch 1 the "
         "int8 MatMuls lose with the second thread that fp32 gains from, and edgeort's CPU "
-        "profiles use 2 threads here. The float side path costs about 8% (profile): the plain-ORT recipe, "
-        "which quantizes those channels too, is that much faster and misses the cosine "
-        "bounds (0.9916 / 0.9605)."
+        "profiles use 2 threads here. The float side path costs about 8% (profile): the "
+        "plain-ORT recipe, which quantizes those channels too, is that much faster and "
+        "misses the cosine bounds (0.9916 / 0.9605)."
     ),
     "silero-vad": (
         "fp32 ships: the dynamic int8 recipe quantizes no node (the LSTM sits in If "
