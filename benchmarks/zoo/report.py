@@ -101,8 +101,15 @@ def markdown(data: dict[str, Any]) -> str:
         "Speed: batch 1, CPU EP, median ms of "
         f"{data['rounds']} interleaved rounds of at least {data['runs_per_round']} runs (more for "
         f"fast models: a round lasts >= {data.get('min_round_s', 0)} s); x = naive fp32 / "
-        "that column. The machine is shared (2 cores, other jobs running), so absolute ms are "
-        "noisy; the ratios come from the same interleaved rounds. Accuracy: the family's task "
+        "that column; a 30 ms pause and one untimed run before each block (no thread pool "
+        "spins into the next runner's timing). "
+        + (
+            f"Load average at the start: {' / '.join(map(str, m['load_before']))}. "
+            if m.get("load_before")
+            else ""
+        )
+        + "The machine is a shared 2-core VM, so absolute ms are noisy; the ratios come from "
+        "the same interleaved rounds. Accuracy: the family's task "
         "metric against naive fp32 on the validation data (1.000 = same answers).",
         "",
         "| model | wheel | family (detected) | metric | naive fp32 ms | plain-ORT recipe ms (x) "

@@ -459,6 +459,7 @@ def machine() -> dict[str, Any]:
         "cpu": cpu,
         "avx512_vnni": vnni,
         "cores": os.cpu_count(),
+        "load_before": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(),
         **versions,
     }
@@ -504,6 +505,7 @@ def main() -> None:
         (args.out / "zoo.md").write_text(markdown(data))
         return
     logging.basicConfig(level=logging.WARNING)
+    host = machine()  # load average before the first model
     rows = []
     for entry in ZOO:
         if args.models and entry.name not in args.models:
@@ -525,7 +527,7 @@ def main() -> None:
                 args.out.mkdir(parents=True, exist_ok=True)
                 partial = {"rows": rows}
                 (args.out / "zoo-mobile.json").write_text(json.dumps(partial, indent=1) + "\n")
-    data = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
+    data = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "machine": host,
             "rounds": ROUNDS, "runs_per_round": RUNS_PER_ROUND, "min_round_s": MIN_ROUND_S,
             "rows": rows}  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
