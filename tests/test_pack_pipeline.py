@@ -112,6 +112,30 @@ def test_wrong_calibration_data(tmp_path: Path, arrays: dict, needle: str) -> No
         package(model, ["cpu"], output=tmp_path / "o", calibration=tmp_path / "calib.npz")
 
 
+def test_data_files_are_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fail-fast check's load is reused by the targets that keep the source's inputs."""
+    from edgeort.pack import data as data_mod
+
+    loads: list[Path] = []
+    real = data_mod.load_data
+
+    def counted(path: Path, *args: object, **kwargs: object) -> data_mod.Dataset:
+        loads.append(Path(path))
+        return real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(data_mod, "load_data", counted)
+    model = make_cnn(tmp_path)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "calib.npz", image=rng.random((8, 3, 16, 16), np.float32))
+    np.savez(tmp_path / "valid.npz", image=rng.random((4, 3, 16, 16), np.float32))
+    result = package(
+        model, ["cpu"], output=tmp_path / "o", calibration=tmp_path / "calib.npz",
+        validation=tmp_path / "valid.npz", measure_speed=False,
+    )  # fmt: skip
+    assert result.data == "validation"
+    assert sorted(p.name for p in loads) == ["calib.npz", "valid.npz"]
+
+
 def test_corrupt_model_is_one_model_error(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="truncated"):
         package(corrupt_model_bytes(tmp_path, "truncated"), ["cpu"], output=tmp_path / "o")

@@ -118,6 +118,7 @@ class _Options:
     metric: str | MetricFn | None = None
     state: tuple[tuple[str, str], ...] = ()
     freeze: Mapping[str, Any] = field(default_factory=dict)  # input -> np.ndarray (--freeze)
+    loaded: Mapping[str | Path, data_mod.Dataset] = field(default_factory=dict)  # checked files
 
 
 class _Run:
@@ -158,15 +159,20 @@ class _Run:
         self, inputs: Sequence[Any]
     ) -> tuple[data_mod.Dataset, str, data_mod.Dataset | None]:
         calib_path, valid_path = self.opts.calibration, self.opts.validation
-        optional, state = self.source.optional, self.opts.state
-        calib = (
-            data_mod.load_data(calib_path, inputs, optional=optional, state=state)
-            if calib_path
-            else None
-        )
+        same_inputs = tuple(inputs) == self.source.inputs
+
+        def load(path: str | Path) -> data_mod.Dataset:
+            # package() already loaded each file against the source's inputs: reuse it
+            # unless fixing shapes or freezing changed the inputs it must fit.
+            if same_inputs and path in self.opts.loaded:
+                return self.opts.loaded[path]
+            return data_mod.load_data(
+                path, inputs, optional=self.source.optional, state=self.opts.state
+            )
+
+        calib = load(calib_path) if calib_path else None
         if valid_path:
-            valid = data_mod.load_data(valid_path, inputs, optional=optional, state=state)
-            return valid, "validation", calib
+            return load(valid_path), "validation", calib
         if calib is not None:
             return calib, "calibration", calib
         vocab = data_mod.vocab_sizes(self.source.proto)
@@ -321,11 +327,13 @@ def package(
         how = "given" if state is not None else "detected; override with --state IN=OUT"
         sink.emit("progress", "", "load", f"state pairs ({how}): {found}")
     vocab = data_mod.vocab_sizes(source.proto)
+    loaded: dict[str | Path, data_mod.Dataset] = {}
     for path in (calibration, validation):
         if path is not None:  # fail fast, before any work
-            loaded = data_mod.load_data(path, source.inputs, optional=source.optional, state=pairs)
-            data_mod.check_index_ranges(loaded, vocab, path)
-            _check_frozen_data(loaded, frozen, path)
+            data = data_mod.load_data(path, source.inputs, optional=source.optional, state=pairs)
+            data_mod.check_index_ranges(data, vocab, path)
+            _check_frozen_data(data, frozen, path)
+            loaded[path] = data
     _check_metric(metric)
     task = family_mod.detect(source.proto, optimize.detect_family(source.proto), family)
     family = task.recipes
@@ -359,6 +367,7 @@ def package(
             metric=metric,
             state=pairs,
             freeze=frozen,
+            loaded=loaded,
         )
         run = _Run(source, family, tmp, opts)
         outcomes: list[TargetOutcome] = []
