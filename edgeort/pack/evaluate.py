@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import statistics
-import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -106,14 +105,11 @@ def latency_ms(
     warmup: int = 3,
 ) -> float:
     """Median wall time of ``runs`` runs after ``warmup`` runs, in milliseconds."""
+    from edgeort.measure.bench import time_runs
+
     for _ in range(warmup):
         session.run(None, feed)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        session.run(None, feed)
-        times.append((time.perf_counter() - start) * 1000.0)
-    return float(statistics.median(times))
+    return float(statistics.median(time_runs(session, feed, runs=runs))) * 1000.0
 
 
 def latency_ms_interleaved(
@@ -131,18 +127,15 @@ def latency_ms_interleaved(
     for session in sessions:
         for _ in range(warmup):
             session.run(None, feed)
-    from edgeort.measure.bench import switch_to
+    from edgeort.measure.bench import switch_to, time_runs
 
     per_round = max(1, runs // rounds)
     times: list[list[float]] = [[] for _ in sessions]
     for _ in range(rounds):
         for session, slot in zip(sessions, times, strict=True):
             switch_to(session, feed)  # the other sessions' threads idle, this one's awake
-            for _ in range(per_round):
-                start = time.perf_counter()
-                session.run(None, feed)
-                slot.append((time.perf_counter() - start) * 1000.0)
-    return [float(statistics.median(t)) for t in times]
+            slot.extend(time_runs(session, feed, runs=per_round))
+    return [float(statistics.median(t)) * 1000.0 for t in times]
 
 
 def ep_node_counts(session: ort.InferenceSession) -> dict[str, int]:
