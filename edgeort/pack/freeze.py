@@ -78,10 +78,9 @@ def check_freeze(values: Mapping[str, Any], inputs: Sequence[TensorSpec]) -> dic
                 f"--freeze {name}={raw}: not a value of input {name!r} ({spec.dtype}): {exc}",
                 option="--freeze",
             ) from None
-        shape = tuple(spec.shape) if spec.shape is not None else None
-        if shape is not None and (
-            len(shape) != arr.ndim
-            or any(isinstance(d, int) and d != s for d, s in zip(shape, arr.shape, strict=True))
+        shape = spec.shape
+        if len(shape) != arr.ndim or any(
+            isinstance(d, int) and d != s for d, s in zip(shape, arr.shape, strict=True)
         ):
             raise UsageError(
                 f"--freeze {name}={raw}: input {name!r} has shape {list(shape)}, the value "
@@ -122,7 +121,10 @@ def apply_freeze(model: onnx.ModelProto, values: Mapping[str, np.ndarray]) -> tu
     constant; returns notes for the manifest."""
     notes: list[str] = []
     graph = model.graph
-    taken = {n for g in graphs_in(graph) for n in (*_names(g.initializer), *_node_outputs(g))}
+    taken: set[str] = set()
+    for g in graphs_in(graph):
+        taken.update(i.name for i in g.initializer)
+        taken.update(o for n in g.node for o in n.output if o)
     for name, value in values.items():
         const = _fresh(f"{name}__frozen", taken)
         graph.initializer.append(numpy_helper.from_array(value, const))
@@ -145,13 +147,12 @@ def fold_constant_ifs(model: onnx.ModelProto) -> list[str]:
     notes: list[str] = []
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 21)
     while True:
-        known = _constants(model)
         producers = {o: n for n in model.graph.node for o in n.output if o}
+        fold = _Fold(model.graph, _constants(model), producers, int(opset))
         folded = False
         for index, node in enumerate(model.graph.node):
             if node.op_type != "If" or node.domain not in ("", "ai.onnx"):
                 continue
-            fold = _Fold(model.graph, known, producers, int(opset))
             cond = fold.value(node.input[0])
             if cond is None or cond.size != 1:
                 continue
@@ -164,14 +165,6 @@ def fold_constant_ifs(model: onnx.ModelProto) -> list[str]:
             return notes
 
 
-def _names(items: Any) -> list[str]:
-    return [i.name for i in items]
-
-
-def _node_outputs(graph: onnx.GraphProto) -> list[str]:
-    return [o for n in graph.node for o in n.output if o]
-
-
 def _fresh(base: str, taken: set[str]) -> str:
     name, i = base, 1
     while name in taken:
@@ -181,8 +174,8 @@ def _fresh(base: str, taken: set[str]) -> str:
 
 
 def _constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    """Values known before running: initializers, Constant nodes' values, and the
-    shapes of graph inputs whose every dim is fixed (as ``Shape`` would compute them)."""
+    """Values known before running: initializers and Constant nodes' values (the shapes
+    of fixed-shape graph inputs are read on demand, :func:`_static_shape`)."""
     graph = model.graph
     known = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     for node in graph.node:
