@@ -22,6 +22,7 @@ from edgeort.hardware.ep import (
     EpChoice,
     SessionRefused,
     choose_ep,
+    ep_node_counts,
     make_session,
     ort_reason,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "EpChoice",
     "SessionRefused",
     "choose_ep",
+    "ep_node_counts",
     "latency_ms",
     "latency_ms_interleaved",
     "make_session",
@@ -136,14 +138,3 @@ def latency_ms_interleaved(
             switch_to(session, feed)  # the other sessions' threads idle, this one's awake
             slot.extend(time_runs(session, feed, runs=per_round))
     return [float(statistics.median(t)) * 1000.0 for t in times]
-
-
-def ep_node_counts(session: ort.InferenceSession) -> dict[str, int]:
-    """Nodes per EP, when this onnxruntime records the assignment (1.24+)."""
-    counts: dict[str, int] = {}
-    try:
-        for sub in session.get_provider_graph_assignment_info():
-            counts[sub.ep_name] = counts.get(sub.ep_name, 0) + len(sub.get_nodes())
-    except Exception:  # older ORT or recording off: the assignment is unknown
-        return {}
-    return counts
