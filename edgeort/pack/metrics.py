@@ -147,9 +147,15 @@ def compare(
     samples = int(reference[0].shape[0]) if reference else 0
     agreement = accuracy = None
     if is_classifier(reference):
-        agreement = float(np.mean(np.argmax(reference[0], -1) == np.argmax(outputs[0], -1)))
+        agreement = top1_agreement(reference, outputs)
         if labels is not None:
             accuracy = top1_accuracy(outputs[0], labels)
+    # embedding: the per-sample cosines give both the gate's mean and its minimum
+    emb = (
+        embedding_cosines(reference, outputs, keep)
+        if task == "embedding" and custom is None and reference
+        else None
+    )
     return Metrics(
         samples=samples,
         cosine_mean=float(np.mean(cos)),
@@ -160,12 +166,12 @@ def compare(
         top1_accuracy=accuracy,
         masked_by=mask[0] if mask is not None and masked else None,
         task_metric=_custom_name(custom) if custom is not None else task,
-        task_value=_task(task, custom, reference, outputs, layout, float(np.mean(cos)), keep),
-        task_min=(
-            float(np.min(embedding_cosines(reference, outputs, keep)))
-            if task == "embedding" and custom is None and reference
-            else None
+        task_value=(
+            float(np.mean(emb))
+            if emb is not None
+            else _task(task, custom, reference, outputs, layout, float(np.mean(cos)), keep)
         ),
+        task_min=float(np.min(emb)) if emb is not None else None,
     )
 
 
