@@ -182,7 +182,8 @@ class _Run:
         return synth, "synthetic", None
 
     def reference(self, fixed: bool) -> tuple[Any, ...]:
-        """Data and fp32 reference outputs (CPU EP) for the prepared model; once per shape."""
+        """Data, fp32 reference outputs (CPU EP) and their own task metrics (the gate's
+        baseline) for the prepared model; once per shape."""
         if fixed not in self._reference:
             fp32, _, inputs = self.prepared(fixed)
             verify, kind, calib = self.datasets(inputs)
@@ -192,21 +193,22 @@ class _Run:
                 fed: dict[str, Any] = {}
                 evaluate.run_dataset(session, calib, fed=fed)
                 calib = calib.with_arrays(fed, stateless=True)
-            self._reference[fixed] = (verify, kind, calib, evaluate.run_dataset(session, verify))
+            reference = evaluate.run_dataset(session, verify)
+            own = task_compare(reference, reference, verify, self.opts.task, self.opts.metric)
+            self._reference[fixed] = (verify, kind, calib, reference, own)
         return self._reference[fixed]
 
     def work_for(self, profile: Profile, index: int, keep_going: bool) -> TargetWork:
         fixed = profile.model.fixed_shapes
         fp32, shape_notes, _ = self.prepared(fixed)
         base, stats, fuse_notes = self.fused(fixed, profile)
-        verify, kind, calib, reference = self.reference(fixed)
+        verify, kind, calib, reference, own = self.reference(fixed)
         notes = list(shape_notes) + list(fuse_notes) + list(verify.notes)
         if kind == "calibration":
             notes.append("no validation data: verified on the calibration data")
         target_dir = self.work / f"t{index}"
         target_dir.mkdir(parents=True, exist_ok=True)
         task, metric = self.opts.task, self.opts.metric
-        own = task_compare(reference, reference, verify, task, metric)
         return TargetWork(
             profile=profile, family=self.family, fp32=fp32, base=base, fused_stats=stats,
             verify_data=verify, data_kind=kind, calibration=calib, reference=reference,
