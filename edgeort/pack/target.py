@@ -89,9 +89,15 @@ class TargetWork:
     metric: str | MetricFn | None = None  # the user's metric, replacing the family's
     frozen: dict[str, Any] = field(default_factory=dict)  # --freeze: input -> dtype, value
 
-    def compare(self, outputs: list[np.ndarray]) -> Metrics:
-        """``outputs`` against the fp32 reference, with the task metric."""
-        return task_compare(self.reference, outputs, self.verify_data, self.task, self.metric)
+    def check(self, outputs: list[np.ndarray]) -> tuple[Metrics, Gate]:
+        """``outputs`` against the fp32 reference, with the task metric, and the
+        profile's accuracy gate on them."""
+        metrics = task_compare(self.reference, outputs, self.verify_data, self.task, self.metric)
+        gate = gates.accuracy_gate(
+            metrics, self.profile.verify, reference=self.reference_metrics,
+            max_drop=self.max_drop,
+        )  # fmt: skip
+        return metrics, gate
 
     def recipes(self) -> tuple[Recipe, ...]:
         """The profile's recipes for the model's family (``detector``...), else for its
@@ -272,13 +278,7 @@ class _Builder:
         if on_ep != evaluate.CPU and counts and not counts.get(on_ep):
             on_ep, reason = evaluate.CPU, f"{self.choice.on_ep} took no node of this variant"
         outputs = evaluate.run_dataset(session, self.w.verify_data)
-        metrics = self.w.compare(outputs)
-        gate = gates.accuracy_gate(
-            metrics,
-            self.w.profile.verify,
-            reference=self.w.reference_metrics,
-            max_drop=self.w.max_drop,
-        )
+        metrics, gate = self.w.check(outputs)
         self.record(gates.gate_record(gate, label))
         latency = None
         if gate.passed and self.choice.present and self.w.measure_speed:
@@ -305,11 +305,7 @@ class _Builder:
             precision=built.precision,
             measure=self.w.measure_speed and not self.choice.simulated,
         )  # fmt: skip
-        metrics = self.w.compare(run.outputs)
-        gate = gates.accuracy_gate(
-            metrics, self.w.profile.verify, reference=self.w.reference_metrics,
-            max_drop=self.w.max_drop,
-        )  # fmt: skip
+        metrics, gate = self.w.check(run.outputs)
         self.record(gates.gate_record(gate, label))
         latency = run.latency_ms if gate.passed else None
         return Candidate(
@@ -374,11 +370,7 @@ class _Builder:
         except evaluate.SessionRefused as exc:  # an ORT without the config key
             self.record(GateRecord("session", "skip", f"{DISABLE_OPTIMIZERS}: {exc.reason}"))
             return cand
-        metrics = self.w.compare(evaluate.run_dataset(alt, self.w.verify_data))
-        gate = gates.accuracy_gate(
-            metrics, self.w.profile.verify, reference=self.w.reference_metrics,
-            max_drop=self.w.max_drop,
-        )  # fmt: skip
+        metrics, gate = self.w.check(evaluate.run_dataset(alt, self.w.verify_data))
         feed = self.w.verify_data.sample(0)
         times: dict[str, list[float]] = {"on": [], "off": []}
         for _ in range(FUSION_ROUNDS):  # interleaved: a busy machine slows both alike
