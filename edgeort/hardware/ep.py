@@ -291,8 +291,9 @@ def _options(profile: Profile) -> dict[str, str]:
 
 def simulator_options(ep: str, profile: Profile | None = None) -> dict[str, str]:
     """``runtime.simulator_options`` for ``ep`` where it runs as a simulator here (the
-    profile's, else those of the built-in profiles of ``ep``); ``{}`` elsewhere."""
-    if not simulated_here(ep, profile):
+    profile's, else those of the built-in profiles of ``ep``); ``{}`` elsewhere, and always
+    for the CPU EP (it takes no provider options here)."""
+    if ep == CPU_EP or not simulated_here(ep, profile):
         return {}
     if profile is not None:
         return {str(k): str(v) for k, v in profile.runtime.simulator_options.items()}
@@ -682,8 +683,7 @@ def open_measure_session(
         so.profile_file_prefix = profile_prefix
     if record_placement and _config_value(so, RECORD_PLACEMENT) != "1":
         so.add_session_config_entry(RECORD_PLACEMENT, "1")
-    simulator = simulator_options(ep, profile) if ep != CPU_EP else {}
-    options = {**simulator, **(provider_options or {}), **knobs.ep_options}
+    options = {**simulator_options(ep, profile), **(provider_options or {}), **knobs.ep_options}
     provider_list: list[Any] | None = None
     if ep == CPU_EP:
         provider_list = [CPU_EP]
