@@ -247,57 +247,55 @@ def package_command(
                     "it to (docs/farm.md)",
                     option=option,
                 )
-        passed = {
+    else:
+        need_farm(farm_timeout, tls)
+    out = sys.stdout
+    try:
+        # what a local run and a farm job both take, parsed once
+        common: dict[str, Any] = {
+            "calibration": calibration,
+            "validation": validation,
+            "shapes": _shapes(shape_values),
+            "freeze": _freeze(freeze_values),
             "state": _state(state_values, no_state),
+            "max_drop": max_drop,
+            "zip": as_zip,
+            "measure_speed": not no_speed,
+            "here": not elsewhere,
             "family": family,
             "metric": metric,
             "name": package_name,
             "version": package_version,
             "min_ort": min_ort,
-            "freeze": _freeze(freeze_values),
         }
-        _farm_package(
-            models, targets, output, calibration, validation, shape_values, max_drop, as_zip,
-            profile_files, as_json, no_speed, elsewhere, farm, farm_timeout, tls, passed,
-        )  # fmt: skip
-        return
-    need_farm(farm_timeout, tls)
-    from edgeort.farm.client import bundle_paths
+        if farm is not None:
+            _farm_package(models, targets, output, profile_files, as_json, farm, farm_timeout,
+                          tls, common)  # fmt: skip
+            return
+        from edgeort.farm.client import bundle_paths
 
-    kwargs: dict[str, Any] = {
-        "calibration": calibration,
-        "validation": validation,
-        "max_drop": max_drop,
-        "zip": as_zip,
-        "profiles": list(profile_files) or None,
-        "measure_speed": not no_speed,
-        "here": not elsewhere,
-        "keep_going": keep_going,
-        "name": package_name,
-        "version": package_version,
-        "runtimes": list(runtimes) or "auto",
-        "allow_install": allow_install,
-        "family": family,
-        "metric": metric,
-    }
-    if min_ort is not None:
-        kwargs["min_ort"] = min_ort
-    outs = bundle_paths(list(models), output, as_zip)
-    out = sys.stdout
-    try:
-        kwargs["shapes"] = _shapes(shape_values)
-        kwargs["state"] = _state(state_values, no_state)
-        kwargs["freeze"] = _freeze(freeze_values)
+        local: dict[str, Any] = {
+            "profiles": list(profile_files) or None,
+            "keep_going": keep_going,
+            "runtimes": list(runtimes) or "auto",
+            "allow_install": allow_install,
+        }
         on_event = (lambda e: _line(out, e.to_json())) if as_json else _status
-        for model, path in zip(models, outs, strict=True):
-            result = package(model, targets, output=path, on_event=on_event, **kwargs)
+        for model, path in zip(models, bundle_paths(list(models), output, as_zip), strict=True):
+            result = package(model, targets, output=path, on_event=on_event, **common, **local)
             if as_json:
                 _line(out, {"result": result.to_json()})
             else:
                 out.write("\n".join([*format_result(result), *result.notes]) + "\n")
     except EdgeortError as exc:
         if as_json:
-            _line(out, {"error": _error(exc)})
+            error = _error(exc)
+            if farm is not None:
+                from edgeort.farm.client import FarmReportError
+
+                if isinstance(exc, FarmReportError):  # which jobs failed, and why
+                    error["report"] = exc.report.to_json()
+            _line(out, {"error": error})
         raise
 
 
@@ -305,47 +303,25 @@ def _farm_package(
     models: tuple[Path, ...],
     targets: tuple[str, ...],
     output: Path,
-    calibration: Path | None,
-    validation: Path | None,
-    shape_values: tuple[str, ...],
-    max_drop: float | None,
-    as_zip: bool,
     profile_files: tuple[Path, ...],
     as_json: bool,
-    no_speed: bool,
-    elsewhere: bool,
     farm: str,
     timeout: float | None,
     tls: dict[str, Any],
-    passed: dict[str, Any],
+    common: dict[str, Any],
 ) -> None:
     security = security_from(tls)
-    from edgeort.farm.client import FarmReportError, connect, farm_package
+    from edgeort.farm.client import connect, farm_package
 
-    def run(on_job: Any) -> Any:
-        with connect(farm, security=security) as client:
-            return farm_package(
-                client, models, targets, output=output, calibration=calibration,
-                validation=validation, shapes=_shapes(shape_values), max_drop=max_drop,
-                zip=as_zip, profile_files=profile_files, measure_speed=not no_speed,
-                here=not elsewhere, timeout=timeout, on_job=on_job, **passed,
-            )  # fmt: skip
-
-    out = sys.stdout
-    if not as_json:
-        report = run(job_printer(False))
-        lines = [f"wrote {p}" for p in report.bundles]
-        out.write("\n".join(lines) + "\n")
-        return
-    try:
-        report = run(job_printer(True, out))
-    except EdgeortError as exc:
-        error = _error(exc)
-        if isinstance(exc, FarmReportError):
-            error["report"] = exc.report.to_json()
-        _line(out, {"error": error})
-        raise
-    _line(out, {"result": report.to_json()})
+    with connect(farm, security=security) as client:
+        report = farm_package(
+            client, models, targets, output=output, profile_files=profile_files,
+            timeout=timeout, on_job=job_printer(as_json, sys.stdout), **common,
+        )  # fmt: skip
+    if as_json:
+        _line(sys.stdout, {"result": report.to_json()})
+    else:
+        sys.stdout.write("\n".join(f"wrote {p}" for p in report.bundles) + "\n")
 
 
 COMMANDS: list[click.Command] = [package_command]
