@@ -291,8 +291,9 @@ def _options(profile: Profile) -> dict[str, str]:
 
 def simulator_options(ep: str, profile: Profile | None = None) -> dict[str, str]:
     """``runtime.simulator_options`` for ``ep`` where it runs as a simulator here (the
-    profile's, else those of the built-in profiles of ``ep``); ``{}`` elsewhere, and always
-    for the CPU EP (it takes no provider options here)."""
+    profile's, else those of every profile of ``ep``, built-in and user, as
+    :func:`edgeort.profiles.load_profiles` gives them); ``{}`` elsewhere, and always for
+    the CPU EP (it takes no provider options)."""
     if ep == CPU_EP or not simulated_here(ep, profile):
         return {}
     if profile is not None:
