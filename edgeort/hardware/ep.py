@@ -159,20 +159,19 @@ def ep_unavailable(variant: Variant, device: DeviceInfo) -> str | None:
     """Why ``variant``'s EP cannot run on ``device``; None when it can. A plugin EP's name
     compiled into the onnxruntime build (onnxruntime-openvino) counts as available."""
     ep, want = variant.ep, variant.device
-    types = device.ep_device_types(ep)
     if ep == CPU_EP:
         return None
-    if is_plugin_ep(ep, device) and not types and _built_in(ep, device):
-        return None  # compiled into this build (onnxruntime-openvino): runs by name
+    types = device.ep_device_types(ep)
     if is_plugin_ep(ep, device):
-        plugin = next((p for p in device.plugin_eps if p.ep_name == ep), None)
-        if plugin is None and not types:
-            hint = _plugins().plugin_install_hint(ep, variant.ep_package)
-            return f"{ep} is not installed: {hint}"
-        if plugin is not None and not plugin.registered and not types:
-            return f"{ep} ({plugin.package}) is installed but not registered: {plugin.error}"
         if not types:
-            assert plugin is not None
+            if _built_in(ep, device):
+                return None  # compiled into this build (onnxruntime-openvino): runs by name
+            plugin = next((p for p in device.plugin_eps if p.ep_name == ep), None)
+            if plugin is None:
+                hint = _plugins().plugin_install_hint(ep, variant.ep_package)
+                return f"{ep} is not installed: {hint}"
+            if not plugin.registered:
+                return f"{ep} ({plugin.package}) is installed but not registered: {plugin.error}"
             return (
                 f"{ep} ({plugin.package} {plugin.version}) is installed and registered but "
                 f"reports no device here (onnxruntime lists no OrtEpDevice for it on "
