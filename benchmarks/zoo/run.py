@@ -58,6 +58,7 @@ from models import CALIBRATION, MEASURED, VALIDATION, ZOO, Zoo  # noqa: E402
 
 import edgeort  # noqa: E402
 from benchmarks._runner.machine import package_version  # noqa: E402
+from edgeort.measure.bench import SETTLE_S  # noqa: E402
 from edgeort.pack.family import METRICS, parse_family  # noqa: E402
 from edgeort.pack.metrics import task_value  # noqa: E402
 
@@ -68,7 +69,6 @@ MIN_ROUND_S = 0.1
 NOISE_STEPS = 0.5  # fp32's own metric under +-half a pixel level of input noise
 MOBILE_SAMPLES = 4  # validation samples for the qnn/nnapi packaging (the simulator is slow)
 MOBILE_TIMEOUT_S = 900
-SETTLE_S = 0.03  # between runners' blocks (edgeort.measure.bench.SETTLE_S)
 # (state input, state output) pairs of the zoo's stateful models
 STATE = {"silero-vad": (("state", "stateN"),)}
 

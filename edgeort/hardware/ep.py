@@ -60,6 +60,7 @@ __all__ = [
     "cpu_session",
     "create_session",
     "ep_cache_dir",
+    "ep_node_counts",
     "ep_unavailable",
     "ep_unavailable_reason",
     "expand_options",
@@ -785,6 +786,18 @@ def placement(session: ort.InferenceSession) -> list[tuple[str, list[tuple[str, 
         )
         for sub in session.get_provider_graph_assignment_info()
     ]
+
+
+def ep_node_counts(session: ort.InferenceSession) -> dict[str, int]:
+    """Nodes per EP as ORT assigned them; empty when this ORT cannot say (older than
+    1.24, or the session was created without ``record_placement``)."""
+    counts: dict[str, int] = {}
+    try:
+        for ep, nodes in placement(session):
+            counts[ep] = counts.get(ep, 0) + len(nodes)
+    except Exception:  # ORT raises its own types here
+        return {}
+    return counts
 
 
 _VERSION_ERRORS = (

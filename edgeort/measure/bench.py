@@ -23,6 +23,7 @@ import psutil
 
 from edgeort.errors import UsageError
 from edgeort.feeds import generate_feeds, load_feeds
+from edgeort.hardware.ep import ep_node_counts
 from edgeort.measure.stats import Summary, ratio, summarize
 from edgeort.measure.targets import CPU, Knobs, Target, create_session
 
@@ -198,7 +199,7 @@ def bench_target(
     t0 = time.perf_counter()
     session = create_session(target, knobs, record_placement=target.ep != CPU)
     create_ms = (time.perf_counter() - t0) * 1000.0
-    counts = _node_counts(session) if target.ep != CPU else {}
+    counts = ep_node_counts(session) if target.ep != CPU else {}
     sample()
     feeds = feeds_for(session, input_files=input_files, dims=dims)
     for _ in range(max(0, warmup)):
@@ -221,19 +222,6 @@ def bench_target(
         input_shapes={k: tuple(v.shape) for k, v in feeds.items()},
         placement=counts,
     )
-
-
-def _node_counts(session: ort.InferenceSession) -> dict[str, int]:
-    """Nodes per EP as ORT assigned them (empty when this ORT cannot say)."""
-    from edgeort.measure.targets import placement
-
-    counts: dict[str, int] = {}
-    try:
-        for ep, nodes in placement(session):
-            counts[ep] = counts.get(ep, 0) + len(nodes)
-    except Exception:  # older ORT: the assignment is unknown
-        return {}
-    return counts
 
 
 def baseline_target(model_path: str | Path) -> Target:

@@ -23,6 +23,7 @@ from edgeort.hardware.ep import (
     EpChoice,
     SessionRefused,
     choose_ep,
+    ep_node_counts,
     make_session,
     ort_reason,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "EpChoice",
     "SessionRefused",
     "choose_ep",
+    "ep_node_counts",
     "latency_ms",
     "latency_ms_interleaved",
     "make_session",
@@ -143,14 +145,3 @@ def latency_ms_interleaved(
                 session.run(None, feed)
                 slot.append((time.perf_counter() - start) * 1000.0)
     return [float(statistics.median(t)) for t in times]
-
-
-def ep_node_counts(session: ort.InferenceSession) -> dict[str, int]:
-    """Nodes per EP, when this onnxruntime records the assignment (1.24+)."""
-    counts: dict[str, int] = {}
-    try:
-        for sub in session.get_provider_graph_assignment_info():
-            counts[sub.ep_name] = counts.get(sub.ep_name, 0) + len(sub.get_nodes())
-    except Exception:  # older ORT or recording off: the assignment is unknown
-        return {}
-    return counts
