@@ -81,6 +81,16 @@ def resolve_shape(
     return tuple(out)
 
 
+def dynamic_axes(arg: Any) -> list[tuple[int, str]]:
+    """``(axis, key)`` of each dynamic dim of an input (an object with ``.name`` and
+    ``.shape``): the key a ``--dim`` sets it by, its name, or ``input:axis`` if unnamed."""
+    return [
+        (axis, dim if isinstance(dim, str) and dim else f"{arg.name}:{axis}")
+        for axis, dim in enumerate(arg.shape or ())
+        if not (isinstance(dim, int) and dim >= 0)
+    ]
+
+
 def check_dim_names(inputs: Sequence[Any], dims: Mapping[str, int]) -> None:
     """Every ``--dim`` key names a dynamic dim of ``inputs`` (objects with ``.name`` and
     ``.shape``: ORT ``NodeArg`` s or ``TensorSpec`` s, of every target measured), by its

@@ -22,6 +22,7 @@ from edgeort.cli.commands_farm import (
     security_from,
 )
 from edgeort.errors import UsageError
+from edgeort.feeds import dynamic_axes
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgeort.measure.targets import Resolved
@@ -72,10 +73,7 @@ def _recorded_dims(resolved: Any) -> dict[str, int]:
             shape = shapes.get(spec.name)
             if not isinstance(shape, list) or spec.shape is None or len(shape) != len(spec.shape):
                 continue
-            for axis, dim in enumerate(spec.shape):
-                if isinstance(dim, int) and dim >= 0:
-                    continue
-                key = dim if isinstance(dim, str) and dim else f"{spec.name}:{axis}"
+            for axis, key in dynamic_axes(spec):
                 if isinstance(shape[axis], int) and shape[axis] >= 1:
                     out.setdefault(key, shape[axis])
     return out
@@ -476,11 +474,9 @@ def _defaulted_dims(resolved: Any, dims: dict[str, int], inputs: dict[str, str])
         for spec in _inputs_of(t):
             if spec.name in inputs:
                 continue
-            for axis, dim in enumerate(spec.shape or ()):
-                if axis == 0 or (isinstance(dim, int) and dim >= 0):
-                    continue
-                key = dim if isinstance(dim, str) and dim else f"{spec.name}:{axis}"
-                if key not in dims and f"{spec.name}:{axis}" not in dims and key not in out:
+            for axis, key in dynamic_axes(spec):
+                given = key in dims or f"{spec.name}:{axis}" in dims
+                if axis and not given and key not in out:
                     out.append(key)
     return out
 
