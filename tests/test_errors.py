@@ -30,6 +30,12 @@ def test_every_error_is_an_edgeort_error_with_a_distinct_exit_code() -> None:
     assert issubclass(errors.NoVariantError, errors.ProviderError)
 
 
+def test_every_error_class_is_importable_from_edgeort() -> None:
+    for cls in _classes():
+        assert getattr(edgeort, cls.__name__) is cls, cls.__name__
+        assert cls.__name__ in edgeort.__all__
+
+
 def test_the_docstring_draws_every_class() -> None:
     doc = errors.__doc__ or ""
     for cls in _classes():

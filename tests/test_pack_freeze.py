@@ -224,3 +224,14 @@ def test_cli_freeze(tmp_path: Path, fixed_profile: Path) -> None:
     assert ok.exit_code == 0, ok.output
     (variant,) = open_bundle(tmp_path / "b").variants
     assert variant.metadata["frozen_inputs"]["sr"]["value"] == 16000
+
+
+def test_an_input_that_is_also_an_output_stays_valid() -> None:
+    """Only node inputs read the constant: an input passed straight to an output keeps
+    reading the (still declared) graph input, so the model stays valid ONNX."""
+    model = _shape_switch(1)
+    model.graph.output.append(helper.make_tensor_value_info("flag", TensorProto.BOOL, []))
+    apply_freeze(model, {"flag": np.array(True)})
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.ones((1, 4), np.float32)
+    assert session.run(["flag"], {"x": x, "flag": np.array(True)})[0]

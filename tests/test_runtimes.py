@@ -208,6 +208,29 @@ def test_job_errors_come_back_as_their_own_class(tmp_path: Path) -> None:
         assert worker.call({"job": "info"})["protocol"] == 1
 
 
+def test_a_line_that_is_no_request_is_answered_as_a_usage_error() -> None:
+    """The worker loop itself: a line that is not JSON, or not an object, gets a
+    UsageError reply with no id, and the worker keeps serving until ``shutdown``."""
+    import subprocess
+
+    lines = 'garbage\n[1]\n{"id": 3, "job": "shutdown"}\n'
+    done = subprocess.run(
+        [sys.executable, "-m", "edgeort.runtimes.worker"],
+        input=lines,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    hello, *replies = [json.loads(line) for line in done.stdout.splitlines()]
+    assert hello["hello"]["protocol"] == 1
+    errors = [r["error"] for r in replies[:2]]
+    assert [(r["id"], r["ok"]) for r in replies] == [(None, False), (None, False), (3, True)]
+    assert [(e["type"], e["exit_code"]) for e in errors] == [("UsageError", 2)] * 2
+    assert errors[0]["message"].startswith("not JSON: ")
+    assert errors[1]["message"] == "not an object"
+
+
 def test_run_job_is_a_plain_function(tmp_path: Path) -> None:
     """The device farm imports the jobs: request dict in, result dict out."""
     from edgeort.runtimes.worker import handle, run_job

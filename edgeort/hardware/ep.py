@@ -160,20 +160,19 @@ def ep_unavailable(variant: Variant, device: DeviceInfo) -> str | None:
     """Why ``variant``'s EP cannot run on ``device``; None when it can. A plugin EP's name
     compiled into the onnxruntime build (onnxruntime-openvino) counts as available."""
     ep, want = variant.ep, variant.device
-    types = device.ep_device_types(ep)
     if ep == CPU_EP:
         return None
-    if is_plugin_ep(ep, device) and not types and _built_in(ep, device):
-        return None  # compiled into this build (onnxruntime-openvino): runs by name
+    types = device.ep_device_types(ep)
     if is_plugin_ep(ep, device):
-        plugin = next((p for p in device.plugin_eps if p.ep_name == ep), None)
-        if plugin is None and not types:
-            hint = _plugins().plugin_install_hint(ep, variant.ep_package)
-            return f"{ep} is not installed: {hint}"
-        if plugin is not None and not plugin.registered and not types:
-            return f"{ep} ({plugin.package}) is installed but not registered: {plugin.error}"
         if not types:
-            assert plugin is not None
+            if _built_in(ep, device):
+                return None  # compiled into this build (onnxruntime-openvino): runs by name
+            plugin = next((p for p in device.plugin_eps if p.ep_name == ep), None)
+            if plugin is None:
+                hint = _plugins().plugin_install_hint(ep, variant.ep_package)
+                return f"{ep} is not installed: {hint}"
+            if not plugin.registered:
+                return f"{ep} ({plugin.package}) is installed but not registered: {plugin.error}"
             return (
                 f"{ep} ({plugin.package} {plugin.version}) is installed and registered but "
                 f"reports no device here (onnxruntime lists no OrtEpDevice for it on "
@@ -292,8 +291,10 @@ def _options(profile: Profile) -> dict[str, str]:
 
 def simulator_options(ep: str, profile: Profile | None = None) -> dict[str, str]:
     """``runtime.simulator_options`` for ``ep`` where it runs as a simulator here (the
-    profile's, else those of the built-in profiles of ``ep``); ``{}`` elsewhere."""
-    if not simulated_here(ep, profile):
+    profile's, else those of every profile of ``ep``, built-in and user, as
+    :func:`edgeort.profiles.load_profiles` gives them); ``{}`` elsewhere, and always for
+    the CPU EP (it takes no provider options)."""
+    if ep == CPU_EP or not simulated_here(ep, profile):
         return {}
     if profile is not None:
         return {str(k): str(v) for k, v in profile.runtime.simulator_options.items()}
@@ -683,8 +684,7 @@ def open_measure_session(
         so.profile_file_prefix = profile_prefix
     if record_placement and _config_value(so, RECORD_PLACEMENT) != "1":
         so.add_session_config_entry(RECORD_PLACEMENT, "1")
-    simulator = simulator_options(ep, profile) if ep != CPU_EP else {}
-    options = {**simulator, **(provider_options or {}), **knobs.ep_options}
+    options = {**simulator_options(ep, profile), **(provider_options or {}), **knobs.ep_options}
     provider_list: list[Any] | None = None
     if ep == CPU_EP:
         provider_list = [CPU_EP]

@@ -133,9 +133,6 @@ def apply_freeze(model: onnx.ModelProto, values: Mapping[str, np.ndarray]) -> tu
                 for i, used in enumerate(node.input):
                     if used == name:
                         node.input[i] = const
-            for out in sub.output:  # an input passed straight through to an output
-                if out.name == name:
-                    sub.node.append(helper.make_node("Identity", [const], [name]))
         notes.append(f"input {name!r} frozen to {value.tolist()} (--freeze)")
     notes.extend(fold_constant_ifs(model))
     return tuple(notes)

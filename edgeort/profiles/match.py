@@ -99,7 +99,7 @@ def _check_hardware(profile: Profile, device: DeviceInfo, ok: list[str], bad: li
             ok.append(f"arch {device.arch} matches")
         else:
             bad.append(f"arch is {device.arch}; profile is for {', '.join(m.arch)}")
-    vendors = getattr(m, "cpu_vendor_any", ())
+    vendors = m.cpu_vendor_any
     if vendors:
         if device.cpu_vendor in vendors:
             ok.append(f"CPU vendor {device.cpu_vendor} matches")

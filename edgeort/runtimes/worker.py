@@ -396,8 +396,7 @@ def main() -> int:
             send({"id": request.get("id"), "ok": True, "result": {}})
             break
         if request.get("job") == "__bad__":
-            send({"id": None, "ok": False, "error": {"type": "UsageError", "exit_code": 2,
-                                                     "message": request["error"]}})  # fmt: skip
+            send({"id": None, "ok": False, "error": UsageError(request["error"]).to_json()})
             continue
         send(handle(request))
     return 0
