@@ -372,11 +372,10 @@ class _Builder:
             return cand
         metrics, gate = self.w.check(evaluate.run_dataset(alt, self.w.verify_data))
         feed = self.w.verify_data.sample(0)
-        times: dict[str, list[float]] = {"on": [], "off": []}
-        for _ in range(FUSION_ROUNDS):  # interleaved: a busy machine slows both alike
-            times["on"].append(evaluate.latency_ms(base, feed))
-            times["off"].append(evaluate.latency_ms(alt, feed))
-        on, off = (float(np.median(times[k])) for k in ("on", "off"))
+        # interleaved, with the pause between sessions the other timings take
+        on, off = evaluate.latency_ms_interleaved(
+            [base, alt], feed, runs=FUSION_ROUNDS * evaluate.LATENCY_RUNS, rounds=FUSION_ROUNDS
+        )
         what = f"{'/'.join(slow)} off: {off:.4f} ms vs {on:.4f} ms on"
         if not gate.passed or off > on * (1 - FUSION_MARGIN):
             why = gate.reason if not gate.passed else f"not {FUSION_MARGIN:.0%} faster"
