@@ -7,8 +7,10 @@ Accuracy gate (``profile.verify``):
   without labels, value = top-1 agreement with fp32, bound = 1 - max_drop. A model that
   is not a classifier is gated on ``cosine`` instead (recorded).
 - Classifiers are also held to ``top1_max_drop`` on top-1 when the metric is ``cosine``.
-- Top-1 values are proportions over ``n`` samples, so each carries its 95% Wilson score
-  interval (recorded as ``interval``/``samples``). A top-1 check fails only when the whole
+- Top-1 values gated through the profile's ``top1``/``cosine`` metric are proportions
+  over ``n`` samples, so each carries its 95% Wilson score interval (recorded as
+  ``interval``/``samples``; the classifier family's task metric ``top1`` below is
+  compared as is, without one). Such a top-1 check fails only when the whole
   interval lies below the bound: one disagreement in 100 samples (0.99, interval
   0.946-0.998) does not reject a variant against a 0.995 bound -- the sample cannot
   resolve that difference, and the record says so. Cosine is a mean of per-sample
