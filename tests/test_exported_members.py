@@ -10,6 +10,7 @@ EXPECTED = [
     "DataError",
     "DeviceInfo",
     "EdgeortError",
+    "FarmError",
     "InputError",
     "IntegrityError",
     "Model",
