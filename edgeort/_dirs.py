@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["cache_dir", "config_dir"]
+__all__ = ["builtin_profile_dir", "cache_dir", "config_dir"]
 
 APP = "edgeort"
 
@@ -59,3 +59,11 @@ def cache_dir() -> Path:
 
 def config_dir() -> Path:
     return _user_dir("EDGEORT_CONFIG_DIR", "XDG_CONFIG_HOME", ".config", "config")
+
+
+def builtin_profile_dir() -> Path:
+    """Where the built-in profiles are: ``edgeort/_profiles`` in a wheel, else the
+    repository's ``profiles/`` (a checkout or editable install)."""
+    here = Path(__file__).resolve().parent  # edgeort/
+    wheel = here / "_profiles"
+    return wheel if wheel.is_dir() else here.parent / "profiles"

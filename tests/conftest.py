@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_session_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The same for module- and session-scoped fixtures, which run before the per-test
+    fixture below: nothing they package or load reads or writes the user's cache (a
+    target runtime left there by an earlier run would change what they verify)."""
+    base = tmp_path_factory.mktemp("session-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EDGEORT_CACHE_DIR", str(base / "cache"))
+        mp.setenv("EDGEORT_CONFIG_DIR", str(base / "config"))
+        mp.setenv("XDG_CACHE_HOME", str(base / "xdg-cache"))
+        mp.setenv("XDG_CONFIG_HOME", str(base / "xdg-config"))
+        mp.delenv("EDGEORT_RUNTIMES_DIR", raising=False)
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -14,20 +14,12 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
-from edgeort.hardware._cpu import ARM_FLAGS, X86_FLAGS, read_cpu
-from edgeort.hardware._ort import OrtState, ort_notes
-from edgeort.hardware._platform import (
-    merge_ort_hardware,
-    normalise_arch,
-    read_accelerators,
-    read_os,
-    read_soc,
-)
-from edgeort.hardware._sources import HostSources, PlatformValues, Sources
-from edgeort.hardware.device import DeviceInfo
-
 if TYPE_CHECKING:  # pragma: no cover
     from edgeort.hardware._captured import CapturedSources
+    from edgeort.hardware._cpu import ARM_FLAGS, X86_FLAGS
+    from edgeort.hardware._ort import OrtState
+    from edgeort.hardware._sources import HostSources, PlatformValues, Sources
+    from edgeort.hardware.device import DeviceInfo
 
 __all__ = [
     "ARM_FLAGS",
@@ -41,13 +33,26 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """:class:`CapturedSources` is imported on first use (probing this host never needs it)."""
-    if name == "CapturedSources":
-        from edgeort.hardware._captured import CapturedSources
+_LAZY = {
+    "ARM_FLAGS": "_cpu",
+    "X86_FLAGS": "_cpu",
+    "CapturedSources": "_captured",
+    "HostSources": "_sources",
+    "OrtState": "_ort",
+    "PlatformValues": "_sources",
+    "Sources": "_sources",
+}
 
-        return CapturedSources
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __getattr__(name: str) -> Any:
+    """The probe's parts are imported on first use: opening a session through
+    :mod:`edgeort.hardware.ep` (the runtime's cached load path) never probes."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f"edgeort.hardware.{module}"), name)
 
 
 def probe(
@@ -62,6 +67,18 @@ def probe(
     the CPU EP: what :func:`edgeort.load` uses for a bundle's variants. Registrations are
     kept for the process.
     """
+    from edgeort.hardware._cpu import read_cpu
+    from edgeort.hardware._ort import ort_notes
+    from edgeort.hardware._platform import (
+        merge_ort_hardware,
+        normalise_arch,
+        read_accelerators,
+        read_os,
+        read_soc,
+    )
+    from edgeort.hardware._sources import HostSources
+    from edgeort.hardware.device import DeviceInfo
+
     if isinstance(register_plugins, str):
         register_plugins = (register_plugins,)
     elif not isinstance(register_plugins, bool):

@@ -7,8 +7,7 @@ hardware discovery (the only GPU/NPU signal on Windows here).
 
 from __future__ import annotations
 
-import platform
-
+from edgeort.hardware._basics import normalise_arch, this_arch
 from edgeort.hardware._sources import Sources
 from edgeort.hardware.device import Accelerator
 
@@ -33,19 +32,8 @@ _DRIVER_VENDORS = {
     "qaic": "qualcomm", "v3d": "broadcom", "vc4": "broadcom", "panfrost": "arm",
     "panthor": "arm", "mali": "arm", "rocket": "rockchip", "ethosu": "arm",
 }  # fmt: skip
-_ARCH = {"aarch64": "arm64", "arm64": "arm64", "amd64": "x86_64", "x86_64": "x86_64",
-         "x64": "x86_64", "i386": "x86", "i686": "x86", "x86": "x86"}  # fmt: skip
 _SOC_FAMILY_VENDOR = {"snapdragon": "Qualcomm"}
 _ANDROID_SOC_MAKER = {"qti": "Qualcomm", "qualcomm": "Qualcomm", "mediatek": "MediaTek"}
-
-
-def normalise_arch(machine: str) -> str:
-    return _ARCH.get(machine.strip().lower(), machine.strip().lower())
-
-
-def this_arch() -> str:
-    """This machine's arch, normalised (``arm64``, ``x86_64``, ...)."""
-    return normalise_arch(platform.machine())
 
 
 def read_getprop(src: Sources) -> dict[str, str]:

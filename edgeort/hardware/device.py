@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from edgeort.hardware._basics import CPU_EP, hardware_type
+
 __all__ = [
     "CPU_EP",
     "PROBE_SCHEMA",
@@ -23,12 +25,6 @@ __all__ = [
 ]
 
 PROBE_SCHEMA = 1
-CPU_EP = "CPUExecutionProvider"  # the one place the CPU EP is named
-
-
-def hardware_type(hw: Any) -> str:
-    """``cpu`` | ``gpu`` | ``npu`` of an ``onnxruntime.OrtHardwareDevice``."""
-    return str(hw.type).rsplit(".", 1)[-1].lower()
 
 
 @dataclass(frozen=True, slots=True)

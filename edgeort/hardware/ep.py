@@ -26,18 +26,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import onnxruntime as ort
 
 from edgeort._log import INFO, get_logger
 from edgeort.errors import CacheError, EdgeortError, PackageError, ProviderError, UsageError
-from edgeort.hardware._platform import this_arch
-from edgeort.hardware.device import CPU_EP, DeviceInfo, hardware_type
+from edgeort.hardware._basics import CPU_EP, hardware_type, this_arch
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgeort.bundle import Variant
     from edgeort.hardware._ep_records import EpChoice, Knobs
+    from edgeort.hardware.device import DeviceInfo
     from edgeort.profiles import Profile
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "ClassicBuild",
     "EpChoice",
     "Knobs",
+    "SessionPlan",
     "alternative_hint",
     "builtin_device_ids",
     "builtin_device_types",
@@ -69,8 +70,10 @@ __all__ = [
     "make_session",
     "merge_knobs",
     "open_measure_session",
+    "open_session",
     "placement",
     "session_options_for",
+    "session_plan",
     "simulated_here",
     "simulated_on",
     "simulator_options",
@@ -373,17 +376,101 @@ def _config(
     strict: bool,
     overrides: Mapping[str, Any],
 ) -> dict[str, str]:
-    """Session config entries: defaults < profile < variant < overrides."""
+    """Session config entries: defaults < profile < variant < overrides (``{cache_dir}``
+    not yet expanded: :func:`open_session` does that)."""
     on_battery = device.battery is not None and device.battery.plugged is False
     config = {SPINNING: "0" if on_battery else "1", RECORD_PLACEMENT: "1"}
     if profile is not None:
         config.update(profile.session.config)
     config.update(variant.session_options)
     config.update({str(k): str(v) for k, v in overrides.items()})
-    config = expand_options(config, variant)
     if strict and variant.ep != CPU_EP:
         config[NO_CPU_FALLBACK] = "1"  # ORT refuses it together with an explicit CPU EP
     return config
+
+
+class SessionPlan(TypedDict):
+    """Everything :func:`create_session` resolves from a variant, its profile, the device
+    and the tuned settings before ORT is called: plain JSON, so :func:`edgeort.load` can
+    keep it (:mod:`edgeort.runtime.plans`) and open the same session again with
+    :func:`open_session` without probing or ranking. Values keep ``{cache_dir}``."""
+
+    graph_optimization_level: str
+    execution_mode: str
+    intra_op_threads: int
+    inter_op_threads: int
+    config: dict[str, str]
+    provider_options: dict[str, str]
+    strict: bool
+
+
+def session_plan(
+    variant: Variant,
+    profile: Profile | None,
+    device: DeviceInfo,
+    *,
+    threads: int | None = None,
+    strict: bool = False,
+    overrides: Mapping[str, Any] | None = None,
+    provider_options: Mapping[str, str] | None = None,
+    graph_optimization_level: str | None = None,
+    execution_mode: str | None = None,
+) -> SessionPlan:
+    """The :class:`SessionPlan` for ``variant`` from its profile and its recorded options.
+
+    Threads: ``threads=`` or :func:`edgeort.profiles.match.intra_op_threads`; spinning on unless
+    the device runs on battery; optimisation level and execution mode from the
+    arguments (e.g. tuned) or else the profile; config entries from the profile, then
+    the variant's ``executor_info`` session options, then ``overrides`` (e.g. tuned
+    settings). ``strict`` sets ``session.disable_cpu_ep_fallback=1`` for non-CPU EPs.
+    Provider options: the variant's, the simulator's (:func:`simulator_options`), then
+    ``provider_options``.
+    """
+    settings = profile.session if profile is not None else None
+    level = graph_optimization_level or (
+        settings.graph_optimization_level if settings is not None else "all"
+    )
+    mode = execution_mode or (settings.execution_mode if settings is not None else "sequential")
+    if level not in LEVELS or mode not in MODES:
+        raise UsageError(
+            f"unknown graph_optimization_level {level!r} or execution_mode {mode!r} "
+            f"(levels: {', '.join(LEVELS)}; modes: {', '.join(MODES)})",
+            option="session",
+        )
+    intra = _threads(profile, device, threads)
+    inter = settings.inter_op_threads if settings is not None else 1
+    simulator = simulator_options(variant.ep, profile)
+    return SessionPlan(
+        graph_optimization_level=level,
+        execution_mode=mode,
+        intra_op_threads=intra,
+        # ORT runs ORT_PARALLEL sequentially when inter_op_num_threads is 1: let it choose.
+        inter_op_threads=0 if mode == "parallel" and inter == 1 else inter,
+        config=_config(variant, profile, device, strict, overrides or {}),
+        provider_options={
+            **variant.provider_options,
+            **simulator,
+            **{str(k): str(v) for k, v in (provider_options or {}).items()},
+        },
+        strict=strict,
+    )
+
+
+def _planned_options(plan: SessionPlan, variant: Variant) -> ort.SessionOptions:
+    so = ort.SessionOptions()
+    # ORT's own error lines only with logging at INFO (edgeort -v): a failing run() is
+    # reported once, as the EdgeortError that carries ORT's message.
+    so.log_severity_level = 3 if log.isEnabledFor(INFO) else 4
+    so.graph_optimization_level = LEVELS[plan["graph_optimization_level"]]
+    so.execution_mode = MODES[plan["execution_mode"]]
+    so.intra_op_num_threads = plan["intra_op_threads"]
+    so.inter_op_num_threads = plan["inter_op_threads"]
+    for key, value in expand_options(plan["config"], variant).items():
+        try:
+            so.add_session_config_entry(key, value)
+        except Exception as exc:
+            raise UsageError(f"session option {key}={value!r} refused by ORT: {exc}") from exc
+    return so
 
 
 def session_options_for(
@@ -397,42 +484,20 @@ def session_options_for(
     graph_optimization_level: str | None = None,
     execution_mode: str | None = None,
 ) -> ort.SessionOptions:
-    """``SessionOptions`` for ``variant`` from its profile and its recorded options.
-
-    Threads: ``threads=`` or :func:`edgeort.profiles.match.intra_op_threads`; spinning on unless
-    the device runs on battery; optimisation level and execution mode from the
-    arguments (e.g. tuned) or else the profile; config entries from the profile, then
-    the variant's ``executor_info`` session options, then ``overrides`` (e.g. tuned
-    settings). ``strict`` sets ``session.disable_cpu_ep_fallback=1`` for non-CPU EPs.
-    The EP itself is attached by :func:`create_session`.
+    """``SessionOptions`` for ``variant`` from its profile and its recorded options, as
+    :func:`session_plan` resolves them. The EP itself is attached by :func:`create_session`.
     """
-    so = ort.SessionOptions()
-    # ORT's own error lines only with logging at INFO (edgeort -v): a failing run() is
-    # reported once, as the EdgeortError that carries ORT's message.
-    so.log_severity_level = 3 if log.isEnabledFor(INFO) else 4
-    settings = profile.session if profile is not None else None
-    level = graph_optimization_level or (
-        settings.graph_optimization_level if settings is not None else "all"
+    plan = session_plan(
+        variant,
+        profile,
+        device,
+        threads=threads,
+        strict=strict,
+        overrides=overrides,
+        graph_optimization_level=graph_optimization_level,
+        execution_mode=execution_mode,
     )
-    mode = execution_mode or (settings.execution_mode if settings is not None else "sequential")
-    if level not in LEVELS or mode not in MODES:
-        raise UsageError(
-            f"unknown graph_optimization_level {level!r} or execution_mode {mode!r} "
-            f"(levels: {', '.join(LEVELS)}; modes: {', '.join(MODES)})",
-            option="session",
-        )
-    so.graph_optimization_level = LEVELS[level]
-    so.execution_mode = MODES[mode]
-    so.intra_op_num_threads = _threads(profile, device, threads)
-    inter = settings.inter_op_threads if settings is not None else 1
-    # ORT runs ORT_PARALLEL sequentially when inter_op_num_threads is 1: let it choose.
-    so.inter_op_num_threads = 0 if mode == "parallel" and inter == 1 else inter
-    for key, value in _config(variant, profile, device, strict, overrides or {}).items():
-        try:
-            so.add_session_config_entry(key, value)
-        except Exception as exc:
-            raise UsageError(f"session option {key}={value!r} refused by ORT: {exc}") from exc
-    return so
+    return _planned_options(plan, variant)
 
 
 CACHE_PLACEHOLDER = "{cache_dir}"
@@ -600,26 +665,34 @@ def create_session(
     graph_optimization_level: str | None = None,
     execution_mode: str | None = None,
 ) -> ort.InferenceSession:
-    """An ``InferenceSession`` for ``variant`` whose (verified) model is ``model_path``.
-
-    Plugin EPs go through ``add_provider_for_devices``; built-in ones through
-    ``providers=[(ep, options), "CPUExecutionProvider"]`` (no CPU EP when ``strict``).
-    Raises :class:`ProviderError` naming the variant and the reason.
-    """
-    so = session_options_for(
+    """An ``InferenceSession`` for ``variant`` whose (verified) model is ``model_path``:
+    :func:`open_session` of its :func:`session_plan`."""
+    plan = session_plan(
         variant,
         profile,
         device,
         threads=threads,
         strict=strict,
         overrides=overrides,
+        provider_options=provider_options,
         graph_optimization_level=graph_optimization_level,
         execution_mode=execution_mode,
     )
-    simulator = simulator_options(variant.ep, profile)
-    options = expand_options(
-        {**variant.provider_options, **simulator, **(provider_options or {})}, variant
-    )
+    return open_session(model_path, variant, plan)
+
+
+def open_session(
+    model_path: str | Path, variant: Variant, plan: SessionPlan
+) -> ort.InferenceSession:
+    """Open ``plan`` (:func:`session_plan`) for ``variant`` whose model is ``model_path``.
+
+    Plugin EPs go through ``add_provider_for_devices``; built-in ones through
+    ``providers=[(ep, options), "CPUExecutionProvider"]`` (no CPU EP when ``strict``).
+    Raises :class:`ProviderError` naming the variant and the reason.
+    """
+    so = _planned_options(plan, variant)
+    options = expand_options(plan["provider_options"], variant)
+    strict = plan["strict"]
     providers = _attach_ep(so, variant, options, strict)
     try:
         session = ort.InferenceSession(

@@ -16,6 +16,7 @@ import functools
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from edgeort._dirs import builtin_profile_dir as builtin_dir
 from edgeort._dirs import config_dir
 from edgeort._log import get_logger
 from edgeort.errors import Problem, ProfileError
@@ -61,14 +62,6 @@ log = get_logger(__name__)
 
 
 # ---- loading -------------------------------------------------------------------------
-
-
-def builtin_dir() -> Path:
-    """Where the built-in profiles are: ``edgeort/_profiles`` in a wheel, else the
-    repository's ``profiles/`` (a checkout or editable install)."""
-    here = Path(__file__).resolve().parent.parent  # edgeort/
-    wheel = here / "_profiles"
-    return wheel if wheel.is_dir() else here.parent / "profiles"
 
 
 def user_profile_dir() -> Path:

@@ -18,18 +18,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeort._log import DEBUG, INFO, get_logger
-from edgeort.errors import NoVariantError, ProviderError, UsageError
-from edgeort.hardware._platform import this_arch
-from edgeort.hardware.device import DeviceInfo
-from edgeort.hardware.ep import create_session, session_options_for
+from edgeort.errors import EdgeortError, NoVariantError, ProviderError, UsageError
+from edgeort.hardware.ep import SessionPlan, create_session, open_session, session_plan
 from edgeort.runtime.model import Model
-from edgeort.runtime.ranking import Choice, Ranking, deferrable_eps, rank_variants
-from edgeort.runtime.tuning import tuning_cache_path
 
 if TYPE_CHECKING:  # pragma: no cover
     import onnxruntime as ort
 
     from edgeort.bundle import Bundle, Variant
+    from edgeort.hardware.device import DeviceInfo
+    from edgeort.runtime.plans import LoadPlan
+    from edgeort.runtime.ranking import Choice, Ranking
 
 __all__ = [
     "Model",
@@ -41,6 +40,20 @@ __all__ = [
 ]
 
 log = get_logger(__name__)
+
+
+def __getattr__(name: str) -> Any:
+    """``session_options_for`` and ``tuning_cache_path`` are imported on first use: a load
+    that follows a kept plan (:mod:`edgeort.runtime.plans`) needs neither."""
+    if name == "session_options_for":
+        from edgeort.hardware.ep import session_options_for
+
+        return session_options_for
+    if name == "tuning_cache_path":
+        from edgeort.runtime.tuning import tuning_cache_path
+
+        return tuning_cache_path
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _device_for(variants: Sequence[Variant]) -> DeviceInfo:
@@ -70,7 +83,9 @@ def rank_bundle(
         raise UsageError(
             f"providers must be a list of EP names, got {providers!r}", option="providers"
         )
+    from edgeort.hardware._basics import this_arch
     from edgeort.profiles import profiles_for
+    from edgeort.runtime.ranking import deferrable_eps, rank_variants
 
     known = profiles_for(str(v.profile) for v in bundle.variants)
     deferred: frozenset[str] = frozenset()
@@ -111,10 +126,9 @@ def _tuned(choice: Choice) -> tuple[dict[str, Any], dict[str, str], int | None, 
 
 def _try(
     bundle: Bundle, choice: Choice, device: DeviceInfo, strict: bool, threads: int | None
-) -> ort.InferenceSession:
+) -> tuple[ort.InferenceSession, SessionPlan]:
     overrides, options, tuned_threads, knobs = _tuned(choice)
-    return create_session(
-        bundle.model_path(choice.variant),
+    plan = session_plan(
         choice.variant,
         choice.profile,
         device,
@@ -124,6 +138,27 @@ def _try(
         provider_options=options,
         graph_optimization_level=knobs.get("graph_optimization_level"),
         execution_mode=knobs.get("execution_mode"),
+    )
+    return open_session(bundle.model_path(choice.variant), choice.variant, plan), plan
+
+
+def _planned(bundle: Bundle, kept: LoadPlan) -> Model | None:
+    """The Model a kept plan describes, or None when its session cannot be opened."""
+    try:
+        variant = bundle.variant(kept["variant"])
+        session = open_session(bundle.model_path(variant), variant, kept["session"])
+    except (EdgeortError, KeyError, TypeError, ValueError) as exc:
+        log.info("kept load plan not used (the full path decides again): %s", exc)
+        return None
+    for level, message in kept["log"]:
+        log.log(level, "%s", message)
+    return Model(
+        session,
+        inputs=variant.inputs,
+        outputs=variant.outputs,
+        variant=variant,
+        profile=kept["profile"] or None,
+        reasons=kept["reasons"],
     )
 
 
@@ -158,9 +193,22 @@ def load(
     from edgeort.bundle import open_bundle
 
     opened = open_bundle(bundle) if isinstance(bundle, (str, Path)) else bundle
+    key: dict[str, Any] | None = None
+    if profile is None and providers is None and device is None:
+        from edgeort.runtime import plans
+
+        key = plans.plan_key(opened, strict=strict, threads=threads)
+        kept = (
+            plans.read_plan(plans.plan_path(opened, strict=strict, threads=threads), key)
+            if key
+            else None
+        )
+        model = _planned(opened, kept) if kept else None
+        if model is not None:
+            return model
     ranking = rank_bundle(opened, profile=profile, providers=providers, device=device, defer=True)
     reasons = ranking.reasons()
-    _log_skipped(ranking)
+    logged_lines = _log_skipped(ranking)
     candidates = list(ranking.usable[:1] if strict else ranking.usable)
     tried: set[str] = set()
     while candidates:
@@ -170,12 +218,12 @@ def load(
             logged = {c.name for c in ranking.skipped}
             ranking = rank_bundle(opened, device=None)
             reasons.update({c.name: c.reason for c in ranking.choices if c.name not in tried})
-            _log_skipped(ranking, logged)
+            logged_lines += _log_skipped(ranking, logged)
             candidates = [c for c in ranking.usable if c.name not in tried]
             continue
         tried.add(choice.name)
         try:
-            session = _try(opened, choice, ranking.device, strict, threads)
+            session, plan = _try(opened, choice, ranking.device, strict, threads)
         except ProviderError as exc:
             if strict:
                 raise
@@ -184,6 +232,19 @@ def load(
             continue
         reasons[choice.name] = f"picked: {choice.reason}"
         variant = choice.variant
+        if key is not None:
+            from edgeort.runtime import plans
+
+            kept_plan = plans.LoadPlan(
+                variant=variant.name,
+                profile=choice.profile.name if choice.profile is not None else "",
+                session=plan,
+                reasons=reasons,
+                log=logged_lines,
+            )
+            plans.write_plan(
+                plans.plan_path(opened, strict=strict, threads=threads), key, kept_plan
+            )
         return Model(
             session,
             inputs=variant.inputs,
@@ -195,9 +256,13 @@ def load(
     raise _no_variant(opened, reasons, strict)
 
 
-def _log_skipped(ranking: Ranking, logged: Collection[str] = ()) -> None:
+def _log_skipped(ranking: Ranking, logged: Collection[str] = ()) -> list[tuple[int, str]]:
+    """Log each skipped variant once; returns the (level, message) lines logged."""
+    lines: list[tuple[int, str]] = []
     for choice in ranking.skipped:
         if choice.name in logged:
             continue
         level = DEBUG if choice.reason.startswith("not asked for") else INFO
-        log.log(level, "variant %s skipped: %s", choice.name, choice.reason)
+        lines.append((level, f"variant {choice.name} skipped: {choice.reason}"))
+        log.log(level, "%s", lines[-1][1])
+    return lines

@@ -83,9 +83,11 @@ class Model:
         inputs: Sequence[TensorSpec],
         outputs: Sequence[TensorSpec],
         variant: Variant | None = None,
-        profile: Profile | None = None,
+        profile: Profile | str | None = None,
         reasons: Mapping[str, str] | None = None,
     ) -> None:
+        """``profile``: the variant's :class:`Profile`, or its name (looked up on first
+        use of :attr:`profile`: a load that follows a kept plan never reads profiles)."""
         self._session: ort.InferenceSession | None = session
         self._inputs = tuple(inputs)
         self._outputs = tuple(outputs)
@@ -228,6 +230,11 @@ class Model:
     @property
     def profile(self) -> Profile | None:
         """The :class:`~edgeort.profiles.Profile` the variant was made for (None if unknown)."""
+        if isinstance(self._profile, str):
+            from edgeort.profiles import profiles_for
+
+            name = self._profile
+            self._profile = next((p for p in profiles_for([name]) if p.name == name), None)
         return self._profile
 
     @property
