@@ -122,9 +122,7 @@ def test_skipped_variants_are_logged_on_the_planned_path_too(
     assert lines[0][0].startswith("variant coreml skipped: CoreMLExecutionProvider")
 
 
-def test_every_part_of_the_key_changes_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_every_part_of_the_key_changes_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _needs_boot_id()
     opened = edgeort.open_bundle(_bundle(tmp_path))
 
