@@ -130,14 +130,14 @@ def test_cache_dir_and_clear(capsys: Cap) -> None:
 
     root_dir = cache_dir()
     for part in ("tune/a.json", "bundles/x/manifest.json", "signing/sequences.json",
-                 "someone-else/keep.txt"):  # fmt: skip
+                 "plans/p.json", "someone-else/keep.txt"):  # fmt: skip
         (root_dir / part).parent.mkdir(parents=True, exist_ok=True)
         (root_dir / part).write_text("{}")
     shown = edgeort(capsys, "cache", "dir")
     assert shown.rc == 0 and shown.out.splitlines()[0] == str(root_dir)
     assert "tune/" in shown.out and "settings saved by 'edgeort tune'" in shown.out
     cleared = edgeort(capsys, "cache", "clear", "--json")
-    assert cleared.rc == 0 and sorted(json.loads(cleared.out)["removed"]) == ["bundles", "tune"]
+    assert cleared.rc == 0 and sorted(json.loads(cleared.out)["removed"]) == ["bundles", "plans", "tune"]
     assert not (root_dir / "tune").exists() and not (root_dir / "bundles").exists()
     assert (root_dir / "signing" / "sequences.json").is_file()  # replay protection kept
     assert (root_dir / "someone-else" / "keep.txt").is_file()

@@ -21,6 +21,7 @@ _WHAT = {
     "runtimes": "target runtimes edgeort installed",
     "verified.json": "remembered file digests of verified bundles",
     "profile-tables.json": "parsed built-in profile tables",
+    "plans": "load() decisions kept per bundle on this host (edgeort.runtime.plans)",
     "signing": "accepted signature sequences (replay protection; kept by clear)",
 }
 # What "clear" removes: what edgeort rebuilds by itself. The accepted signature
