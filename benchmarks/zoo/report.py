@@ -161,14 +161,14 @@ def markdown(data: dict[str, Any]) -> str:
             "*edgeort tuned*: the same bundle after `edgeort tune` (its Python API, budget "
             f"{data['tune_budget_s']:g} s, the first validation sample as input, a private "
             "tune cache), loaded again by `edgeort.load`, which reads the tune cache; timed "
-            "in the same rounds; its metric is in the sentence-embedding list and zoo.json."
+            "in the same rounds, its task metric measured like the others."
             if data.get("tune_budget_s")
             else "`edgeort tune` was not run (`--no-tune`)."
         ),
         "",
         "| model | wheel | family (detected) | metric | naive fp32 ms | plain-ORT recipe ms (x) "
         "| plain-ORT metric | edgeort ms (x) | edgeort metric | edgeort variant "
-        "| edgeort tuned ms (x) | `edgeort tune` picked | issue 9 target |",
+        "| edgeort tuned ms (x), metric | `edgeort tune` picked | issue 9 target |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in data["rows"]:
@@ -184,7 +184,12 @@ def markdown(data: dict[str, Any]) -> str:
             if ev
             else "FAILED: " + r.get("edgeort_error", "?")[:200]
         )
-        tuned_ms = f"{_f(ms['tuned'], 2)} ({_f(x.get('tuned'), 2)}x)" if "tuned" in ms else "-"
+        tuned_ms = (
+            f"{_f(ms['tuned'], 2)} ({_f(x.get('tuned'), 2)}x), {metric} "
+            f"{_f(r.get(f'tuned_{metric}'))}"
+            if "tuned" in ms
+            else "-"
+        )
         lines.append(
             f"| {r['model']} | `{r['package']}` | {fam} | {metric} | {_f(ms.get('naive'), 2)} "
             f"| {_f(ms.get('recipe'), 2)} ({_f(x.get('recipe'), 2)}x) | "
