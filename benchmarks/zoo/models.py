@@ -239,7 +239,7 @@ MEASURED: dict[str, str] = {
         "plain-ORT recipe, which quantizes those channels too, is that much faster and "
         "misses the cosine bounds (0.9916 / 0.9605). After edgeort tune (AMD EPYC, 2 vCPUs, "
         "other jobs at load average 1-7): what loses is the *spinning* second thread. Tune's "
-        "own measurements in two zoo runs: 1 thread 3.9-6.6 ms, 2 threads without spinning "
+        "own measurements in two zoo runs: 1 thread 3.9-7.7 ms, 2 threads without spinning "
         "4.1-6.2, 2 threads spinning (the profile's setting) 5.7-12.3; it picked 1 thread "
         "without spinning in one run and 2 threads without spinning in the other, and the "
         "tuned bundle ran 3.9-4.1 ms against 7.7-9.8 ms untuned in the same rounds. Timed "
