@@ -10,10 +10,16 @@ For every model of :mod:`models` (fetched by ``fetch.py``), in one run:
   ``quantize_dynamic`` per-channel int8 on MatMul with constant weights. Default session
   options;
 - **edgeort**: ``edgeort.package(model, ["cpu"], calibration=..., validation=...)`` with
-  nothing else (zero-config), then ``edgeort.load(bundle).run(...)``.
+  nothing else (zero-config), then ``edgeort.load(bundle).run(...)``;
+- **edgeort tuned**: that bundle after ``edgeort tune`` (:func:`edgeort.measure.tune.tune_target`
+  and ``save_tuning``, the code behind the CLI) with the first validation sample as input
+  and ``--tune-budget`` seconds, then ``edgeort.load(bundle)`` again, which reads the tune
+  cache. The run keeps its whole edgeort cache in a private temporary folder
+  (``EDGEORT_CACHE_DIR``): the user's tune cache is neither read nor changed, and the
+  untuned bundle is loaded before its tune entry exists. ``--no-tune`` skips this.
 
 Speed: batch 1, the first validation sample, rounds interleaved (naive, recipe, edgeort,
-naive, ...), the median of each; ratios are naive / x. Accuracy: the model family's task
+tuned, naive, ...), the median of each; ratios are naive / x. Accuracy: the model family's task
 metric (``edgeort.pack.metrics.task_value``) of each against naive fp32 on the validation
 data, stateful models run step by step with their state fed back. Then each model is
 packaged for ``qnn`` (HTP simulator when ``onnxruntime-qnn`` is installed) and ``nnapi``
@@ -23,6 +29,7 @@ and the outcome is recorded.
     .venv/bin/python benchmarks/zoo/fetch.py
     .venv/bin/python benchmarks/zoo/run.py                 # every model
     .venv/bin/python benchmarks/zoo/run.py orinet --no-mobile
+    .venv/bin/python benchmarks/zoo/run.py minilm-l6 --no-mobile --tune-budget 30
 
 Writes ``benchmarks/results/zoo.json`` and ``zoo.md``. Never run by the tests.
 """
@@ -69,6 +76,7 @@ MIN_ROUND_S = 0.1
 NOISE_STEPS = 0.5  # fp32's own metric under +-half a pixel level of input noise
 MOBILE_SAMPLES = 4  # validation samples for the qnn/nnapi packaging (the simulator is slow)
 MOBILE_TIMEOUT_S = 900
+TUNE_BUDGET_S = 25.0  # edgeort tune's search budget per model (--tune-budget)
 # (state input, state output) pairs of the zoo's stateful models
 STATE = {"silero-vad": (("state", "stateN"),)}
 
@@ -245,6 +253,60 @@ def _opset13(fp32: Path, work: Path) -> tuple[Path, bool, str]:
         return fp32, False, f"opset {opset}: version_converter failed, per-tensor; after "
 
 
+def tune(bundle: Path, feed: dict[str, np.ndarray], work: Path, budget_s: float) -> dict[str, Any]:
+    """``edgeort tune BUNDLE --budget S --input NAME=FILE.npy ...`` through its Python API
+    (what the CLI calls), saved to the tune cache (this run's private one): the search's
+    JSON, with the cache file's settings."""
+    from dataclasses import replace
+
+    from edgeort.measure.targets import resolve
+    from edgeort.measure.tune import save_tuning, tune_target
+
+    files = {}
+    for name, arr in feed.items():
+        files[name] = work / f"tune-input-{len(files)}.npy"
+        np.save(files[name], np.asarray(arr))
+    resolved = resolve(bundle)
+    if not resolved.targets or resolved.device is None:
+        raise RuntimeError(f"edgeort tune: nothing to tune here ({dict(resolved.skipped)})")
+    target = resolved.targets[0]
+    result, search = tune_target(
+        target, budget_s=budget_s, device=resolved.device, input_files=files
+    )
+    result = replace(result, cache_path=save_tuning(result, target, resolved.device))
+    record = json.loads(Path(str(result.cache_path)).read_text())
+    out = result.to_json()
+    out.pop("cache", None)  # a temporary folder
+    out["saved"] = {
+        k: record.get(k)
+        for k in ("intra_op_threads", "graph_optimization_level", "execution_mode",
+                  "session_options", "provider_options")
+    }  # fmt: skip
+    # every setting the search measured, fastest first (its group medians, ms): shows
+    # whether 1 thread was tried and how it compared under this run's load
+    out["measured"] = [{**point, "ms": round(ms, 4)} for point, ms in search.ranked()]
+    return out
+
+
+def _session_settings(model: Any) -> dict[str, Any]:
+    """What the session ``edgeort.load`` opened really uses (ORT's own view), and why
+    the variant was picked (names the tune cache when it was read)."""
+    session = model.session
+    opts = session.get_session_options()
+    try:
+        spin: str | None = opts.get_session_config_entry("session.intra_op.allow_spinning")
+    except Exception:  # not set: ORT's default (spinning on)
+        spin = None
+    picked = next((v for v in model.reasons.values() if v.startswith("picked")), "")
+    return {
+        "intra_op_threads": opts.intra_op_num_threads,
+        "graph_optimization_level": str(opts.graph_optimization_level).split(".")[-1],
+        "execution_mode": str(opts.execution_mode).split(".")[-1],
+        "spinning": spin,
+        "picked": picked,
+    }
+
+
 def speed(runners: dict[str, Runner], feed: dict[str, np.ndarray]) -> tuple[dict[str, float], int]:
     """Median ms per runner over ROUNDS interleaved rounds, and the runs per round: at
     least RUNS_PER_ROUND, and enough that a round of the fastest runner lasts
@@ -337,7 +399,9 @@ def _shape(name: str, dims: tuple[int, ...]) -> str:
     return f"{name}={','.join(map(str, dims))}"
 
 
-def one(entry: Zoo, work: Path, do_mobile: bool, mobile_only: bool = False) -> dict[str, Any]:
+def one(
+    entry: Zoo, work: Path, do_mobile: bool, mobile_only: bool = False, tune_budget: float = 0.0
+) -> dict[str, Any]:
     fp32 = fetch(entry)
     family, _ = parse_family(entry.family)
     metric = METRICS[family]
@@ -378,8 +442,23 @@ def one(entry: Zoo, work: Path, do_mobile: bool, mobile_only: bool = False) -> d
     if competent is not None:
         runners["recipe"] = competent
     if result is not None:
-        runners["edgeort"], _model = bundle_runner(result.path)
+        runners["edgeort"], plain_model = bundle_runner(result.path)
         row["edgeort"] = _variant(result)
+        row["edgeort_session"] = _session_settings(plain_model)
+    feed = _feeds(valid, inputs)[0]
+    for inp, _ in STATE.get(entry.name, ()):
+        feed[inp] = _zero_state(inputs, inp)
+    if result is not None and tune_budget:
+        say(f"{entry.name}: edgeort tune (budget {tune_budget:g} s)")
+        start = time.perf_counter()
+        try:
+            row["tune"] = tune(result.path, feed, work, tune_budget)
+            runners["tuned"], tuned_model = bundle_runner(result.path)
+            row["tuned_session"] = _session_settings(tuned_model)
+        except Exception as exc:
+            traceback.print_exc()
+            row["tune_error"] = f"{type(exc).__name__}: {exc}"[:400]
+        row["tune_s"] = round(time.perf_counter() - start, 1)
     say(f"{entry.name}: accuracy ({metric})")
     reference = run_all(naive, valid, inputs, entry.name)
     for key, run in runners.items():
@@ -396,9 +475,6 @@ def one(entry: Zoo, work: Path, do_mobile: bool, mobile_only: bool = False) -> d
     if floor is not None:
         row[f"fp32_noise_{metric}"] = floor
     say(f"{entry.name}: speed")
-    feed = _feeds(valid, inputs)[0]
-    for inp, _ in STATE.get(entry.name, ()):
-        feed[inp] = _zero_state(inputs, inp)
     ms, row["runs_per_round"] = speed(runners, feed)
     row["ms"] = ms
     row["speedup"] = {k: ms["naive"] / v for k, v in ms.items()}
@@ -492,19 +568,42 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument(
         "--report-only", action="store_true",
-        help="rewrite zoo.md from zoo.json (+ zoo-mobile.json) without running anything",
+        help="rewrite zoo.md from zoo.json (+ zoo-mobile.json, and the notes of models.py) "
+        "without running anything",
     )  # fmt: skip
+    parser.add_argument(
+        "--tune-budget", type=float, default=TUNE_BUDGET_S,
+        help="seconds of edgeort tune's search per model for the 'tuned' column",
+    )  # fmt: skip
+    parser.add_argument("--no-tune", action="store_true", help="no 'edgeort tune' column")
     args = parser.parse_args()
     MOBILE_TIMEOUT_S = args.mobile_timeout
+    if args.tune_budget <= 0:
+        parser.error(f"--tune-budget {args.tune_budget}: expected a positive number of seconds")
+    tune_budget = 0.0 if args.no_tune or args.mobile_only else args.tune_budget
     if args.report_only:
         data = json.loads((args.out / "zoo.json").read_text())
         _merge_mobile(data["rows"], args.out / "zoo-mobile.json")
+        for row in data["rows"]:  # the 'Why, measured' notes are prose kept in models.py
+            if row.get("model") in MEASURED:
+                row["measured"] = MEASURED[row["model"]]
         (args.out / "zoo.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
         from report import markdown
 
         (args.out / "zoo.md").write_text(markdown(data))
         return
     logging.basicConfig(level=logging.WARNING)
+    # A private edgeort cache for the whole run: the tune entries written here never reach
+    # the user's cache, and no entry of the user's can make the untuned column tuned.
+    private_cache = Path(tempfile.mkdtemp(prefix="zoo-edgeort-cache-"))
+    os.environ["EDGEORT_CACHE_DIR"] = str(private_cache)
+    try:
+        _run(args, tune_budget)
+    finally:
+        shutil.rmtree(private_cache, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, tune_budget: float) -> None:
     host = machine()  # load average before the first model
     rows = []
     for entry in ZOO:
@@ -512,7 +611,9 @@ def main() -> None:
             continue
         with tempfile.TemporaryDirectory(prefix=f"zoo-{entry.name}-") as tmp:
             try:
-                rows.append(one(entry, Path(tmp), not args.no_mobile, args.mobile_only))
+                rows.append(
+                    one(entry, Path(tmp), not args.no_mobile, args.mobile_only, tune_budget)
+                )
             except Exception as exc:
                 traceback.print_exc()
                 rows.append(
@@ -529,7 +630,7 @@ def main() -> None:
                 (args.out / "zoo-mobile.json").write_text(json.dumps(partial, indent=1) + "\n")
     data = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "machine": host,
             "rounds": ROUNDS, "runs_per_round": RUNS_PER_ROUND, "min_round_s": MIN_ROUND_S,
-            "rows": rows}  # fmt: skip
+            "tune_budget_s": tune_budget or None, "rows": rows}  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     if args.mobile_only:
         (args.out / "zoo-mobile.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
