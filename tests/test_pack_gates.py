@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -109,6 +110,26 @@ def test_fallback_plan_follows_the_profile_order() -> None:
     assert [s for s, _ in fallback_recipes(per_channel, ("per_channel", "fp32"))] == ["fp32"]
     assert [s for s, _ in fallback_recipes(Recipe(precision="fp16"), order)] == ["fp32"]
     assert fallback_recipes(Recipe(), order) == []
+
+
+def test_w16a16_fallback_keeps_the_qdq_recipe_with_16_bit_weights() -> None:
+    order = ("per_channel", "exclude_sensitive", "w16a16", "fp16", "fp32")
+    qnn = Recipe(precision="w8a16", mode="qnn", activation_type="uint16", weight_type="uint8",
+                 symmetric_weights=False)  # fmt: skip
+    plan = fallback_recipes(qnn, order)
+    assert [step for step, _ in plan] == list(order)
+    assert plan[2][1] == replace(
+        qnn, precision="w16a16", weight_type="int16", symmetric_weights=True
+    )  # per-tensor, as the failed recipe: per_channel is its own step
+    static = Recipe(precision="int8", mode="static", activation_type="int8")
+    w16 = dict(fallback_recipes(static, ("w16a16",)))["w16a16"]
+    assert w16 is not None
+    assert (w16.precision, w16.activation_type, w16.weight_type) == ("w16a16", "uint16", "int16")
+    # not a QDQ recipe, or already 16-bit: no w16a16 step
+    dynamic = Recipe(precision="int8", mode="dynamic", activation_type="uint8")
+    qoperator = replace(static, format="qoperator")
+    for recipe in (dynamic, qoperator, Recipe(precision="fp16"), w16):
+        assert "w16a16" not in dict(fallback_recipes(recipe, order)), recipe
 
 
 def test_speed_gate() -> None:

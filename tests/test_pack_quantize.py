@@ -81,6 +81,18 @@ def test_qnn_w8a16_uses_uint16_activations(mlp: tuple, tmp_path: Path) -> None:
     assert cosine > 0.999
 
 
+def test_qnn_w16a16_has_int16_weights_and_uint16_activations(mlp: tuple, tmp_path: Path) -> None:
+    recipe = Recipe(precision="w16a16", mode="qnn", activation_type="uint16", weight_type="int16")
+    ops, model, cosine = _build(mlp, tmp_path, recipe)
+    assert "DequantizeLinear" in ops and describe(recipe).startswith("w16a16 qnn")
+    types = {i.name: i.data_type for i in model.graph.initializer}
+    int16 = onnx.TensorProto.INT16
+    # the MatMul weights are stored quantized as int16 (symmetric: zero points 0)
+    assert any(t == int16 and not n.endswith("zero_point") for n, t in types.items()), types
+    assert any(t == onnx.TensorProto.UINT16 and n.endswith("zero_point") for n, t in types.items())
+    assert cosine > 0.99999
+
+
 def test_fp16_keeps_io_types(mlp: tuple, tmp_path: Path) -> None:
     ops, model, cosine = _build(mlp, tmp_path, Recipe(precision="fp16", keep_io_types=True))
     assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT

@@ -206,7 +206,8 @@ def accuracy_gate(
 
 def fallback_recipes(recipe: Recipe, order: Sequence[str]) -> list[tuple[str, Recipe | None]]:
     """The fallbacks to try after ``recipe`` failed, in ``order``. ``exclude_sensitive``
-    is returned with ``None``: its nodes are only known after measuring."""
+    is returned with ``None``: its nodes are only known after measuring. ``w16a16`` is
+    ``recipe`` (a QDQ one: static QDQ or qnn) with 16-bit weights and activations."""
     plan: list[tuple[str, Recipe | None]] = []
     quantized = recipe.mode in QUANTIZED_MODES
     current = recipe
@@ -216,11 +217,28 @@ def fallback_recipes(recipe: Recipe, order: Sequence[str]) -> list[tuple[str, Re
             plan.append((step, current))
         elif step == "exclude_sensitive" and quantized:
             plan.append((step, None))
+        elif step == "w16a16" and _qdq(recipe) and recipe.precision != "w16a16":
+            plan.append((step, _w16a16(recipe)))
         elif step == "fp16" and recipe.precision not in ("fp16", "fp32"):
             plan.append((step, Recipe(precision="fp16", keep_io_types=True)))
         elif step == "fp32" and recipe.precision != "fp32":
             plan.append((step, Recipe()))
     return plan
+
+
+def _qdq(recipe: Recipe) -> bool:
+    return recipe.mode == "qnn" or (recipe.mode == "static" and recipe.format == "qdq")
+
+
+def _w16a16(recipe: Recipe) -> Recipe:
+    """``recipe`` (a QDQ one) with 16-bit activations and 16-bit symmetric signed weights:
+    every quantized op stays quantized (on an NPU, on the accelerator) at finer steps than
+    8-bit weights, and than the fp16 an NPU computes a float graph in."""
+    act = recipe.activation_type if recipe.activation_type in ("int16", "uint16") else "uint16"
+    return replace(
+        recipe, precision="w16a16", activation_type=act, weight_type="int16",
+        symmetric_weights=True,
+    )  # fmt: skip
 
 
 def speed_gate(precision: str, latency: float | None, fp32_latency: float | None) -> GateRecord:

@@ -7,7 +7,7 @@
 | dynamic int8 | ``quantize_dynamic`` (weights only; MatMuls with constant B) |
 | dynamic int8, outliers | :mod:`edgeort.pack.outliers` (calibration), ``quantize_dynamic`` |
 | static int8/16 | ``quantize_static`` QDQ or QOperator with a calibration reader |
-| qnn (w8a16) | ``qnn_preprocess_model`` + ``get_qnn_qdq_config`` + ``quantize`` |
+| qnn (w8a16, w16a16) | ``qnn_preprocess_model`` + ``get_qnn_qdq_config`` + ``quantize`` |
 | weight_only int4 | ``MatMulNBitsQuantizer`` on MatMuls with large constant weights |
 
 Every quantizer failure becomes a :class:`PackageError` naming the recipe.

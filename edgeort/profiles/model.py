@@ -27,7 +27,7 @@ __all__ = [
     "profile_to_toml",
 ]
 
-PRECISIONS = ("fp32", "fp16", "int8", "w8a16", "int4")
+PRECISIONS = ("fp32", "fp16", "int8", "w8a16", "w16a16", "int4")
 FAMILIES = ("cnn", "transformer", "default")
 SHORT_NAMES = ("cpu", "openvino", "qnn", "coreml", "nnapi", "directml", "tensorrt")
 
@@ -84,7 +84,7 @@ class Recipe:
     mode: str = "none"  # none | dynamic | static | qnn | weight_only
     format: str = "qdq"  # qdq | qoperator
     activation_type: str = "int8"  # int8 | uint8 | int16 | uint16
-    weight_type: str = "int8"  # int8 | uint8 | int4 | uint4
+    weight_type: str = "int8"  # int8 | uint8 | int16 | uint16 | int4 | uint4
     per_channel: bool = False
     reduce_range: bool = False
     calibrate_method: str = "minmax"  # minmax | entropy | percentile

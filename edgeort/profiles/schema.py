@@ -168,7 +168,9 @@ SECTIONS: dict[str, dict[str, Checker]] = {
         "metric": enum("cosine", "top1"),
         "max_drop": fraction,
         "top1_max_drop": fraction,
-        "fallback": str_list(enum("per_channel", "exclude_sensitive", "fp16", "fp32"), unique=True),
+        "fallback": str_list(
+            enum("per_channel", "exclude_sensitive", "w16a16", "fp16", "fp32"), unique=True
+        ),
         "speed_gate": boolean,
     },
 }
@@ -177,7 +179,7 @@ RECIPE: dict[str, Checker] = {
     "mode": enum("none", "dynamic", "static", "qnn", "weight_only"),
     "format": enum("qdq", "qoperator"),
     "activation_type": enum("int8", "uint8", "int16", "uint16"),
-    "weight_type": enum("int8", "uint8", "int4", "uint4"),
+    "weight_type": enum("int8", "uint8", "int16", "uint16", "int4", "uint4"),
     "per_channel": boolean,
     "reduce_range": boolean,
     "calibrate_method": enum("minmax", "entropy", "percentile"),
@@ -251,6 +253,24 @@ def recipe_rules(r: Recipe) -> list[tuple[str, str]]:
                 "activation_type",
                 f"precision 'w8a16' needs 'int16' or 'uint16', got {r.activation_type!r}",
             )
+        )
+    w16 = r.weight_type in ("int16", "uint16")
+    if p == "w16a16" and m not in ("static", "qnn"):
+        out.append(("mode", f"precision 'w16a16' needs mode 'static' or 'qnn', got {m!r}"))
+    if p == "w16a16" and not act16:
+        out.append(
+            (
+                "activation_type",
+                f"precision 'w16a16' needs 'int16' or 'uint16', got {r.activation_type!r}",
+            )
+        )
+    if p == "w16a16" and m == "static" and r.format != "qdq":
+        out.append(("format", "precision 'w16a16' is written as QDQ: use 'qdq'"))
+    if w16 and p != "w16a16":
+        out.append(("weight_type", f"weight_type {r.weight_type!r} needs precision 'w16a16'"))
+    if p == "w16a16" and not w16:
+        out.append(
+            ("weight_type", f"precision 'w16a16' needs 'int16' or 'uint16', got {r.weight_type!r}")
         )
     if p == "int4" and m != "weight_only":
         out.append(("mode", f"precision 'int4' needs mode 'weight_only' (MatMulNBits), got {m!r}"))
