@@ -541,6 +541,17 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _with_earlier(rows: list[dict[str, Any]], mobile_file: Path) -> list[dict[str, Any]]:
+    """These ``--mobile-only`` rows, and the earlier run's rows of the other models (a
+    run of some models replaces only theirs), in zoo order."""
+    fresh = {r["model"]: r for r in rows}
+    earlier = {}
+    if mobile_file.exists():
+        earlier = {r["model"]: r for r in json.loads(mobile_file.read_text())["rows"]}
+    both = {**earlier, **fresh}
+    return [both[e.name] for e in ZOO if e.name in both]
+
+
 def _merge_mobile(rows: list[dict[str, Any]], mobile_file: Path) -> None:
     """Rows of a separate ``--mobile-only`` run join these."""
     if not mobile_file.exists():
@@ -626,13 +637,14 @@ def _run(args: argparse.Namespace, tune_budget: float) -> None:
             say(f"{entry.name}: {json.dumps(rows[-1].get('speedup'))}")
             if args.mobile_only:  # written as it goes: the simulator may outlast the session
                 args.out.mkdir(parents=True, exist_ok=True)
-                partial = {"rows": rows}
+                partial = {"rows": _with_earlier(rows, args.out / "zoo-mobile.json")}
                 (args.out / "zoo-mobile.json").write_text(json.dumps(partial, indent=1) + "\n")
     data = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "machine": host,
             "rounds": ROUNDS, "runs_per_round": RUNS_PER_ROUND, "min_round_s": MIN_ROUND_S,
             "tune_budget_s": tune_budget or None, "rows": rows}  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     if args.mobile_only:
+        data["rows"] = _with_earlier(rows, args.out / "zoo-mobile.json")
         (args.out / "zoo-mobile.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
         return
     _merge_mobile(rows, args.out / "zoo-mobile.json")
