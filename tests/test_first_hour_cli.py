@@ -137,7 +137,8 @@ def test_cache_dir_and_clear(capsys: Cap) -> None:
     assert shown.rc == 0 and shown.out.splitlines()[0] == str(root_dir)
     assert "tune/" in shown.out and "settings saved by 'edgeort tune'" in shown.out
     cleared = edgeort(capsys, "cache", "clear", "--json")
-    assert cleared.rc == 0 and sorted(json.loads(cleared.out)["removed"]) == ["bundles", "plans", "tune"]
+    removed = sorted(json.loads(cleared.out)["removed"])
+    assert cleared.rc == 0 and removed == ["bundles", "plans", "tune"]
     assert not (root_dir / "tune").exists() and not (root_dir / "bundles").exists()
     assert (root_dir / "signing" / "sequences.json").is_file()  # replay protection kept
     assert (root_dir / "someone-else" / "keep.txt").is_file()

@@ -127,3 +127,32 @@ def test_cache_dir_placeholder_is_a_per_variant_directory(variants: dict) -> Non
     assert where == ep_cache_dir(variants["cpu"]) and where.is_dir()
     assert opts["x"] == "1"
     assert ep_cache_dir(variants["cpu"]) != ep_cache_dir(variants["qnn"])
+
+
+@pytest.mark.parametrize("mode", ["parallel", "sequential"])
+def test_tune_measures_the_session_load_opens(variants: dict, mode: str) -> None:
+    """A tuned execution mode is timed with the inter-op threads load() will use for it
+    (parallel with one inter-op thread would run sequentially: tune timed another
+    session than the one it saved)."""
+    from edgeort.hardware.ep import Knobs, _measure_options
+
+    device = probe(register_plugins=False)
+    profile = get_profile("cpu-x86-64")
+    knobs = Knobs(threads=2, graph_opt="basic", execution_mode=mode)
+    timed = _measure_options(variants["cpu"], profile, device, knobs)
+    loaded = session_options_for(
+        variants["cpu"],
+        profile,
+        device,
+        threads=2,
+        graph_optimization_level="basic",
+        execution_mode=mode,
+    )
+    for attr in (
+        "inter_op_num_threads",
+        "intra_op_num_threads",
+        "execution_mode",
+        "graph_optimization_level",
+    ):
+        assert getattr(timed, attr) == getattr(loaded, attr), attr
+    assert (timed.inter_op_num_threads == 0) is (mode == "parallel")

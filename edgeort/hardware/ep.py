@@ -719,12 +719,17 @@ def _measure_options(
         so = ort.SessionOptions()
         so.log_severity_level = 3
         return _apply(so, knobs)
+    # Level and mode go through the plan, as load() passes tuned ones: the inter-op
+    # threads follow the mode there (parallel with inter_op_threads 1 would run
+    # sequentially, so tune would time another session than the one load() opens).
     so = session_options_for(
         variant,
         profile,
         device,
         threads=knobs.threads,
         overrides=_config_entries(knobs),
+        graph_optimization_level=knobs.graph_opt,
+        execution_mode=knobs.execution_mode,
     )
     return _apply(so, knobs, config=False)
 
