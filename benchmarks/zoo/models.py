@@ -237,14 +237,13 @@ MEASURED: dict[str, str] = {
         "int8 MatMuls lose with the second thread that fp32 gains from, and edgeort's CPU "
         "profiles use 2 threads here. The float side path costs about 8% (profile): the "
         "plain-ORT recipe, which quantizes those channels too, is that much faster and "
-        "misses the cosine bounds (0.9916 / 0.9605). After edgeort tune (AMD EPYC, 2 vCPUs, "
-        "other jobs at load average 1-7): what loses is the *spinning* second thread. Tune's "
-        "own measurements in two zoo runs: 1 thread 3.9-7.7 ms, 2 threads without spinning "
-        "4.1-6.2, 2 threads spinning (the profile's setting) 5.7-12.3; it picked 1 thread "
-        "without spinning in one run and 2 threads without spinning in the other, and the "
-        "tuned bundle ran 3.9-4.1 ms against 7.7-9.8 ms untuned in the same rounds. Timed "
-        "by hand with tune's SessionMeasure in a quiet moment, 2 threads spinning was the "
-        "fastest (3.2 ms against 4.0 on 1 thread): the pick follows the load at tune time."
+        "misses the cosine bounds (0.9916 / 0.9605). After edgeort tune, on the quiet AMD "
+        "EPYC of the committed run: tune picked 1 thread (no spinning) and the tuned bundle "
+        "ran 4.14 ms against 4.89 untuned and 8.01 naive (1.94x). Under load (average 1-7) "
+        "tune's own measurements were 1 thread 3.9-7.7 ms, 2 threads without spinning "
+        "4.1-6.2, 2 threads spinning (the profile's setting) 5.7-12.3, and the tuned bundle "
+        "ran 3.9-4.1 ms against 7.7-9.8 untuned: the spinning second thread is what loses "
+        "when another process holds a core, and tune's pick follows the load at tune time."
     ),
     "silero-vad": (
         "fp32 ships: the dynamic int8 recipe quantizes no node (the LSTM sits in If "
@@ -252,6 +251,8 @@ MEASURED: dict[str, str] = {
         "on a loaded 2-core machine; on a quiet machine naive 0.235, plain-ORT 0.243 and "
         "edgeort 0.244 ms. The Xeon run's 0.94x was 8 us a call on a 0.13 ms model: within "
         "what edgeort's run() adds per call (1.4 us on the digits CNN, 17 us on MiniLM in "
-        "benchmarks/results/overhead.md) and run-to-run noise; not measured apart."
+        "benchmarks/results/overhead.md) and run-to-run noise; not measured apart. The "
+        "committed run's 0.91x (tuned 0.79x: tune picked 1 thread, parallel mode, 1.05x in "
+        "its own rounds) is 10-25 us a call on a 0.10 ms model, likewise not measured apart."
     ),
 }
