@@ -552,13 +552,14 @@ def _with_earlier(rows: list[dict[str, Any]], mobile_file: Path) -> list[dict[st
     return [both[e.name] for e in ZOO if e.name in both]
 
 
-def _merge_mobile(rows: list[dict[str, Any]], mobile_file: Path) -> None:
-    """Rows of a separate ``--mobile-only`` run join these."""
+def _merge_mobile(rows: list[dict[str, Any]], mobile_file: Path, *, replace: bool) -> None:
+    """Rows of a separate ``--mobile-only`` run join these; with ``replace`` they win over
+    the qnn/nnapi entries the rows carry (merged from an earlier zoo-mobile.json)."""
     if not mobile_file.exists():
         return
     extra = {r["model"]: r.get("mobile") for r in json.loads(mobile_file.read_text())["rows"]}
     for row in rows:
-        if "mobile" not in row and extra.get(row["model"]):
+        if (replace or "mobile" not in row) and extra.get(row["model"]):
             row["mobile"] = extra[row["model"]]
 
 
@@ -594,7 +595,7 @@ def main() -> None:
     tune_budget = 0.0 if args.no_tune or args.mobile_only else args.tune_budget
     if args.report_only:
         data = json.loads((args.out / "zoo.json").read_text())
-        _merge_mobile(data["rows"], args.out / "zoo-mobile.json")
+        _merge_mobile(data["rows"], args.out / "zoo-mobile.json", replace=True)
         for row in data["rows"]:  # the 'Why, measured' notes are prose kept in models.py
             if row.get("model") in MEASURED:
                 row["measured"] = MEASURED[row["model"]]
@@ -647,7 +648,7 @@ def _run(args: argparse.Namespace, tune_budget: float) -> None:
         data["rows"] = _with_earlier(rows, args.out / "zoo-mobile.json")
         (args.out / "zoo-mobile.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
         return
-    _merge_mobile(rows, args.out / "zoo-mobile.json")
+    _merge_mobile(rows, args.out / "zoo-mobile.json", replace=args.no_mobile)
     (args.out / "zoo.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
     from report import markdown
 
