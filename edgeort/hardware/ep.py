@@ -587,7 +587,9 @@ def _config_entries(knobs: Knobs) -> dict[str, str]:
 
 def _verify_options(profile: Profile | None) -> ort.SessionOptions:
     so = ort.SessionOptions()
-    so.log_severity_level = 3
+    # A failing verification run is reported once, as the PackageError naming the sample
+    # and carrying ORT's message; ORT's own error lines only with edgeort -v.
+    so.log_severity_level = 3 if log.isEnabledFor(INFO) else 4
     so.add_session_config_entry(RECORD_PLACEMENT, "1")
     if profile is not None:
         so.graph_optimization_level = LEVELS.get(
