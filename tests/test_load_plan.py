@@ -202,3 +202,33 @@ def test_a_plan_owned_by_another_user_is_ignored(
     with caplog.at_level(logging.WARNING, logger="edgeort"):
         assert plans.read_plan(path, key) is None
     assert "owned by another user" in caplog.text
+
+
+def test_no_plan_is_kept_when_a_better_variant_failed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A variant that failed to open (a GPU out of memory, a device busy, a library path
+    not set) may open next time: the full path tries it again, so no plan may skip it."""
+    _needs_boot_id()
+    from edgeort.bundle import write_bundle
+    from tests.test_runtime_support import chain_model
+
+    specs = [
+        variant_spec(
+            tmp_path, "broken", "CPUExecutionProvider", chain_model(("Relu", "NoSuchOp")),
+            profile="cpu-x86-64",
+        ),
+        variant_spec(
+            tmp_path, "cpu", "CPUExecutionProvider", chain_model(("Relu", "Neg")),
+            profile="cpu-x86-64",
+        ),
+    ]  # fmt: skip
+    bundle = write_bundle(tmp_path / "b", specs, package_name="b")
+    for _ in range(2):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="edgeort"):
+            model = edgeort.load(bundle)
+        assert model.variant.name == "cpu"  # type: ignore[union-attr]
+        assert model.reasons["broken"].startswith("failed:")
+        assert "variant broken failed" in caplog.text  # tried again, as the full path does
+    assert _plan_files() == []

@@ -211,6 +211,7 @@ def load(
     logged_lines = _log_skipped(ranking)
     candidates = list(ranking.usable[:1] if strict else ranking.usable)
     tried: set[str] = set()
+    failed = False  # a variant ranked above the one picked failed to open
     while candidates:
         choice = candidates.pop(0)
         if choice.deferred:
@@ -228,11 +229,14 @@ def load(
             if strict:
                 raise
             reasons[choice.name] = f"failed: {exc}"
+            failed = True
             log.warning("variant %s failed, trying the next: %s", choice.name, exc)
             continue
         reasons[choice.name] = f"picked: {choice.reason}"
         variant = choice.variant
-        if key is not None:
+        if key is not None and not failed:
+            # After a failure no plan is kept: the failed variant (a GPU out of memory,
+            # a device busy) may open next time, and the full path tries it again.
             from edgeort.runtime import plans
 
             kept_plan = plans.LoadPlan(
