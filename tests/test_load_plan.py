@@ -232,3 +232,35 @@ def test_no_plan_is_kept_when_a_better_variant_failed(
         assert model.reasons["broken"].startswith("failed:")
         assert "variant broken failed" in caplog.text  # tried again, as the full path does
     assert _plan_files() == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("session", []),
+        ("session", {"config": []}),
+        ("config", ["not", "a", "table"]),
+        ("provider_options", {"k": 1}),
+        ("intra_op_threads", "2"),
+        ("reasons", ["cpu"]),
+        ("log", [1]),
+        ("profile", 3),
+    ],
+)
+def test_a_malformed_plan_under_a_matching_key_is_decided_again(
+    tmp_path: Path, field: str, value: object
+) -> None:
+    """Only the shape load() writes is followed; anything else (a plan edited by hand, one
+    a later version wrote under the same key) means the full path, never a crash."""
+    _needs_boot_id()
+    opened = edgeort.open_bundle(_bundle(tmp_path))
+    edgeort.load(opened)
+    (path,) = _plan_files()
+    kept = json.loads(path.read_text())
+    where = kept["plan"] if field in kept["plan"] else kept["plan"]["session"]
+    where[field] = value
+    path.write_text(json.dumps(kept))
+    key = plans.plan_key(opened, strict=False, threads=None)
+    assert key is not None
+    assert plans.read_plan(path, key) is None
+    assert edgeort.load(opened).variant.name == "cpu"  # type: ignore[union-attr]

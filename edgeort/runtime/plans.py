@@ -37,7 +37,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import onnxruntime as ort
 
@@ -149,19 +149,61 @@ def read_plan(path: Path, key: dict[str, Any]) -> LoadPlan | None:
                 log.warning("ignoring load plan %s: owned by another user", path)
                 return None
             data = json.loads(fh.read())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(data, dict) or data.get("key") != json.loads(json.dumps(key)):
         return None
-    plan = data.get("plan")
-    if not isinstance(plan, dict) or not isinstance(plan.get("variant"), str):
+    return _checked(data.get("plan"))
+
+
+_SESSION_FIELDS = {
+    "graph_optimization_level": str,
+    "execution_mode": str,
+    "intra_op_threads": int,
+    "inter_op_threads": int,
+    "config": dict,
+    "provider_options": dict,
+    "strict": bool,
+}
+
+
+def _str_table(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    )
+
+
+def _checked(plan: Any) -> LoadPlan | None:
+    """``plan`` as :class:`LoadPlan` when it has exactly the shape :func:`write_plan`
+    keeps, else None (the full path then decides: never a crash on a plan's contents)."""
+    if not isinstance(plan, dict) or set(plan) != set(LoadPlan.__annotations__):
+        return None
+    session, log_lines = plan["session"], plan["log"]
+    if not (
+        isinstance(plan["variant"], str)
+        and isinstance(plan["profile"], str)
+        and _str_table(plan["reasons"])
+        and isinstance(log_lines, list)
+        and all(
+            isinstance(line, list)
+            and len(line) == 2
+            and type(line[0]) is int
+            and isinstance(line[1], str)
+            for line in log_lines
+        )
+        and isinstance(session, dict)
+        and set(session) == set(_SESSION_FIELDS)
+        and all(type(session[k]) is t for k, t in _SESSION_FIELDS.items())
+        and _str_table(session["config"])
+        and _str_table(session["provider_options"])
+    ):
         return None
     return LoadPlan(
         variant=plan["variant"],
-        profile=str(plan.get("profile") or ""),
-        session=plan["session"],
-        reasons={str(k): str(v) for k, v in (plan.get("reasons") or {}).items()},
-        log=[(int(level), str(msg)) for level, msg in plan.get("log") or ()],
+        profile=plan["profile"],
+        session=cast("SessionPlan", session),
+        reasons=plan["reasons"],
+        log=[(level, msg) for level, msg in log_lines],
     )
 
 
