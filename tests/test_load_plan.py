@@ -264,3 +264,21 @@ def test_a_malformed_plan_under_a_matching_key_is_decided_again(
     assert key is not None
     assert plans.read_plan(path, key) is None
     assert edgeort.load(opened).variant.name == "cpu"  # type: ignore[union-attr]
+
+
+def test_registering_a_plugin_ep_in_this_process_keeps_the_key(tmp_path: Path) -> None:
+    """onnxruntime lists a plugin EP once edgeort registered it: that is this process's
+    state, not the install's. Were it in the key, a process that loads a bundle twice (or
+    probes first) would never find the plan another process kept, and replace it."""
+    _needs_boot_id()
+    from edgeort.hardware import plugins
+
+    if not plugins.plugin_installed("QNNExecutionProvider"):
+        pytest.skip("onnxruntime-qnn is not installed")
+    opened = edgeort.open_bundle(_bundle(tmp_path))
+    before = plans.plan_key(opened, strict=False, threads=None)
+    assert plugins.ensure_registered("QNNExecutionProvider")
+    assert "QNNExecutionProvider" in ort.get_available_providers()
+    after = plans.plan_key(opened, strict=False, threads=None)
+    assert after is not None and "QNNExecutionProvider" not in after["providers"]
+    assert after == before

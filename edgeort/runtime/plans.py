@@ -14,9 +14,9 @@ and modules. What they decide depends only on things that can be stamped cheaply
   makes a new one), the CPU count, and no battery (spinning is switched off on battery,
   so a host with one always takes the full path);
 - the software: edgeort's, Python's and onnxruntime's versions and files, the EPs the
-  onnxruntime build lists, a stamp of every ``sys.path`` directory but the script's own
-  (installing or removing a plugin EP package changes it), and every ``EDGEORT_*``
-  variable;
+  onnxruntime build lists (less the plugin EPs registered in this process), a stamp of
+  every ``sys.path`` directory but the script's own (installing or removing a plugin EP
+  package changes it), and every ``EDGEORT_*`` variable;
 - the profiles and tuning: a stamp of every built-in and user profile file and of the
   tune cache directory;
 - the arguments: ``strict`` and ``threads`` (a ``profile=``, ``providers=`` or
@@ -100,6 +100,18 @@ def _host() -> list[Any] | None:
     return [list(os.uname()), boot, os.cpu_count()]
 
 
+def _build_providers() -> list[str]:
+    """The EPs the onnxruntime build lists, less the plugin EPs edgeort registered in this
+    process (onnxruntime lists those too once registered: a process that loads a bundle
+    twice, or probes first, would otherwise never match the key another process kept)."""
+    names = list(ort.get_available_providers())
+    plugins = sys.modules.get("edgeort.hardware.plugins")
+    if plugins is None:  # nothing registered by edgeort yet
+        return names
+    registered = {p.ep_name for p in plugins.discover_plugins() if p.registered}
+    return [n for n in names if n not in registered]
+
+
 def plan_key(bundle: Bundle, *, strict: bool, threads: int | None) -> dict[str, Any] | None:
     """What a plan for ``bundle`` is valid under (see the module docstring); None when
     this host or bundle takes the full path every time."""
@@ -127,7 +139,7 @@ def plan_key(bundle: Bundle, *, strict: bool, threads: int | None) -> dict[str, 
         "edgeort": [__version__, __file__],
         "python": [sys.version, sys.executable],
         "onnxruntime": [ort.__version__, ort.__file__, _stamp(ort.__file__ or "")],
-        "providers": list(ort.get_available_providers()),
+        "providers": _build_providers(),
         "sys.path": [[p, _stamp(p)] for p in sys.path[1:] if p],  # [0]: the script's dir
         "env": sorted((k, v) for k, v in os.environ.items() if k.startswith("EDGEORT_")),
         "profiles": profiles,
