@@ -67,6 +67,13 @@ def _plan_files() -> list[Path]:
     return sorted((Path(os.environ["EDGEORT_CACHE_DIR"]) / "plans").glob("*.json"))
 
 
+def _kept_stamp() -> tuple[int, int]:
+    """(inode, mtime) of the one kept plan: a load that decided again rewrites it."""
+    (path,) = _plan_files()
+    st = path.stat()
+    return st.st_ino, st.st_mtime_ns
+
+
 def _needs_boot_id() -> None:
     if plans._host() is None:
         pytest.skip(f"no {plans.BOOT_ID} or a battery here: load() always takes the full path")
@@ -95,7 +102,9 @@ def test_the_planned_model_matches_the_decided_one(tmp_path: Path) -> None:
     (path,) = _plan_files()
     kept = json.loads(path.read_text())
     assert kept["plan"]["variant"] == "cpu" and kept["plan"]["profile"] == "cpu-x86-64"
+    stamp = _kept_stamp()
     planned = edgeort.load(bundle)
+    assert _kept_stamp() == stamp  # followed, not decided again
     x = {"image": np.random.default_rng(0).random((1, 1, 8, 8), np.float32)}
     np.testing.assert_array_equal(decided.run(x)["logits"], planned.run(x)["logits"])
     assert planned.reasons == decided.reasons
@@ -112,12 +121,14 @@ def test_skipped_variants_are_logged_on_the_planned_path_too(
 ) -> None:
     _needs_boot_id()
     bundle = _bundle(tmp_path)
-    lines = []
+    lines, stamps = [], []
     for _ in range(2):
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="edgeort"):
             edgeort.load(bundle)
         lines.append([r.getMessage() for r in caplog.records if "skipped" in r.getMessage()])
+        stamps.append(_kept_stamp())
+    assert stamps[0] == stamps[1]  # the second load followed the plan
     assert lines[0] == lines[1] and len(lines[0]) == 1
     assert lines[0][0].startswith("variant coreml skipped: CoreMLExecutionProvider")
 
