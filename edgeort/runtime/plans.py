@@ -26,7 +26,9 @@ Any difference, a missing or unreadable file, a host without a boot id, or
 ``EDGEORT_NO_PLAN_CACHE=1`` means the full path; so does a session the plan cannot
 open (the plan is then replaced by a fresh decision). A decision that got past a variant
 which failed to open is not kept: that variant may open next time (a GPU out of memory, a
-device busy), and the full path tries it again on every load. The plan cache lives in the same
+device busy), and the full path tries it again on every load. Not in the key: the
+devices a plugin EP lists (a driver loaded after boot) and edits to edgeort's sources in
+an editable install (docs/architecture.md). The plan cache lives in the same
 private (0700, owned by the user) cache directory as the verification and tune caches,
 and a plan file owned by anyone else is ignored: a plan carries provider options.
 """
