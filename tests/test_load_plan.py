@@ -293,3 +293,13 @@ def test_registering_a_plugin_ep_in_this_process_keeps_the_key(tmp_path: Path) -
     after = plans.plan_key(opened, strict=False, threads=None)
     assert after is not None and "QNNExecutionProvider" not in after["providers"]
     assert after == before
+
+
+@pytest.mark.parametrize("strict", [None, 0, "yes"])
+def test_a_strict_that_is_not_a_bool_loads_as_before(tmp_path: Path, strict: object) -> None:
+    """load() takes strict for its truth value (None from a config lookup is 'not
+    strict'); the plan file name must not turn that into a TypeError or ValueError."""
+    bundle = _bundle(tmp_path)
+    for _ in range(2):
+        model = edgeort.load(bundle, strict=strict)  # type: ignore[arg-type]
+        assert model.variant.name == "cpu"  # type: ignore[union-attr]

@@ -194,7 +194,7 @@ def load(
 
     opened = open_bundle(bundle) if isinstance(bundle, (str, Path)) else bundle
     key: dict[str, Any] | None = None
-    if profile is None and providers is None and device is None:
+    if profile is None and providers is None and device is None and isinstance(strict, bool):
         from edgeort.runtime import plans
 
         key = plans.plan_key(opened, strict=strict, threads=threads)

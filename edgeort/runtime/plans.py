@@ -20,7 +20,7 @@ and modules. What they decide depends only on things that can be stamped cheaply
 - the profiles and tuning: a stamp of every built-in and user profile file and of the
   tune cache directory;
 - the arguments: ``strict`` and ``threads`` (a ``profile=``, ``providers=`` or
-  ``device=`` call always takes the full path).
+  ``device=`` call, or a ``strict`` that is not a bool, always takes the full path).
 
 Any difference, a missing or unreadable file, a host without a boot id, or
 ``EDGEORT_NO_PLAN_CACHE=1`` means the full path; so does a session the plan cannot
