@@ -198,11 +198,8 @@ def load(
         from edgeort.runtime import plans
 
         key = plans.plan_key(opened, strict=strict, threads=threads)
-        kept = (
-            plans.read_plan(plans.plan_path(opened, strict=strict, threads=threads), key)
-            if key
-            else None
-        )
+        where = plans.plan_path(opened, strict=strict, threads=threads)
+        kept = plans.read_plan(where, key) if key else None
         model = _planned(opened, kept) if kept else None
         if model is not None:
             return model
@@ -237,8 +234,6 @@ def load(
         if key is not None and not failed:
             # After a failure no plan is kept: the failed variant (a GPU out of memory,
             # a device busy) may open next time, and the full path tries it again.
-            from edgeort.runtime import plans
-
             kept_plan = plans.LoadPlan(
                 variant=variant.name,
                 profile=choice.profile.name if choice.profile is not None else "",
@@ -246,9 +241,7 @@ def load(
                 reasons=reasons,
                 log=logged_lines,
             )
-            plans.write_plan(
-                plans.plan_path(opened, strict=strict, threads=threads), key, kept_plan
-            )
+            plans.write_plan(where, key, kept_plan)
         return Model(
             session,
             inputs=variant.inputs,

@@ -45,6 +45,7 @@ import onnxruntime as ort
 
 from edgeort._dirs import builtin_profile_dir, cache_dir, config_dir
 from edgeort._log import get_logger
+from edgeort.bundle._cache import stat_stamp
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgeort.bundle import Bundle
@@ -68,12 +69,13 @@ class LoadPlan(TypedDict):
     log: list[tuple[int, str]]  # (level, message) of the skipped variants, replayed
 
 
-def _stamp(path: str | Path) -> list[int] | None:
+def _stamp(path: str | Path) -> dict[str, int] | None:
+    """The verification cache's stamp of ``path`` (changes whenever its bytes or, for a
+    directory, its entries can have); None when it cannot be stat'ed."""
     try:
-        st = os.stat(path)
+        return stat_stamp(os.stat(path))
     except OSError:
         return None
-    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
 def _files(directory: Path, suffix: str) -> list[Any] | None:
