@@ -245,25 +245,16 @@ def recipe_rules(r: Recipe) -> list[tuple[str, str]]:
         out.append(("mode", f"precision 'int8' needs mode 'dynamic', 'static' or 'qnn', got {m!r}"))
     if p == "int8" and act16 and m != "dynamic":
         out.append(("activation_type", "precision 'int8' has 8-bit activations; use 'w8a16'"))
-    if p == "w8a16" and m not in ("static", "qnn"):
-        out.append(("mode", f"precision 'w8a16' needs mode 'static' or 'qnn', got {m!r}"))
-    if p == "w8a16" and not act16:
+    if p in ("w8a16", "w16a16") and m not in ("static", "qnn"):
+        out.append(("mode", f"precision {p!r} needs mode 'static' or 'qnn', got {m!r}"))
+    if p in ("w8a16", "w16a16") and not act16:
         out.append(
             (
                 "activation_type",
-                f"precision 'w8a16' needs 'int16' or 'uint16', got {r.activation_type!r}",
+                f"precision {p!r} needs 'int16' or 'uint16', got {r.activation_type!r}",
             )
         )
     w16 = r.weight_type in ("int16", "uint16")
-    if p == "w16a16" and m not in ("static", "qnn"):
-        out.append(("mode", f"precision 'w16a16' needs mode 'static' or 'qnn', got {m!r}"))
-    if p == "w16a16" and not act16:
-        out.append(
-            (
-                "activation_type",
-                f"precision 'w16a16' needs 'int16' or 'uint16', got {r.activation_type!r}",
-            )
-        )
     if p == "w16a16" and m == "static" and r.format != "qdq":
         out.append(("format", "precision 'w16a16' is written as QDQ: use 'qdq'"))
     if w16 and p != "w16a16":
