@@ -251,3 +251,12 @@ def test_chain_model_helper_signature_is_enforced() -> None:
     )
     with pytest.raises(InputError, match="dim 0"):
         m.run({"x": np.ones((2, 4), np.float32)})
+
+
+def test_placement_of_a_closed_model_says_it_is_closed() -> None:
+    inputs, outputs = TWO_INPUT_SPECS
+    m = Model(cpu_session(two_input_model()), inputs=inputs, outputs=outputs)
+    m.close()
+    with pytest.raises(UsageError, match="closed") as info:
+        m.placement()
+    assert "record_ep_graph_assignment_info" not in str(info.value)

@@ -198,21 +198,18 @@ class Model:
     # -- introspection ---------------------------------------------------------------
     def placement(self) -> Placement:
         """Which EP runs which node (recorded at session creation)."""
+        from edgeort.hardware.ep import placement
         from edgeort.runtime.placement import PlacedNode, Placement
 
+        session = self._live()  # a closed Model says so, not "did not record"
         try:
-            subgraphs = self._live().get_provider_graph_assignment_info()
+            groups = placement(session)
         except Exception as exc:
             raise UsageError(
                 "this session did not record its EP graph assignment "
                 f"(session.record_ep_graph_assignment_info=1 is needed at creation): {exc}"
             ) from exc
-        nodes = tuple(
-            PlacedNode(sg.ep_name, n.name, n.op_type, n.domain)
-            for sg in subgraphs
-            for n in sg.get_nodes()
-        )
-        return Placement(nodes)
+        return Placement(tuple(PlacedNode(ep, *node) for ep, nodes in groups for node in nodes))
 
     @property
     def inputs(self) -> tuple[TensorSpec, ...]:
